@@ -1,0 +1,168 @@
+"""The published Haruspex checkpoint (TF1 name-based V2 bundle): its layout, a strict reader and a writer.
+
+The published network ``hpx_190116`` is ``model.ckpt-40000.index`` + ``model.ckpt-40000.data-00000-of-00001``:
+57 tensors stored back to back in name order (the 18 network tensors below, an Adam pair for each, two beta
+powers and ``global_step``). Kernels use TF layouts: Conv3D ``[kd, kh, kw, in, out]``, Conv3DTranspose
+``[kd, kh, kw, out, in]``.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from haruspex_engine.devices import import_tensorflow
+
+#: Network tensors needed for inference: checkpoint name -> shape.
+NETWORK_TENSORS: dict[str, tuple[int, ...]] = {
+    "conv3d/kernel": (3, 3, 3, 1, 32),
+    "conv3d/bias": (32,),
+    "conv3d_1/kernel": (3, 3, 3, 32, 64),
+    "conv3d_1/bias": (64,),
+    "conv3d_2/kernel": (3, 3, 3, 64, 128),
+    "conv3d_2/bias": (128,),
+    "conv3d_3/kernel": (3, 3, 3, 128, 256),
+    "conv3d_3/bias": (256,),
+    "conv3d_transpose/kernel": (2, 2, 2, 256, 256),
+    "conv3d_4/kernel": (3, 3, 3, 384, 256),
+    "conv3d_4/bias": (256,),
+    "conv3d_5/kernel": (3, 3, 3, 256, 128),
+    "conv3d_5/bias": (128,),
+    "conv3d_transpose_1/kernel": (2, 2, 2, 128, 128),
+    "conv3d_6/kernel": (3, 3, 3, 192, 128),
+    "conv3d_6/bias": (128,),
+    "conv3d_7/kernel": (3, 3, 3, 128, 4),
+    "conv3d_7/bias": (4,),
+}
+
+#: Marker file that labels a checkpoint directory as random weights generated for tests.
+TEST_WEIGHTS_MARKER = "RANDOM-TEST-WEIGHTS"
+ALLOW_TEST_WEIGHTS_ENV = "HARUSPEX_ALLOW_TEST_WEIGHTS"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, incomplete, corrupt or of another network; the message names the file."""
+
+
+def published_layout() -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    """Every tensor of the published checkpoint, name -> (dtype, shape), in the order they are stored."""
+    entries: dict[str, tuple[np.dtype, tuple[int, ...]]] = {
+        "beta1_power": (np.dtype(np.float32), ()),
+        "beta2_power": (np.dtype(np.float32), ()),
+        "global_step": (np.dtype(np.int64), ()),
+    }
+    for name, shape in NETWORK_TENSORS.items():
+        for suffix in ("", "/Adam", "/Adam_1"):
+            entries[name + suffix] = (np.dtype(np.float32), shape)
+    return dict(sorted(entries.items()))
+
+
+def data_path(prefix: str | os.PathLike) -> Path:
+    return Path(f"{prefix}.data-00000-of-00001")
+
+
+def index_path(prefix: str | os.PathLike) -> Path:
+    return Path(f"{prefix}.index")
+
+
+def read_network_weights(prefix: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read the 18 network tensors of a Haruspex checkpoint, checking names, shapes, sizes and checksums.
+
+    prefix: path without extension, e.g. ``.../model.ckpt-40000``. Returns float32 arrays keyed by
+    checkpoint name. Raises CheckpointError naming the file and the problem.
+    """
+    tf = import_tensorflow()
+    prefix = Path(prefix)
+    check_not_test_weights(prefix)
+    for path in (index_path(prefix), data_path(prefix)):
+        if not path.is_file():
+            raise CheckpointError(f"{path}: missing (a checkpoint needs both the .index and the .data file)")
+    try:
+        reader = tf.train.load_checkpoint(str(prefix))
+    except (tf.errors.OpError, ValueError) as exc:
+        raise CheckpointError(f"{index_path(prefix)}: not a TensorFlow checkpoint index ({_first_line(exc)})") from None
+    shapes = reader.get_variable_to_shape_map()
+    dtypes = reader.get_variable_to_dtype_map()
+    missing = [n for n in NETWORK_TENSORS if n not in shapes]
+    if missing:
+        raise CheckpointError(
+            f"{index_path(prefix)}: not a Haruspex checkpoint, tensors missing: {', '.join(missing[:4])}"
+            + (" …" if len(missing) > 4 else "")
+        )
+    wrong = [f"{n} has shape {tuple(shapes[n])}, expected {s}" for n, s in NETWORK_TENSORS.items()
+             if tuple(shapes[n]) != s]
+    if wrong:
+        raise CheckpointError(f"{index_path(prefix)}: not the Haruspex network: " + "; ".join(wrong))
+    expected_size = sum(math.prod(shapes[n]) * dtypes[n].size for n in shapes)
+    actual_size = data_path(prefix).stat().st_size
+    if actual_size != expected_size:
+        raise CheckpointError(
+            f"{data_path(prefix)}: {actual_size:,} bytes, but its index describes {expected_size:,} bytes "
+            "(truncated or from another checkpoint; download it again)"
+        )
+    weights = {}
+    for name in NETWORK_TENSORS:
+        try:
+            weights[name] = np.asarray(reader.get_tensor(name), dtype=np.float32)
+        except tf.errors.OpError as exc:
+            raise CheckpointError(f"{data_path(prefix)}: tensor {name} is corrupt ({_first_line(exc)})") from None
+    return weights
+
+
+def check_not_test_weights(prefix: str | os.PathLike) -> None:
+    """Refuse random test weights unless HARUSPEX_ALLOW_TEST_WEIGHTS=1 (set only by the test suite)."""
+    marker = Path(prefix).parent / TEST_WEIGHTS_MARKER
+    if marker.exists() and os.environ.get(ALLOW_TEST_WEIGHTS_ENV) != "1":
+        raise CheckpointError(
+            f"{prefix}: these are random weights generated for tests ({marker} exists); they give meaningless "
+            "maps. Install the published weights with `haruspex weights download`."
+        )
+
+
+def is_test_weights(prefix: str | os.PathLike) -> bool:
+    return (Path(prefix).parent / TEST_WEIGHTS_MARKER).exists()
+
+
+def write_checkpoint(
+    prefix: str | os.PathLike,
+    weights: dict[str, np.ndarray],
+    *,
+    global_step: int = 0,
+    optimizer_slots: dict[str, np.ndarray] | None = None,
+) -> Path:
+    """Write a checkpoint in exactly the published layout (same names, dtypes, shapes and byte order).
+
+    weights: the 18 network tensors (float32, shapes of NETWORK_TENSORS). optimizer_slots: optional values for the
+    ``/Adam``, ``/Adam_1``, ``beta1_power`` and ``beta2_power`` entries (zeros, 0.9 and 0.999 otherwise).
+    Also writes the ``checkpoint`` state file next to it. Returns the prefix.
+    """
+    tf = import_tensorflow()
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    slots = dict(optimizer_slots or {})
+    values = {}
+    for name, (dtype, shape) in published_layout().items():
+        if name == "global_step":
+            value = np.asarray(global_step, dtype=np.int64)
+        elif name in NETWORK_TENSORS:
+            value = np.asarray(weights[name], dtype=np.float32)
+        elif name in slots:
+            value = np.asarray(slots[name], dtype=np.float32)
+        else:
+            value = np.full(shape, {"beta1_power": 0.9, "beta2_power": 0.999}.get(name, 0.0), dtype=np.float32)
+        if value.shape != shape:
+            raise ValueError(f"{name}: shape {value.shape}, expected {shape}")
+        values[name] = value.astype(dtype)
+    with tf.Graph().as_default():
+        variables = {name: tf.compat.v1.Variable(value, name=name.replace("/", "_")) for name, value in values.items()}
+        saver = tf.compat.v1.train.Saver(var_list=variables, write_version=tf.compat.v1.train.SaverDef.V2)
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            saver.save(session, str(prefix), write_meta_graph=False, write_state=True)
+    return prefix
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

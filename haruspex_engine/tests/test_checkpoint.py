@@ -1,0 +1,188 @@
+"""The strict checkpoint reader (``read_network_weights``) on generated checkpoints: round trip and every refusal."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported anywhere in this module
+
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from haruspex_engine.annotation.checkpoint import (  # noqa: E402
+    ALLOW_TEST_WEIGHTS_ENV,
+    NETWORK_TENSORS,
+    TEST_WEIGHTS_MARKER,
+    CheckpointError,
+    data_path,
+    index_path,
+    published_layout,
+    read_network_weights,
+)
+from haruspex_engine.testing.random_weights import make_test_checkpoint, random_network_weights  # noqa: E402
+
+SEED = 7
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    """A random-weights checkpoint in the published layout (written once; tests that damage it work on a copy)."""
+    return make_test_checkpoint(tmp_path_factory.mktemp("generated"), seed=SEED)
+
+
+@pytest.fixture
+def allow_test_weights(monkeypatch):
+    monkeypatch.setenv(ALLOW_TEST_WEIGHTS_ENV, "1")
+
+
+@pytest.fixture
+def copy(generated, tmp_path) -> Path:
+    """A private copy of the generated checkpoint (same file names)."""
+    for path in generated.parent.iterdir():
+        shutil.copy2(path, tmp_path / path.name)
+    return tmp_path / generated.name
+
+
+def _offset(name: str) -> int:
+    """Byte offset of a tensor in the .data file (tensors are stored back to back in name order)."""
+    offset = 0
+    for entry, (dtype, shape) in published_layout().items():
+        if entry == name:
+            return offset
+        offset += int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raise KeyError(name)
+
+
+def _save_with_tf_saver(prefix: Path, tensors: dict[str, np.ndarray]) -> Path:
+    """Write a name-based V2 checkpoint with TF's own Saver (not the engine's writer)."""
+    import tensorflow as tf
+
+    with tf.Graph().as_default():
+        variables = {name: tf.compat.v1.Variable(value, name=f"v{i}")
+                     for i, (name, value) in enumerate(tensors.items())}
+        saver = tf.compat.v1.train.Saver(var_list=variables)
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            saver.save(session, str(prefix), write_meta_graph=False, write_state=False)
+    return prefix
+
+
+def _published_values(seed: int = SEED) -> dict[str, np.ndarray]:
+    weights = random_network_weights(seed)
+    values = {}
+    for name, (dtype, shape) in published_layout().items():
+        values[name] = weights[name] if name in weights else np.zeros(shape, dtype)
+    return values
+
+
+def test_round_trip(generated, allow_test_weights):
+    weights = read_network_weights(generated)
+    expected = random_network_weights(SEED)
+    assert list(weights) == list(NETWORK_TENSORS)
+    for name, shape in NETWORK_TENSORS.items():
+        assert weights[name].dtype == np.float32 and weights[name].shape == shape, name
+        np.testing.assert_array_equal(weights[name], expected[name], err_msg=name)
+
+
+def test_checkpoint_written_by_tf_saver_is_read(tmp_path, allow_test_weights):
+    """The reader does not depend on the engine's writer: a plain TF Saver checkpoint with the published names."""
+    values = _published_values(seed=3)
+    prefix = _save_with_tf_saver(tmp_path / "model.ckpt-1", values)
+    weights = read_network_weights(prefix)
+    for name in NETWORK_TENSORS:
+        np.testing.assert_array_equal(weights[name], values[name], err_msg=name)
+
+
+def test_truncated_data_file(copy, allow_test_weights):
+    data = data_path(copy)
+    size = data.stat().st_size
+    with open(data, "r+b") as handle:
+        handle.truncate(size - 4096)
+    with pytest.raises(CheckpointError, match="truncated") as info:
+        read_network_weights(copy)
+    assert str(data) in str(info.value)
+
+
+def test_flipped_bytes_inside_a_kernel(copy, allow_test_weights):
+    """Same size, damaged content: only the crc32c in the index can catch it (TF's reader checks it on read)."""
+    data = data_path(copy)
+    position = _offset("conv3d_4/kernel") + 123_456
+    with open(data, "r+b") as handle:
+        handle.seek(position)
+        original = handle.read(4)
+        handle.seek(position)
+        handle.write(bytes(b ^ 0x5A for b in original))
+    assert data.stat().st_size == 72_417_088
+    with pytest.raises(CheckpointError, match="conv3d_4/kernel") as info:
+        read_network_weights(copy)
+    assert str(data) in str(info.value)
+    assert "Checksum" in str(info.value) or "corrupt" in str(info.value)
+
+
+def test_missing_index(copy, allow_test_weights):
+    index_path(copy).unlink()
+    with pytest.raises(CheckpointError, match="missing") as info:
+        read_network_weights(copy)
+    assert str(index_path(copy)) in str(info.value)
+
+
+def test_missing_data(copy, allow_test_weights):
+    data_path(copy).unlink()
+    with pytest.raises(CheckpointError, match="missing") as info:
+        read_network_weights(copy)
+    assert str(data_path(copy)) in str(info.value)
+
+
+def test_garbage_index(copy, allow_test_weights):
+    index_path(copy).write_bytes(b"this is not an SSTable" * 100)
+    with pytest.raises(CheckpointError) as info:
+        read_network_weights(copy)
+    assert str(index_path(copy)) in str(info.value)
+
+
+def test_tensor_of_the_wrong_shape(tmp_path, allow_test_weights):
+    values = _published_values()
+    values["conv3d_7/kernel"] = np.zeros((3, 3, 3, 128, 5), np.float32)  # a 5-class head
+    values["conv3d_7/bias"] = np.zeros((5,), np.float32)
+    prefix = _save_with_tf_saver(tmp_path / "model.ckpt-40000", values)
+    with pytest.raises(CheckpointError, match="conv3d_7/kernel") as info:
+        read_network_weights(prefix)
+    assert str(index_path(prefix)) in str(info.value)
+    assert "(3, 3, 3, 128, 5)" in str(info.value)
+
+
+def test_checkpoint_of_another_network(tmp_path, allow_test_weights):
+    prefix = _save_with_tf_saver(tmp_path / "model.ckpt-500", {
+        "dense/kernel": np.ones((16, 4), np.float32),
+        "dense/bias": np.zeros((4,), np.float32),
+        "global_step": np.asarray(500, np.int64),
+    })
+    with pytest.raises(CheckpointError, match="missing") as info:
+        read_network_weights(prefix)
+    assert str(index_path(prefix)) in str(info.value)
+    assert "conv3d/kernel" in str(info.value)
+
+
+@pytest.mark.parametrize("value", [None, "0", "yes"])
+def test_random_test_weights_are_refused(generated, monkeypatch, value):
+    assert (generated.parent / TEST_WEIGHTS_MARKER).is_file()
+    if value is None:
+        monkeypatch.delenv(ALLOW_TEST_WEIGHTS_ENV, raising=False)
+    else:
+        monkeypatch.setenv(ALLOW_TEST_WEIGHTS_ENV, value)
+    with pytest.raises(CheckpointError, match=TEST_WEIGHTS_MARKER) as info:
+        read_network_weights(generated)
+    assert str(generated) in str(info.value)
+
+
+def test_random_test_weights_are_accepted_when_allowed(generated, monkeypatch):
+    monkeypatch.setenv(ALLOW_TEST_WEIGHTS_ENV, "1")
+    assert set(read_network_weights(generated)) == set(NETWORK_TENSORS)
+
+
+def test_same_weights_without_marker_need_no_permission(copy, monkeypatch):
+    monkeypatch.delenv(ALLOW_TEST_WEIGHTS_ENV, raising=False)
+    (copy.parent / TEST_WEIGHTS_MARKER).unlink()
+    assert set(read_network_weights(copy)) == set(NETWORK_TENSORS)

@@ -1,0 +1,615 @@
+"""Registry of published network weights, and their download, verification and cache.
+
+Published weights are never shipped with the package.  Each *weight set* (one trained network: one or several
+files) is described in :data:`REGISTRY` by its files' URLs, byte sizes and git blob ids (the SHA-1 that
+``git hash-object FILE`` prints, which is the only hash published for these files).  :func:`download` fetches a set
+into ``cache_dir()/<key>/`` so that nothing unverified ever appears there: every file is written to a temporary
+name in the same directory, checked for size and git blob id, and only then renamed into place.
+
+Where the weights come from, in the order :func:`locate_checkpoint` tries:
+
+1. ``$HARUSPEX_CHECKPOINT``: files the user already has (a checkpoint prefix or a directory holding the files);
+2. the cache, ``$HARUSPEX_CACHE`` (default ``~/.cache/haruspex``), filled by ``haruspex weights download`` or,
+   in Scipion, by ``scipion3 installb haruspex-weights``.
+
+This module only uses the standard library (``tqdm`` for the progress bar when it is installed); it never imports
+TensorFlow, PyTorch or pyworkflow, so the Scipion side may read the registry too.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from . import __version__
+
+__all__ = [
+    "CACHE_ENV",
+    "CHECKPOINT_ENV",
+    "DEFAULT_SET",
+    "REGISTRY",
+    "WeightFile",
+    "WeightSet",
+    "WeightsError",
+    "WeightsMissingError",
+    "add_weights_parser",
+    "cache_dir",
+    "download",
+    "get_set",
+    "git_blob_sha1",
+    "locate_checkpoint",
+    "run_weights_command",
+    "set_dir",
+    "verify",
+]
+
+CACHE_ENV = "HARUSPEX_CACHE"
+CHECKPOINT_ENV = "HARUSPEX_CHECKPOINT"
+DEFAULT_SET = "haruspex-hpx_190116"
+SCIPION_BINARY = "haruspex-weights"
+
+_CHUNK = 1 << 20  # bytes read/written per step (downloads and hashing)
+_TIMEOUT_S = 60.0  # socket timeout for one network operation (connect or read)
+_TMP_SUFFIX = ".part"
+
+
+class WeightsError(RuntimeError):
+    """A weight file is missing, incomplete, corrupt, or could not be downloaded."""
+
+
+class WeightsMissingError(WeightsError):
+    """No usable weights were found; the message explains how to install them."""
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One published file of a weight set.
+
+    Attributes:
+        name: file name inside the set directory (e.g. ``model.ckpt-40000.index``).
+        url: public download URL.
+        size: exact size in bytes.
+        git_blob_sha1: git blob id of the content (``git hash-object FILE``).
+    """
+
+    name: str
+    url: str
+    size: int
+    git_blob_sha1: str
+
+
+@dataclass(frozen=True)
+class WeightSet:
+    """A set of files that together make one trained network.
+
+    Attributes:
+        key: registry key, also the name of the set's cache subdirectory.
+        description: one line saying what the network is.
+        files: the files of the set.
+        licence: licence of the weights (a short note; where the full text lives).
+        citation: the paper to cite when the weights are used.
+        checkpoint_prefix: for TensorFlow checkpoints, the file stem TF loaders take (``model.ckpt-40000``);
+            ``None`` for sets that are used file by file (e.g. PyTorch ``.pth``).
+    """
+
+    key: str
+    description: str
+    files: tuple[WeightFile, ...]
+    licence: str
+    citation: str
+    checkpoint_prefix: str | None = None
+
+    @property
+    def total_size(self) -> int:
+        """Sum of the sizes of the set's files, in bytes."""
+        return sum(f.size for f in self.files)
+
+
+_HPX_URL = "https://github.com/thorn-lab/haruspex/raw/master/network/hpx_190116/"
+
+REGISTRY: dict[str, WeightSet] = {
+    "haruspex-hpx_190116": WeightSet(
+        key="haruspex-hpx_190116",
+        description="Haruspex U-Net hpx_190116 (TensorFlow 1 checkpoint, step 40000): helix / sheet / "
+        "nucleic-acid / unassigned annotation of cryo-EM maps",
+        files=(
+            WeightFile(
+                name="model.ckpt-40000.index",
+                url=_HPX_URL + "model.ckpt-40000.index",
+                size=2332,
+                git_blob_sha1="14c27bc70d0bb6a46e076b562b250d2154563235",
+            ),
+            WeightFile(
+                name="model.ckpt-40000.data-00000-of-00001",
+                url=_HPX_URL + "model.ckpt-40000.data-00000-of-00001",
+                size=72_417_088,
+                git_blob_sha1="72a51139e1c7b3b446529919f82f121950a0094b",
+            ),
+        ),
+        licence="MIT, Copyright (c) 2019-2020 Philipp Mostosi, University of Wuerzburg "
+        "(full text: LICENSE in https://github.com/thorn-lab/haruspex; keep it with the files when redistributing)",
+        citation="Mostosi P, Schindelin H, Kollmannsberger P, Thorn A. Haruspex: A Neural Network for the Automatic "
+        "Identification of Oligonucleotides and Protein Secondary Structure in Cryo-EM Maps. "
+        "Angew. Chem. Int. Ed. 2020, 59(35):14788-14795. doi:10.1002/anie.202000421",
+        checkpoint_prefix="model.ckpt-40000",
+    ),
+}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Registry and cache helpers
+# --------------------------------------------------------------------------------------------------------------
+def get_set(key: str) -> WeightSet:
+    """Return the registered weight set *key*; raise :class:`WeightsError` naming the known keys otherwise."""
+    try:
+        return REGISTRY[key]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY)) or "(none)"
+        raise WeightsError(f"unknown weight set {key!r}; known sets: {known}") from None
+
+
+def cache_dir() -> Path:
+    """The weights cache root: ``$HARUSPEX_CACHE`` if set and non-empty, else ``~/.cache/haruspex``."""
+    env = os.environ.get(CACHE_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "haruspex"
+
+
+def set_dir(key: str) -> Path:
+    """Directory where the weight set *key* lives in the cache: ``cache_dir()/<key>``."""
+    get_set(key)
+    return cache_dir() / key
+
+
+def git_blob_sha1(path: str | os.PathLike[str]) -> str:
+    """Git blob id of a file (what ``git hash-object PATH`` prints), read in chunks.
+
+    The id is the SHA-1 of ``b"blob <size>\\0"`` followed by the content.
+    """
+    path = Path(path)
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        digest = hashlib.sha1(b"blob %d\0" % size)
+        while True:
+            chunk = fh.read(_CHUNK)
+            if not chunk:
+                break
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fmt_bytes(n: int) -> str:
+    return f"{n:,} bytes"
+
+
+def _file_problems(wf: WeightFile, path: Path, *, check_hash: bool) -> list[str]:
+    """Problems with one file at *path* against its registry entry (empty list when fine)."""
+    if not path.is_file():
+        return [f"{path}: missing"]
+    got_size = path.stat().st_size
+    if got_size != wf.size:
+        return [f"{path}: wrong size: expected {_fmt_bytes(wf.size)}, got {_fmt_bytes(got_size)}"]
+    if check_hash:
+        got = git_blob_sha1(path)
+        if got != wf.git_blob_sha1:
+            return [f"{path}: wrong git blob SHA-1: expected {wf.git_blob_sha1}, got {got}"]
+    return []
+
+
+def verify(key: str, directory: str | os.PathLike[str] | None = None) -> list[str]:
+    """Check every file of the set *key* in *directory* (default: the set's cache directory).
+
+    Returns a list of problems, one line each (missing file, wrong size, wrong git blob id); empty when all
+    files are present and intact.  Hashing reads every file completely.
+    """
+    ws = get_set(key)
+    where = Path(directory).expanduser() if directory is not None else set_dir(key)
+    problems: list[str] = []
+    for wf in ws.files:
+        problems.extend(_file_problems(wf, where / wf.name, check_hash=True))
+    return problems
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Download
+# --------------------------------------------------------------------------------------------------------------
+class _Progress:
+    """Byte progress on stderr: a tqdm bar when tqdm is importable, else plain lines every ~10 %."""
+
+    def __init__(self, total: int, desc: str, enabled: bool, stream: IO[str] | None = None) -> None:
+        self.total = total
+        self.desc = desc
+        self.enabled = enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self.done = 0
+        self._bar: Any = None
+        self._next_report = 0
+        if not enabled:
+            return
+        try:
+            from tqdm import tqdm
+        except ImportError:  # plain fallback (e.g. imported from an environment without tqdm)
+            return
+        is_tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._bar = tqdm(
+            total=total,
+            desc=desc,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=self.stream,
+            mininterval=0.2 if is_tty else 5.0,
+            leave=True,
+            dynamic_ncols=is_tty,
+        )
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.update(n)
+        elif self.done >= self._next_report:
+            pct = 100.0 * self.done / self.total if self.total else 100.0
+            print(f"download: {self.desc}: {self.done:,}/{self.total:,} bytes ({pct:.0f}%)", file=self.stream)
+            self._next_report = self.done + max(self.total // 10, 1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _file_url(wf: WeightFile, base_url: str | None) -> str:
+    if base_url is None:
+        return wf.url
+    return base_url.rstrip("/") + "/" + wf.name
+
+
+def _fetch_to(url: str, wf: WeightFile, out: IO[bytes], progress: _Progress) -> str:
+    """Stream *url* into *out*; return the git blob id of what was written.
+
+    Raises :class:`WeightsError` on a network error or when the byte count differs from ``wf.size`` (the transfer
+    is stopped as soon as more bytes than expected arrive).
+    """
+    request = urllib.request.Request(url, headers={"User-Agent": f"haruspex-engine/{__version__}"})
+    # The size is known in advance, so the git blob header can be hashed before the content arrives; the hash is
+    # only meaningful if the final byte count equals wf.size, which is checked below.
+    digest = hashlib.sha1(b"blob %d\0" % wf.size)
+    received = 0
+    try:
+        with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
+            length = response.headers.get("Content-Length")
+            if length is not None and length.strip().isdigit() and int(length) != wf.size:
+                raise WeightsError(
+                    f"{wf.name}: wrong size: expected {_fmt_bytes(wf.size)}, "
+                    f"server announces {_fmt_bytes(int(length))} ({url})"
+                )
+            while True:
+                chunk = response.read(_CHUNK)
+                if not chunk:
+                    break
+                received += len(chunk)
+                if received > wf.size:
+                    raise WeightsError(
+                        f"{wf.name}: wrong size: expected {_fmt_bytes(wf.size)}, got more than that ({url})"
+                    )
+                digest.update(chunk)
+                out.write(chunk)
+                progress.update(len(chunk))
+    except urllib.error.HTTPError as exc:
+        raise WeightsError(f"{wf.name}: download failed: HTTP {exc.code} {exc.reason} ({url})") from exc
+    except urllib.error.URLError as exc:
+        raise WeightsError(f"{wf.name}: download failed: {exc.reason} ({url})") from exc
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # timeouts, resets, IncompleteRead, bad URLs
+        raise WeightsError(f"{wf.name}: download failed: {exc.__class__.__name__}: {exc} ({url})") from exc
+    if received != wf.size:
+        raise WeightsError(
+            f"{wf.name}: wrong size: expected {_fmt_bytes(wf.size)}, got {_fmt_bytes(received)} ({url})"
+        )
+    return digest.hexdigest()
+
+
+def _download_file(wf: WeightFile, directory: Path, url: str, progress: bool) -> None:
+    """Download one file into *directory* through a temporary name; rename it into place only when verified."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{wf.name}.", suffix=_TMP_SUFFIX, dir=directory)
+    tmp = Path(tmp_name)
+    bar = _Progress(wf.size, wf.name, progress)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            got = _fetch_to(url, wf, out, bar)
+            out.flush()
+            os.fsync(out.fileno())
+        if got != wf.git_blob_sha1:
+            raise WeightsError(f"{wf.name}: wrong git blob SHA-1: expected {wf.git_blob_sha1}, got {got} ({url})")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, directory / wf.name)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        bar.close()
+
+
+def download(key: str = DEFAULT_SET, *, base_url: str | None = None, progress: bool = True) -> Path:
+    """Make sure the weight set *key* is complete and intact in the cache; return its directory.
+
+    Files already present with the right size and git blob id are kept; the others are downloaded (with
+    ``urllib``) to a temporary file in the same directory, checked for size and git blob id, and atomically
+    renamed into place.  On any mismatch or network error the temporary file is deleted and :class:`WeightsError`
+    is raised naming the file, what was expected and what was got; a wrong file already in the cache is never
+    trusted, and nothing partial is ever left there.
+
+    Args:
+        key: registry key of the set.
+        base_url: directory URL to download from instead of each file's registered URL (``<base_url>/<name>``);
+            for mirrors and tests.
+        progress: show a byte progress bar with ETA on stderr.
+    """
+    ws = get_set(key)
+    target = set_dir(key)
+    created = not target.exists()
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WeightsError(f"{target}: cannot create the weights cache directory: {exc}") from exc
+    try:
+        for wf in ws.files:
+            if not _file_problems(wf, target / wf.name, check_hash=True):
+                continue
+            _download_file(wf, target, _file_url(wf, base_url), progress)
+    except BaseException:
+        if created:  # leave no empty set directory behind when the very first download failed
+            try:
+                target.rmdir()
+            except OSError:
+                pass
+        raise
+    return target
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Locating a usable checkpoint
+# --------------------------------------------------------------------------------------------------------------
+def _install_hint(key: str) -> str:
+    ws = get_set(key)
+    example = f"/path/to/{ws.checkpoint_prefix}" if ws.checkpoint_prefix else "/path/to/directory"
+    set_opt = "" if key == DEFAULT_SET else f" --set {key}"
+    return (
+        f"install them in one of three ways: (1) run `haruspex weights download{set_opt}` "
+        f"(about {ws.total_size / 2**20:.0f} MiB into {set_dir(key)}; the cache root is ${CACHE_ENV}); "
+        f"(2) if you already have the files, set {CHECKPOINT_ENV}={example} (a checkpoint prefix, or the directory "
+        f"holding {', '.join(f.name for f in ws.files)}); "
+        f"(3) in Scipion, run `scipion3 installb {SCIPION_BINARY}`"
+    )
+
+
+def _prefix_files(ws: WeightSet, prefix: Path) -> list[tuple[WeightFile, Path]]:
+    """Pair each file of a checkpoint set with its path for a user-supplied *prefix* (whose stem may differ)."""
+    assert ws.checkpoint_prefix is not None
+    stem = ws.checkpoint_prefix
+    pairs = []
+    for wf in ws.files:
+        if wf.name.startswith(stem):
+            pairs.append((wf, prefix.with_name(prefix.name + wf.name[len(stem):])))
+        else:  # a file outside the checkpoint proper (none for now): expected next to it
+            pairs.append((wf, prefix.parent / wf.name))
+    return pairs
+
+
+def _normalise_prefix(ws: WeightSet, given: Path) -> Path:
+    """Turn the value of ``$HARUSPEX_CHECKPOINT`` (prefix, directory, or one of the files) into a prefix."""
+    assert ws.checkpoint_prefix is not None
+    if given.is_dir():
+        return given / ws.checkpoint_prefix
+    for wf in ws.files:  # accept a path to one of the files themselves (e.g. the .index)
+        if not wf.name.startswith(ws.checkpoint_prefix):
+            continue
+        suffix = wf.name[len(ws.checkpoint_prefix):]
+        if suffix and given.name.endswith(suffix) and len(given.name) > len(suffix):
+            return given.with_name(given.name[: -len(suffix)])
+    return given
+
+
+def _check_env_checkpoint(ws: WeightSet, value: str) -> Path:
+    given = Path(value).expanduser()
+    prefix = _normalise_prefix(ws, given)
+    problems = []
+    for wf, path in _prefix_files(ws, prefix):
+        if not path.is_file():
+            problems.append(f"{path.name} missing")
+        elif ".data-" in wf.name and path.stat().st_size != wf.size:
+            # The .data shard's size is fixed by the network's variables; the index may differ legitimately.
+            problems.append(
+                f"{path.name} has {_fmt_bytes(path.stat().st_size)}, expected {_fmt_bytes(wf.size)} "
+                "(incomplete download or a different network)"
+            )
+    if problems:
+        raise WeightsError(
+            f"{CHECKPOINT_ENV}={value}: not a usable {ws.key} checkpoint (looked for prefix {prefix}): "
+            + "; ".join(problems)
+            + f"; point it at the checkpoint prefix (e.g. .../{ws.checkpoint_prefix}) or at the directory holding "
+            + ", ".join(f.name for f in ws.files)
+        )
+    return prefix
+
+
+def locate_checkpoint(key: str = DEFAULT_SET) -> Path:
+    """Return the path of a usable copy of the weight set *key*.
+
+    For a TensorFlow set this is the checkpoint prefix (``.../model.ckpt-40000``) to give to TF loaders; for a set
+    without ``checkpoint_prefix`` it is the directory holding its files.
+
+    Looks first at ``$HARUSPEX_CHECKPOINT`` (TensorFlow sets only): a prefix, a directory holding the files, or
+    the path of one of the files.  The files must exist and the ``.data`` shard must have its published size,
+    else :class:`WeightsError` says what is wrong (a set variable is never silently ignored).  Otherwise the
+    cache copy is used when all its files are present with the right sizes (full hashing is :func:`verify`).
+
+    Raises:
+        WeightsMissingError: nothing usable was found; the message explains the three ways to install.
+    """
+    ws = get_set(key)
+    env = os.environ.get(CHECKPOINT_ENV, "").strip()
+    if env and ws.checkpoint_prefix is not None:
+        return _check_env_checkpoint(ws, env)
+    directory = set_dir(key)
+    problems: list[str] = []
+    for wf in ws.files:
+        problems.extend(_file_problems(wf, directory / wf.name, check_hash=False))
+    if problems:
+        where = f"{CHECKPOINT_ENV} is not set and the cache {directory} "
+        where += "does not exist" if not directory.exists() else "is incomplete (" + "; ".join(problems) + ")"
+        raise WeightsMissingError(f"weights {key!r} not found: {where}; {_install_hint(key)}")
+    if ws.checkpoint_prefix is None:
+        return directory
+    return directory / ws.checkpoint_prefix
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Command line: `haruspex weights download|verify|path`
+# --------------------------------------------------------------------------------------------------------------
+def _add_set_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        "--name",
+        dest="set_key",
+        metavar="KEY",
+        default=DEFAULT_SET,
+        help=f"weight set to act on (default: {DEFAULT_SET}; known: {', '.join(sorted(REGISTRY))})",
+    )
+
+
+def add_weights_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``weights`` subcommand (actions ``download``, ``verify``, ``path``) on *subparsers*.
+
+    *subparsers* is what ``ArgumentParser.add_subparsers()`` returned.  The parsed namespace has
+    ``weights_action`` and ``set_key`` (plus ``base_url``/``quiet`` for download and ``dir`` for verify) and a
+    ``func`` default set to :func:`run_weights_command`.  Returns the ``weights`` parser.
+    """
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = subparsers.add_parser(
+        "weights",
+        help="download, verify or locate the published network weights",
+        description=(
+            "Manage the published network weights. They are not shipped with the package: `download` fetches\n"
+            f"them into the cache (${CACHE_ENV}, default ~/.cache/haruspex), checking each file's size and git\n"
+            f"blob id. If you already have the files, set ${CHECKPOINT_ENV} to the checkpoint prefix\n"
+            "(.../model.ckpt-40000) or to the directory holding them. In Scipion, "
+            f"`scipion3 installb {SCIPION_BINARY}` does the download."
+        ),
+        formatter_class=fmt,
+    )
+    parser.set_defaults(func=run_weights_command)
+    actions = parser.add_subparsers(dest="weights_action", metavar="ACTION", title="actions")
+    actions.required = True
+
+    p_download = actions.add_parser(
+        "download",
+        help="download the weights into the cache (skips files already intact)",
+        description=(
+            "Download a weight set into $HARUSPEX_CACHE/<KEY>/. Each file goes to a temporary name, is checked\n"
+            "for size and git blob SHA-1, and is renamed into place only when both match; intact files already in\n"
+            "the cache are kept. Prints the set directory on stdout."
+        ),
+        formatter_class=fmt,
+    )
+    _add_set_option(p_download)
+    p_download.add_argument(
+        "--base-url",
+        metavar="URL",
+        default=None,
+        help="download <URL>/<file name> instead of the registered URLs (a mirror or a local copy)",
+    )
+    p_download.add_argument("-q", "--quiet", action="store_true", help="no progress bar on stderr")
+
+    p_verify = actions.add_parser(
+        "verify",
+        help="check the weights' sizes and git blob ids",
+        description=(
+            "Check that every file of a weight set is present, has the published size and the published git\n"
+            "blob SHA-1 (what `git hash-object FILE` prints). Reads every file completely. Exit status 0 when all\n"
+            "files are intact, 1 otherwise (each problem is listed on stderr)."
+        ),
+        formatter_class=fmt,
+    )
+    _add_set_option(p_verify)
+    p_verify.add_argument(
+        "--dir",
+        metavar="DIR",
+        default=None,
+        help="directory holding the files (default: the set's cache directory $HARUSPEX_CACHE/<KEY>)",
+    )
+
+    p_path = actions.add_parser(
+        "path",
+        help="print the checkpoint prefix that will be used",
+        description=(
+            f"Print the path the engine will load the weights from: ${CHECKPOINT_ENV} when set (checked), else\n"
+            "the cache copy (checked by size; use `verify` for the full hash check). For a TensorFlow set this is\n"
+            "the checkpoint prefix, e.g. ~/.cache/haruspex/haruspex-hpx_190116/model.ckpt-40000. Exit status 1\n"
+            "with installation instructions when no usable weights are found."
+        ),
+        formatter_class=fmt,
+    )
+    _add_set_option(p_path)
+    return parser
+
+
+def _error(message: str, stream: IO[str]) -> int:
+    one_line = " ".join(message.split())
+    print(f"haruspex: error: {one_line}", file=stream)
+    return 1
+
+
+def run_weights_command(args: argparse.Namespace) -> int:
+    """Run a parsed ``haruspex weights ...`` command; return the exit status (0 success, 1 failure).
+
+    Results go to stdout (the set directory, the checkpoint path, ``ok`` lines); failures end with one line
+    ``haruspex: error: ...`` on stderr.
+    """
+    action = getattr(args, "weights_action", None)
+    key = getattr(args, "set_key", DEFAULT_SET)
+    handlers: dict[str, Callable[[], int]] = {
+        "download": lambda: _cmd_download(key, getattr(args, "base_url", None), not getattr(args, "quiet", False)),
+        "verify": lambda: _cmd_verify(key, getattr(args, "dir", None)),
+        "path": lambda: _cmd_path(key),
+    }
+    if action not in handlers:
+        return _error(f"weights: unknown action {action!r}; use one of: download, verify, path", sys.stderr)
+    try:
+        return handlers[action]()
+    except WeightsError as exc:
+        return _error(str(exc), sys.stderr)
+
+
+def _cmd_download(key: str, base_url: str | None, progress: bool) -> int:
+    directory = download(key, base_url=base_url, progress=progress)
+    print(directory)
+    return 0
+
+
+def _cmd_verify(key: str, directory: str | None) -> int:
+    where = Path(directory).expanduser() if directory is not None else set_dir(key)
+    problems = verify(key, where)
+    if problems:
+        for line in problems:
+            print(f"  {line}", file=sys.stderr)
+        hint = "" if directory is not None else f"; `haruspex weights download --set {key}` re-fetches bad files"
+        return _error(f"weights {key!r} in {where}: {len(problems)} problem(s){hint}", sys.stderr)
+    print(f"ok: {key} ({len(get_set(key).files)} files) in {where}")
+    return 0
+
+
+def _cmd_path(key: str) -> int:
+    print(locate_checkpoint(key))
+    return 0

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Creates (or updates) the two Python environments the project uses:
+#   .venv         Scipion side: scipion-pyworkflow, scipion-em, the plugin (editable), pytest, ruff
+#   .venv-worker  engine side: TensorFlow, numpy, scipy, mrcfile, gemmi, the engine (editable), pytest
+# Idempotent: a second run only checks that everything is installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+
+make_env() {  # make_env DIR
+  [ -x "$1/bin/python" ] || "$PYTHON" -m venv "$1"
+  "$1/bin/python" -m pip install --quiet --upgrade pip
+}
+
+make_env .venv-worker
+.venv-worker/bin/python -m pip install --quiet -r requirements-worker.txt pytest
+.venv-worker/bin/python -m pip install --quiet --no-deps -e .
+
+make_env .venv
+.venv/bin/python -m pip install --quiet "scipion-pyworkflow==3.11.7" "scipion-em==3.11.1" pytest ruff
+.venv/bin/python -m pip install --quiet -e .
+echo "environments ready: .venv (Scipion) and .venv-worker (engine)"

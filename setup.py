@@ -1,0 +1,44 @@
+"""scipion-em-haruspex: Scipion 3 plugin for Haruspex map annotation and CryoREAD-style nucleic-acid building.
+
+Two packages ship in this distribution:
+  haruspex_plugin  the Scipion side (imports pyworkflow/pwem, never TensorFlow or PyTorch);
+  haruspex_engine  the pure-compute worker (never imports pyworkflow); its CLI is `haruspex`.
+The plugin's requirements are the default install; the worker's compute stack is in requirements-worker.txt
+(installed into the separate worker environment by the plugin's `defineBinaries` or scripts/setup-envs.sh).
+"""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+
+def _requirements(name: str) -> list:
+    lines = (HERE / name).read_text().splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+
+
+def _version() -> str:
+    for line in (HERE / "haruspex_engine" / "__init__.py").read_text().splitlines():
+        if line.startswith("__version__"):
+            return line.split("=")[1].strip().strip("\"'")
+    raise RuntimeError("no __version__ in haruspex_engine/__init__.py")
+
+
+setup(
+    name="scipion-em-haruspex",
+    version=_version(),
+    description="Scipion plugin: Haruspex map annotation and CryoREAD-style nucleic-acid model building",
+    long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    license="GPL-3.0-or-later",
+    python_requires=">=3.9",
+    packages=find_packages(include=["haruspex_plugin*", "haruspex_engine*"]),
+    package_data={"haruspex_plugin": ["protocols.conf", "templates/*.json.template"]},
+    install_requires=_requirements("requirements.txt"),
+    extras_require={"worker": _requirements("requirements-worker.txt")},
+    entry_points={
+        "pyworkflow.plugin": ["haruspex_plugin = haruspex_plugin"],
+        "console_scripts": ["haruspex = haruspex_engine.cli:main"],
+    },
+)
