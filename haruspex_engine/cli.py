@@ -13,7 +13,7 @@ from pathlib import Path
 
 from haruspex_engine import __version__, weights
 
-EXIT_FAILED, EXIT_NO_WEIGHTS = 1, 3
+EXIT_FAILED = 1
 
 
 class CommandError(Exception):
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except weights.WeightsMissingError as exc:
         print(f"haruspex: error: {exc}", file=sys.stderr)
-        return EXIT_NO_WEIGHTS
+        return weights.EXIT_NO_WEIGHTS
     except (CommandError, MapError, CheckpointError, DeviceError, weights.WeightsError) as exc:
         print(f"haruspex: error: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -556,8 +556,8 @@ def add_weights_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             f"Print the path the engine will load the weights from: ${CHECKPOINT_ENV} when set (checked), else\n"
             "the cache copy (checked by size; use `verify` for the full hash check). For a TensorFlow set this is\n"
-            "the checkpoint prefix, e.g. ~/.cache/haruspex/haruspex-hpx_190116/model.ckpt-40000. Exit status 1\n"
-            "with installation instructions when no usable weights are found."
+            "the checkpoint prefix, e.g. ~/.cache/haruspex/haruspex-hpx_190116/model.ckpt-40000. Exit status 3\n"
+            "with installation instructions when no weights are installed, 1 when the configured ones are unusable."
         ),
         formatter_class=fmt,
     )
@@ -565,14 +565,19 @@ def add_weights_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _error(message: str, stream: IO[str]) -> int:
+#: Exit status of any command that stops because no usable weights are installed.
+EXIT_NO_WEIGHTS = 3
+
+
+def _error(message: str, stream: IO[str], status: int = 1) -> int:
     one_line = " ".join(message.split())
     print(f"haruspex: error: {one_line}", file=stream)
-    return 1
+    return status
 
 
 def run_weights_command(args: argparse.Namespace) -> int:
-    """Run a parsed ``haruspex weights ...`` command; return the exit status (0 success, 1 failure).
+    """Run a parsed ``haruspex weights ...`` command; return the exit status (0 success, 1 failure,
+    EXIT_NO_WEIGHTS when no usable weights are installed).
 
     Results go to stdout (the set directory, the checkpoint path, ``ok`` lines); failures end with one line
     ``haruspex: error: ...`` on stderr.
@@ -588,6 +593,8 @@ def run_weights_command(args: argparse.Namespace) -> int:
         return _error(f"weights: unknown action {action!r}; use one of: download, verify, path", sys.stderr)
     try:
         return handlers[action]()
+    except WeightsMissingError as exc:
+        return _error(str(exc), sys.stderr, EXIT_NO_WEIGHTS)
     except WeightsError as exc:
         return _error(str(exc), sys.stderr)
 

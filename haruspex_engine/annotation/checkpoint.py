@@ -93,6 +93,7 @@ def read_network_weights(prefix: str | os.PathLike) -> dict[str, np.ndarray]:
         )
     wrong = [f"{n} has shape {tuple(shapes[n])}, expected {s}" for n, s in NETWORK_TENSORS.items()
              if tuple(shapes[n]) != s]
+    wrong += [f"{n} is {dtypes[n].name}, expected float32" for n in NETWORK_TENSORS if dtypes[n] != tf.float32]
     if wrong:
         raise CheckpointError(f"{index_path(prefix)}: not the Haruspex network: " + "; ".join(wrong))
     expected_size = sum(math.prod(shapes[n]) * dtypes[n].size for n in shapes)

@@ -153,6 +153,14 @@ def test_tensor_of_the_wrong_shape(tmp_path, allow_test_weights):
     assert "(3, 3, 3, 128, 5)" in str(info.value)
 
 
+def test_tensor_of_the_wrong_dtype(tmp_path, allow_test_weights):
+    values = _published_values()
+    values["conv3d/kernel"] = values["conv3d/kernel"].astype(np.float64)
+    prefix = _save_with_tf_saver(tmp_path / "model.ckpt-40000", values)
+    with pytest.raises(CheckpointError, match=r"model\.ckpt-40000\.index.*conv3d/kernel is float64, expected float32"):
+        read_network_weights(prefix)
+
+
 def test_checkpoint_of_another_network(tmp_path, allow_test_weights):
     prefix = _save_with_tf_saver(tmp_path / "model.ckpt-500", {
         "dense/kernel": np.ones((16, 4), np.float32),

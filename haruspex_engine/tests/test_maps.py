@@ -1,6 +1,7 @@
 """Map reading and writing: axis order, origin and nstart, compression, bad files, resampling."""
 import gzip
 import shutil
+from pathlib import Path
 
 import mrcfile
 import numpy as np
@@ -120,3 +121,21 @@ def test_zoom_to_shape_inverts_zoom_by_on_smooth_data():
     back = zoom_to_shape(zoomed, smooth.shape)
     assert back.shape == smooth.shape
     assert np.abs(back - smooth)[3:-3, 3:-3, 3:-3].max() < 2e-3
+
+
+SHARED_3J6B = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "protein-3j6b"
+
+
+@pytest.mark.skipif(not (SHARED_3J6B / "2566_3J6B_9.mrc").exists(), reason="../shared/data/protein-3j6b not present")
+def test_real_map_origin_puts_the_deposited_model_in_its_density():
+    """EMD-2566 crop: the header origin (356.44, 155.44, 159.46) Å must be honoured for chain 9 to fit."""
+    import gemmi
+
+    m = read_map(SHARED_3J6B / "2566_3J6B_9.mrc")
+    model = gemmi.read_structure(str(SHARED_3J6B / "3J6B_9.pdb"))
+    xyz = np.array([a.pos.tolist() for res in model[0][0] for a in res])
+    index_zyx = np.rint((xyz - np.array(m.first_voxel_position)) / np.array(m.voxel_size))[:, ::-1].astype(int)
+    assert ((index_zyx >= 0) & (index_zyx < m.data.shape)).all()
+    at_atoms = m.data[tuple(index_zyx.T)]
+    z_score = (at_atoms.mean() - m.data.mean()) / m.data.std()
+    assert z_score > 1.5

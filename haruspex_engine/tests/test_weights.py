@@ -403,7 +403,7 @@ def _run(argv: list[str]) -> int:
 
 def test_cli_download_verify_path(server: Server, clean_env: Path, monkeypatch, capsys) -> None:
     _register(monkeypatch, CKPT_KEY, _publish(server, CKPT_FILES), prefix=CKPT_STEM)
-    assert _run(["weights", "path", "--set", CKPT_KEY]) == 1
+    assert _run(["weights", "path", "--set", CKPT_KEY]) == W.EXIT_NO_WEIGHTS == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("haruspex: error: ") and "haruspex weights download" in err[0]
 

@@ -1,0 +1,44 @@
+"""Names shared by the Haruspex Scipion plugin: configuration variables, binaries, output names and colours."""
+
+# Configuration variables (environment or scipion.conf). Names are global across Scipion plugins, hence the prefix.
+HARUSPEX_HOME = "HARUSPEX_HOME"
+HARUSPEX_WORKER_PYTHON = "HARUSPEX_WORKER_PYTHON"
+HARUSPEX_CACHE = "HARUSPEX_CACHE"
+HARUSPEX_CHECKPOINT = "HARUSPEX_CHECKPOINT"
+
+# Distribution that carries both the plugin and the engine, and the engine's import name.
+DISTRIBUTION = "scipion-em-haruspex"
+ENGINE_MODULE = "haruspex_engine"
+
+# `scipion3 installb <name>` targets defined by Plugin.defineBinaries.
+WORKER_BINARY = "haruspex-worker"
+WEIGHTS_BINARY = "haruspex-weights"
+
+# Sub-directories of HARUSPEX_HOME.
+WORKER_ENV_DIR = "worker-env"
+WEIGHTS_DIR = "weights"
+
+# How the worker starts its one-line error message (docs/worker-contract.md).
+WORKER_ERROR_PREFIX = "haruspex: error:"
+
+# Seconds allowed to the quick worker checks run while validating a protocol.
+CHECK_TIMEOUT_S = 30
+
+# Classes in the order of the label map values (0 unassigned, 1 helix, 2 sheet, 3 nucleic acid).
+CLASSES = ("unassigned", "helix", "sheet", "nucleic")
+# Classes in the order they are shown (summaries, plots, ChimeraX models).
+DISPLAY_ORDER = ("helix", "sheet", "nucleic", "unassigned")
+CLASS_LABELS = {"unassigned": "unassigned", "helix": "α-helix", "sheet": "β-sheet", "nucleic": "nucleic acid"}
+# Paper colours: helix red, sheet blue, nucleic acid orange, unassigned grey (ChimeraX/matplotlib colour names).
+CLASS_COLORS = {"helix": "red", "sheet": "blue", "nucleic": "orange", "unassigned": "grey"}
+
+# Protocol output attribute name for each worker output key.
+OUTPUT_NAMES = {
+    "helix": "outputHelix",
+    "sheet": "outputSheet",
+    "nucleic": "outputNucleic",
+    "unassigned": "outputUnassigned",
+    "labels": "outputLabels",
+}
+WEIGHTED_OUTPUT = "outputWeighted"
+WEIGHTED_SUFFIX = "_weighted"

@@ -1,0 +1,112 @@
+"""Shared test data and checks: a synthetic map, MRC I/O, ChimeraX script and PNG checks, environment overrides."""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+
+SHAPE_ZYX = (44, 36, 30)
+VOXEL_SIZE = 1.1
+ORIGIN_XYZ = (-12.1, 5.5, 33.0)  # MRC header origin in Å (= Scipion's origin shifts)
+PROBABILITY_KEYS = ("helix", "sheet", "nucleic", "unassigned")
+PAPER_COLORS = {"helix": "red", "sheet": "blue", "nucleic": "orange", "unassigned": "grey"}
+
+
+def synthetic_map(seed: int = 7) -> np.ndarray:
+    """A deterministic (z, y, x) float32 map: Gaussian blobs of varied width on weak noise."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.indices(SHAPE_ZYX, dtype=np.float32)
+    density = rng.normal(0.0, 0.02, SHAPE_ZYX)
+    for _ in range(14):
+        cz, cy, cx = rng.uniform(4, np.array(SHAPE_ZYX) - 4)
+        sigma = rng.uniform(1.5, 4.0)
+        density += rng.uniform(0.5, 1.5) * np.exp(-((z - cz) ** 2 + (y - cy) ** 2 + (x - cx) ** 2) / (2 * sigma**2))
+    return density.astype(np.float32)
+
+
+def write_mrc(path, data: np.ndarray, voxel_size: float = VOXEL_SIZE, origin=ORIGIN_XYZ) -> str:
+    """Write *data* (z, y, x) as MRC with *voxel_size* Å and header *origin* (x, y, z) Å; return the path."""
+    with mrcfile.new(str(path), overwrite=True) as mrc:
+        mrc.set_data(np.asarray(data, dtype=np.float32))
+        mrc.voxel_size = voxel_size
+        mrc.header.origin = tuple(origin)
+    return str(path)
+
+
+def read_mrc(path) -> tuple[np.ndarray, tuple, tuple]:
+    """(data (z, y, x), voxel size (x, y, z), header origin (x, y, z)) of an MRC file."""
+    with mrcfile.open(str(path), permissive=True) as mrc:
+        voxel = tuple(float(v) for v in (mrc.voxel_size.x, mrc.voxel_size.y, mrc.voxel_size.z))
+        origin = tuple(float(v) for v in (mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z))
+        return np.array(mrc.data, dtype=np.float32), voxel, origin
+
+
+CXC_COMMANDS = [
+    re.compile(r'open "(?P<path>[^"]+)"'),
+    re.compile(r"rename #(?P<model>\d+) (?P<name>\w+)"),
+    re.compile(r"volume #(?P<model>\d+) style (mesh|surface)( level (?P<level>[0-9.]+))?( step 1)? "
+               r"color (?P<color>[a-z]+)"),
+    re.compile(r"volume #(?P<model>\d+) hide"),
+    re.compile(r"view"),
+]
+
+
+def parse_cxc(path) -> list[re.Match]:
+    """Match every non-comment line of a ChimeraX script against the command forms the viewer writes."""
+    matches = []
+    for line in Path(path).read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        match = next((m for m in (p.fullmatch(line) for p in CXC_COMMANDS) if m), None)
+        if match is None:
+            raise AssertionError(f"{path}: not a ChimeraX command of the expected forms: {line!r}")
+        matches.append(match)
+    return matches
+
+
+def check_cxc(test, script, expected_class_files: dict) -> None:
+    """Assert *script* opens existing files (input first, then the classes) and colours each class correctly."""
+    matches = parse_cxc(script)
+    opened = [m["path"] for m in matches if "path" in m.groupdict()]
+    test.assertEqual(len(opened), 1 + len(expected_class_files))
+    for path in opened:
+        test.assertTrue(os.path.isabs(path) and os.path.isfile(path), path)
+    for model, (name, path) in enumerate(expected_class_files.items(), start=2):
+        test.assertTrue(os.path.samefile(opened[model - 1], path), (name, opened[model - 1], path))
+        styles = [m for m in matches if m.groupdict().get("color") and m["model"] == str(model)]
+        test.assertEqual(len(styles), 1, name)
+        test.assertEqual(styles[0]["color"], PAPER_COLORS[name])
+        test.assertEqual(float(styles[0]["level"]), 0.5)
+    test.assertEqual(matches[-1].re.pattern, "view")
+
+
+def check_png(test, png, min_size=(400, 200)) -> None:
+    """Assert *png* is a PNG image of at least *min_size* pixels that is not blank."""
+    from PIL import Image
+
+    test.assertEqual(Path(png).read_bytes()[:8], b"\x89PNG\r\n\x1a\n")
+    with Image.open(png) as image:
+        image.load()
+        test.assertGreaterEqual(image.size[0], min_size[0])
+        test.assertGreaterEqual(image.size[1], min_size[1])
+        pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+    test.assertGreater(float(pixels.std()), 10.0)
+
+
+@contextlib.contextmanager
+def environment(**values: str):
+    """Set environment variables for the duration of a block (protocols launched inside inherit them)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

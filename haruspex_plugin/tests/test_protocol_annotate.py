@@ -1,0 +1,327 @@
+"""ProtHaruspexAnnotate in a real (headless) Scipion project, launching the real worker from its own environment.
+
+The worker runs with random weights generated in the published checkpoint layout (the root conftest.py allows
+them with HARUSPEX_ALLOW_TEST_WEIGHTS=1), so the maps are meaningless but every file, header and relation is real.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+from pwem.protocols import ProtImportVolumes
+from pyworkflow.tests import BaseTest, setupTestProject
+
+from haruspex_plugin import Plugin
+from haruspex_plugin.constants import (
+    CLASS_LABELS,
+    CLASSES,
+    HARUSPEX_CACHE,
+    HARUSPEX_CHECKPOINT,
+    HARUSPEX_WORKER_PYTHON,
+    OUTPUT_NAMES,
+    WEIGHTED_OUTPUT,
+)
+from haruspex_plugin.protocols import ProtHaruspexAnnotate
+from haruspex_plugin.tests.helpers import (
+    ORIGIN_XYZ,
+    PROBABILITY_KEYS,
+    SHAPE_ZYX,
+    VOXEL_SIZE,
+    check_cxc,
+    check_png,
+    environment,
+    read_mrc,
+    synthetic_map,
+    write_mrc,
+)
+from haruspex_plugin.viewers import HaruspexAnnotateViewer, chimerax_script_for_protocol, summary_plot_for_protocol
+
+
+def make_test_checkpoint(directory) -> str:
+    """Random weights in the published layout, written by the worker; returns the checkpoint prefix."""
+    result = subprocess.run(
+        [Plugin.getWorkerPython(), "-m", "haruspex_engine.testing.random_weights", str(directory)],
+        capture_output=True, text=True, env=Plugin.getEnviron(), check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"random weights not generated: {result.stderr.strip()[-2000:]}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+class TestHaruspexAnnotate(BaseTest):
+    """One real annotation run (shared by the checks), failing runs, validation, installation, viewers."""
+
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls)
+        cls.checkpoint = make_test_checkpoint(cls.getOutputPath("weights"))
+        stack = contextlib.ExitStack()
+        cls.addClassCleanup(stack.close)
+        stack.enter_context(environment(**{HARUSPEX_CHECKPOINT: cls.checkpoint}))
+        cls.inputVolume = cls.importMap("in_map.mrc", synthetic_map())
+        cls.prot = cls.newProtocol(ProtHaruspexAnnotate, inputVolume=cls.inputVolume, useGpu=False,
+                                   densityWeighted=True, batchSize=8)
+        cls.launchProtocol(cls.prot)
+
+    @classmethod
+    def importMap(cls, name: str, data: np.ndarray):
+        """Import *data* as a Volume with VOXEL_SIZE and origin ORIGIN_XYZ (ProtImportVolumes writes it)."""
+        path = write_mrc(cls.getOutputPath(name), data)
+        x, y, z = (-value for value in ORIGIN_XYZ)  # the import form asks for the map centre, i.e. -origin
+        prot = cls.newProtocol(ProtImportVolumes, filesPath=path, samplingRate=VOXEL_SIZE,
+                               setOrigCoord=True, x=x, y=y, z=z)
+        cls.launchProtocol(prot)
+        return prot.outputVolume
+
+    # --- a successful run ---------------------------------------------------------------------------------------
+    def test_every_output_on_the_input_grid(self):
+        inputShifts = self.inputVolume.getOrigin(force=True).getShifts()
+        self.assertEqual(tuple(inputShifts), ORIGIN_XYZ)
+        volumes = [getattr(self.prot, name) for name in OUTPUT_NAMES.values()]
+        volumes += list(getattr(self.prot, WEIGHTED_OUTPUT))
+        self.assertEqual(len(volumes), 9)
+        for volume in volumes:
+            with self.subTest(volume=volume.getFileName()):
+                self.assertEqual(volume.getDim(), SHAPE_ZYX[::-1])
+                self.assertEqual(volume.getSamplingRate(), VOXEL_SIZE)
+                np.testing.assert_allclose(volume.getOrigin(force=True).getShifts(), inputShifts)
+                data, voxel, origin = read_mrc(volume.getFileName())
+                self.assertEqual(data.shape, SHAPE_ZYX)
+                np.testing.assert_allclose(voxel, (VOXEL_SIZE,) * 3, rtol=1e-5)
+                np.testing.assert_allclose(origin, ORIGIN_XYZ, atol=1e-4)
+                self.assertTrue(np.isfinite(data).all())
+
+    def test_probabilities_sum_to_one_and_labels_are_their_argmax(self):
+        probabilities = np.stack([read_mrc(self.outputFile(k))[0] for k in CLASSES])  # label value order
+        self.assertGreaterEqual(float(probabilities.min()), 0.0)
+        np.testing.assert_allclose(probabilities.sum(axis=0), 1.0, atol=1e-4)
+        labels = read_mrc(self.outputFile("labels"))[0]
+        self.assertTrue(set(np.unique(labels)) <= {0.0, 1.0, 2.0, 3.0}, np.unique(labels))
+        ordered = np.sort(probabilities, axis=0)
+        clear = ordered[-1] - ordered[-2] > 1e-6  # voxels whose most likely class is not a tie
+        self.assertGreater(clear.mean(), 0.99)
+        np.testing.assert_array_equal(labels[clear], probabilities.argmax(axis=0)[clear])
+
+    def test_summary_fractions_match_the_label_map(self):
+        summary = self.prot.getWorkerSummary()
+        labels = read_mrc(self.outputFile("labels"))[0]
+        for value, name in enumerate(CLASSES):
+            self.assertAlmostEqual(summary["class_fractions"][name], float(np.mean(labels == value)), places=6)
+
+    def test_density_weighted_set_is_probability_times_density(self):
+        weighted = getattr(self.prot, WEIGHTED_OUTPUT)
+        self.assertEqual(weighted.getSize(), 4)
+        self.assertEqual(weighted.getSamplingRate(), VOXEL_SIZE)
+        density = read_mrc(self.prot.getInputMapPath())[0]
+        np.testing.assert_allclose(density, synthetic_map(), atol=1e-6)
+        files = {Path(v.getFileName()).name for v in weighted}
+        for name in PROBABILITY_KEYS:
+            weightedFile = f"{self.prot.getPrefix()}_{name}_weighted.mrc"
+            self.assertIn(weightedFile, files)
+            expected = read_mrc(self.outputFile(name))[0] * density
+            actual = read_mrc(self.prot._getExtraPath(weightedFile))[0]
+            np.testing.assert_allclose(actual, expected, atol=1e-5 * float(np.abs(density).max()))
+
+    def test_summary_methods_and_citations(self):
+        text = "\n".join(self.prot.summary())
+        fractions = self.prot.getWorkerSummary()["class_fractions"]
+        for name in CLASSES:
+            self.assertIn(f"{CLASS_LABELS[name]} {100 * fractions[name]:.1f}%", text)
+        self.assertIn("Device: cpu", text)
+        self.assertIn("RANDOM TEST WEIGHTS", text)  # the worker's warning reaches the user
+        self.assertIn("[Mostosi2020]", "\n".join(self.prot.methods()))
+        self.assertEqual(self.prot._citations(), ["Mostosi2020"])
+
+    def test_outputs_derive_from_the_input(self):
+        for name in list(OUTPUT_NAMES.values()) + [WEIGHTED_OUTPUT]:
+            output = getattr(self.prot, name)
+            parents = self.proj.getSourceParents(output)
+            self.assertEqual([p.getObjId() for p in parents], [self.inputVolume.getObjId()], name)
+
+    def test_viewer_files_from_the_protocol(self):
+        script = chimerax_script_for_protocol(self.prot)
+        self.assertEqual(script.parent.resolve(), Path(self.prot._getExtraPath()).resolve())
+        check_cxc(self, script, {name: self.outputFile(name) for name in PROBABILITY_KEYS})
+        check_png(self, summary_plot_for_protocol(self.prot), min_size=(1000, 400))
+
+    def test_gui_viewer_returns_a_chimerax_view_of_the_script(self):
+        viewer = HaruspexAnnotateViewer(project=self.proj, protocol=self.prot)
+        viewer.setProtocol(self.prot)
+        views = viewer._getVisualizeDict()["displayChimeraX"]("displayChimeraX")
+        self.assertEqual(len(views), 1)
+        self.assertIn(f"{self.prot.getPrefix()}_chimerax.cxc", views[0]._cmd)
+
+    def test_gui_viewer_plots_the_summary(self):
+        viewer = HaruspexAnnotateViewer(project=self.proj, protocol=self.prot)
+        viewer.setProtocol(self.prot)
+        plotter, = viewer._getVisualizeDict()["displaySummaryPlot"]("displaySummaryPlot")
+        axes = plotter.getFigure().get_axes()
+        self.assertEqual([a.get_title() for a in axes], ["Class fractions", "Class profile along z"])
+        self.assertEqual(len(axes[0].patches), 4)  # one bar per class
+
+    # --- failing runs register nothing -----------------------------------------------------------------------
+    def test_incomplete_worker_outputs_register_nothing(self):
+        prot = self.newProtocol(ProtHaruspexAnnotate, inputVolume=self.inputVolume, useGpu=False)
+        prot.setWorkingDir(self.getOutputPath("unlaunched-incomplete"))
+        os.makedirs(prot._getExtraPath())
+        outputs = {key: os.path.abspath(prot._getExtraPath(f"{key}.mrc")) for key in OUTPUT_NAMES}
+        for path in list(outputs.values())[:-1]:  # every file but the label map
+            write_mrc(path, synthetic_map())
+        Path(prot.getSummaryPath()).write_text(json.dumps({"outputs": outputs}))
+        with self.assertRaisesRegex(RuntimeError, r"labels: .*labels\.mrc missing"):
+            prot.createOutputStep()
+        self.assertEqual(list(prot.iterOutputAttributes()), [])
+
+    def test_worker_failure_fails_the_run_and_registers_nothing(self):
+        data = synthetic_map(seed=3)
+        data[5, 6, 7] = np.nan  # the worker refuses maps with NaN values
+        volume = self.importMap("nan_map.mrc", data)
+        prot = self.newProtocol(ProtHaruspexAnnotate, inputVolume=volume, useGpu=False)
+        self.assertEqual(prot.validate(), [])  # the problem is only found by the worker
+        self.proj.launchProtocol(prot, wait=True)
+        self.assertTrue(prot.isFailed(), prot.getStatus())
+        self.assertIn("haruspex: error:", prot.getErrorMessage())
+        self.assertIn("NaN", prot.getErrorMessage())
+        self.assertEqual(list(prot.iterOutputAttributes()), [])
+        self.assertFalse(os.path.exists(prot.getSummaryPath()))
+
+    def test_missing_checkpoint_fails_the_run_and_registers_nothing(self):
+        missing = self.getOutputPath("no-such-weights", "model.ckpt-40000")
+        prot = self.newProtocol(ProtHaruspexAnnotate, inputVolume=self.inputVolume, useGpu=False)
+        with environment(**{HARUSPEX_CHECKPOINT: missing}):
+            errors = prot.validate()
+            self.assertTrue(any(HARUSPEX_CHECKPOINT in e and "no-such-weights" in e for e in errors), errors)
+            self.proj.launchProtocol(prot, wait=True)
+        self.assertTrue(prot.isFailed(), prot.getStatus())
+        self.assertIn(HARUSPEX_CHECKPOINT, prot.getErrorMessage())
+        self.assertEqual(list(prot.iterOutputAttributes()), [])
+
+    # --- validation and installation ---------------------------------------------------------------------------
+    def test_validate_accepts_a_complete_setup(self):
+        prot = self.newProtocol(ProtHaruspexAnnotate, inputVolume=self.inputVolume, useGpu=False)
+        self.assertEqual(prot.validate(), [])
+
+    def test_validate_reports_a_missing_worker_python(self):
+        prot = self.newProtocol(ProtHaruspexAnnotate, inputVolume=self.inputVolume, useGpu=False)
+        missing = self.getOutputPath("no-worker-env", "bin", "python")
+        with mock.patch.dict(Plugin.getVars(), {HARUSPEX_WORKER_PYTHON: missing}):
+            errors = prot.validate()
+            problems = Plugin.checkInstallation()
+        self.assertEqual(len(problems), 1)
+        self.assertIn("scipion3 installb haruspex-worker", problems[0])
+        self.assertIn(missing, problems[0])
+        self.assertEqual([e for e in errors if "installb haruspex-worker" in e], problems)  # reported once
+
+    def test_validate_reports_a_worker_without_the_engine(self):
+        prot = self.newProtocol(ProtHaruspexAnnotate, inputVolume=self.inputVolume, useGpu=False)
+        bare = self.getOutputPath("bare-env")
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", bare], check=True)
+        with mock.patch.dict(Plugin.getVars(), {HARUSPEX_WORKER_PYTHON: os.path.join(bare, "bin", "python")}):
+            errors = prot.validate()
+        self.assertTrue(any("cannot import haruspex_engine" in e for e in errors), errors)
+
+    def test_validate_requires_a_gpu_id_when_using_the_gpu(self):
+        prot = self.newProtocol(ProtHaruspexAnnotate, inputVolume=self.inputVolume, useGpu=True, gpuList="")
+        self.assertTrue(any("GPU ID" in e for e in prot.validate()))
+
+    def test_worker_command_and_environment(self):
+        python = Plugin.getVar(HARUSPEX_WORKER_PYTHON)
+        self.assertEqual(Plugin.getWorkerCommand(), f"{python} -m haruspex_engine")
+        with environment(PYTHONPATH="/scipion/only", **{HARUSPEX_CHECKPOINT: "/data/model.ckpt-40000"}):
+            environ = Plugin.getEnviron()
+        self.assertEqual(environ[HARUSPEX_CACHE], Plugin.getVar(HARUSPEX_CACHE))
+        self.assertEqual(environ[HARUSPEX_CHECKPOINT], "/data/model.ckpt-40000")
+        self.assertNotIn("PYTHONPATH", environ)
+        self.assertTrue(hasattr(environ, "getPrepend"))  # runJob needs a pyworkflow Environ
+
+    def test_gpu_run_selects_the_gpu_through_cuda_visible_devices(self):
+        prot = self.newProtocol(ProtHaruspexAnnotate, inputVolume=self.inputVolume, useGpu=True, gpuList="1")
+        prot.setWorkingDir(self.getOutputPath("unlaunched-gpu"))
+        with mock.patch.object(ProtHaruspexAnnotate, "runJob") as runJob:
+            prot.annotateStep()
+        program, args = runJob.call_args.args
+        self.assertTrue(program.startswith("CUDA_VISIBLE_DEVICES=%(GPU)s "), program)
+        self.assertIn("--device auto", args)
+        self.assertIn("--batch-size 16", args)
+
+    def test_define_binaries_creates_the_worker_env_and_downloads_the_weights(self):
+        env = _RecordingInstallEnv()
+        funcs = types.ModuleType("scipion.install.funcs")
+        funcs.VOID_TGZ = "void.tgz"
+        modules = {"scipion": types.ModuleType("scipion"), "scipion.install": types.ModuleType("scipion.install"),
+                   "scipion.install.funcs": funcs}
+        with mock.patch.dict(sys.modules, modules):
+            Plugin.defineBinaries(env)
+        worker, weights = env.packages["haruspex-worker"], env.packages["haruspex-weights"]
+        envDir = Plugin.getHome("worker-env")
+        (venvCmd, venvTarget), (pipCmd, pipTarget) = worker["commands"]
+        self.assertIn(f"-m venv {envDir}", venvCmd)
+        self.assertEqual(venvTarget, os.path.join(envDir, "bin", "python"))
+        self.assertIn("tensorflow", pipCmd)
+        self.assertIn("--no-deps", pipCmd)
+        self.assertNotIn("scipion-pyworkflow", pipCmd)
+        self.assertTrue(pipTarget.startswith(envDir))
+        (downloadCmd, targets), = weights["commands"]
+        self.assertIn(f"{HARUSPEX_CACHE}={Plugin.getVar(HARUSPEX_CACHE)} ", downloadCmd)
+        self.assertIn("-m haruspex_engine weights download", downloadCmd)
+        self.assertTrue(targets and all(t.startswith(Plugin.getVar(HARUSPEX_CACHE)) for t in targets))
+        self.assertEqual(weights["deps"], ["haruspex-worker"])
+
+    def test_worker_gets_gpu_tensorflow_only_where_a_gpu_driver_is(self):
+        from haruspex_plugin import _worker_requirements
+
+        cpu, gpu = _worker_requirements(gpu=False), _worker_requirements(gpu=True)
+        self.assertTrue(any(r.startswith("tensorflow-cpu==") for r in cpu), cpu)
+        version = next(r for r in cpu if r.startswith("tensorflow-cpu==")).split("==")[1]
+        self.assertIn(f"tensorflow[and-cuda]=={version}", gpu)
+        self.assertEqual([r for r in cpu if "tensorflow" not in r], [r for r in gpu if "tensorflow" not in r])
+
+    def test_default_gpu_run_without_a_gpu_falls_back_to_cpu_loudly(self):
+        prot = self.newProtocol(ProtHaruspexAnnotate, inputVolume=self.inputVolume)  # useGpu defaults to Yes
+        self.assertTrue(prot.useGpu.get())
+        self.launchProtocol(prot)  # the worker here has CPU-only TensorFlow
+        summary = prot.getWorkerSummary()
+        self.assertEqual(summary["device"], "cpu")
+        self.assertTrue(any("no GPU is usable" in w for w in summary["warnings"]), summary["warnings"])
+        self.assertTrue(any("no GPU is usable" in line for line in prot.summary()), prot.summary())
+        logs = "".join(open(log).read() for log in (prot.getStdoutLog(), prot.getStderrLog()) if os.path.exists(log))
+        self.assertIn("WARNING: no GPU is usable", logs)
+
+    def test_menu_lists_the_protocol(self):
+        import pyworkflow as pw
+        from pyworkflow.gui.project.viewprotocols_extra import ProtocolTreeConfig
+
+        config = ProtocolTreeConfig.load(pw.Config.getDomain(), self.getOutputPath("no-user-menu.conf"))
+        self.assertIn(("Preprocess map", "ProtHaruspexAnnotate"), _protocol_paths(config["Model building"]))
+        self.assertIn(("3D", "Analysis", "ProtHaruspexAnnotate"), _protocol_paths(config["Protocols SPA"]))
+
+    # --- helpers ------------------------------------------------------------------------------------------------
+    def outputFile(self, key: str) -> str:
+        return getattr(self.prot, OUTPUT_NAMES[key]).getFileName()
+
+
+class _RecordingInstallEnv:
+    """Stands in for scipion-app's install Environment: records addPackage calls."""
+
+    def __init__(self):
+        self.packages = {}
+
+    def addPackage(self, name, **kwargs):
+        self.packages[name] = kwargs
+
+
+def _protocol_paths(node, path: tuple = ()) -> list[tuple]:
+    """(section texts..., protocol class name) of every protocol under a protocol-tree node."""
+    if node.tag == "protocol":
+        return [(*path, node.value)]
+    paths = []
+    for child in node.childs:
+        paths += _protocol_paths(child, path + (child.text,) if child.tag != "protocol" else path)
+    return paths
