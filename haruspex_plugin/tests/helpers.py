@@ -51,8 +51,11 @@ CXC_COMMANDS = [
     re.compile(r"volume #(?P<model>\d+) style (mesh|surface)( level (?P<level>[0-9.]+))?( step 1)? "
                r"color (?P<color>[a-z]+)"),
     re.compile(r"volume #(?P<model>\d+) hide"),
+    re.compile(r"color sample #1 map #(?P<labels>\d+) palette (?P<palette>[0-9a-z,:]+)"),
     re.compile(r"view"),
 ]
+# The label map's values (0 unassigned, 1 helix, 2 sheet, 3 nucleic acid) in the paper's colours.
+LABEL_PALETTE = "0,grey:1,red:2,blue:3,orange"
 
 
 def parse_cxc(path) -> list[re.Match]:
@@ -68,11 +71,18 @@ def parse_cxc(path) -> list[re.Match]:
     return matches
 
 
-def check_cxc(test, script, expected_class_files: dict) -> None:
-    """Assert *script* opens existing files (input first, then the classes) and colours each class correctly."""
+def check_cxc(test, script, expected_class_files: dict, labels_file=None) -> None:
+    """Assert *script* opens existing files (input first, then the classes, then the label map if given) and
+    colours each class correctly; with a label map, the input map is coloured by it in the paper's colours."""
     matches = parse_cxc(script)
     opened = [m["path"] for m in matches if "path" in m.groupdict()]
-    test.assertEqual(len(opened), 1 + len(expected_class_files))
+    test.assertEqual(len(opened), 1 + len(expected_class_files) + (labels_file is not None))
+    samples = [m for m in matches if "palette" in m.groupdict()]
+    if labels_file is None:
+        test.assertEqual(samples, [])
+    else:
+        test.assertTrue(os.path.samefile(opened[-1], labels_file))
+        test.assertEqual([(m["labels"], m["palette"]) for m in samples], [(str(len(opened)), LABEL_PALETTE)])
     for path in opened:
         test.assertTrue(os.path.isabs(path) and os.path.isfile(path), path)
     for model, (name, path) in enumerate(expected_class_files.items(), start=2):

@@ -148,7 +148,8 @@ class TestHaruspexAnnotate(BaseTest):
     def test_viewer_files_from_the_protocol(self):
         script = chimerax_script_for_protocol(self.prot)
         self.assertEqual(script.parent.resolve(), Path(self.prot._getExtraPath()).resolve())
-        check_cxc(self, script, {name: self.outputFile(name) for name in PROBABILITY_KEYS})
+        check_cxc(self, script, {name: self.outputFile(name) for name in PROBABILITY_KEYS},
+                  labels_file=self.outputFile("labels"))
         check_png(self, summary_plot_for_protocol(self.prot), min_size=(1000, 400))
 
     def test_gui_viewer_returns_a_chimerax_view_of_the_script(self):

@@ -17,10 +17,12 @@ from .plots import draw_annotation_summary, plot_annotation_summary, read_label_
 
 
 def chimerax_script_for_protocol(protocol: ProtHaruspexAnnotate) -> Path:
-    """Write ``<prefix>_chimerax.cxc`` in the protocol's extra folder: its input map and the 4 probability maps."""
+    """Write ``<prefix>_chimerax.cxc`` in the protocol's extra folder: its input map coloured by class and the 4
+    probability maps."""
     class_maps = {name: _output_file(protocol, OUTPUT_NAMES[name]) for name in DISPLAY_ORDER}
     script = _abs_extra_path(protocol, f"{protocol.getPrefix()}_chimerax.cxc")
-    return write_chimerax_script(_abs_project_path(protocol, protocol.getInputMapPath()), class_maps, script)
+    return write_chimerax_script(_abs_project_path(protocol, protocol.getInputMapPath()), class_maps, script,
+                                 labels_map=_output_file(protocol, OUTPUT_NAMES["labels"]))
 
 
 def summary_plot_for_protocol(protocol: ProtHaruspexAnnotate) -> Path:
