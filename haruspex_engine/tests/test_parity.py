@@ -267,20 +267,24 @@ def _compare(upstream, native, boxes: np.ndarray, label: str) -> float:
     return delta
 
 
-def test_parity_map_like_boxes(upstream, native_weights):
+@pytest.mark.parametrize("algorithm", ["direct", "winograd"])
+def test_parity_map_like_boxes(upstream, native_weights, algorithm):
     from haruspex_engine.annotation.network import HaruspexNetwork
 
     boxes = map_like_boxes(np.random.default_rng(1))
-    _compare(upstream, HaruspexNetwork(native_weights, "fp32"), boxes, "map-like random boxes")
+    native = HaruspexNetwork(native_weights, "fp32", algorithm=algorithm)
+    _compare(upstream, native, boxes, f"map-like random boxes, {algorithm}")
 
 
-def test_parity_smooth_field_boxes(upstream, native_weights):
+@pytest.mark.parametrize("algorithm", ["direct", "winograd"])
+def test_parity_smooth_field_boxes(upstream, native_weights, algorithm):
     from haruspex_engine.annotation.network import HaruspexNetwork
 
-    native = HaruspexNetwork(native_weights, "fp32")
+    native = HaruspexNetwork(native_weights, "fp32", algorithm=algorithm)
     boxes = smooth_field_boxes(np.random.default_rng(2), count=2 * BATCH)
     for start in range(0, len(boxes), BATCH):
-        _compare(upstream, native, boxes[start:start + BATCH], f"simulated-map boxes {start}-{start + BATCH - 1}")
+        _compare(upstream, native, boxes[start:start + BATCH],
+                 f"simulated-map boxes {start}-{start + BATCH - 1}, {algorithm}")
 
 
 def test_parity_any_count_pads_the_last_batch(upstream, native_weights):
@@ -330,12 +334,3 @@ def test_upstream_graph_at_batch_1(prefix, native_weights):
     assert out["classes"].shape == (1, 20, 20, 20)
     ours = HaruspexNetwork(native_weights, "fp32").probabilities(box)
     assert float(np.abs(ours - out["probabilities"]).max()) <= TOLERANCE
-
-
-@pytest.mark.skip(reason="slow: batch 100 takes ~35 s and ~3.8 GB RSS on a 2-core CPU; run by hand when needed")
-def test_upstream_graph_at_batch_100(prefix):
-    from haruspex_engine.testing.upstream_graph import UpstreamGraph
-
-    with UpstreamGraph(META, prefix, 100) as graph:
-        out = graph.probabilities(np.random.default_rng(5).normal(0, 1, (100, 40, 40, 40)).astype(np.float32))
-    assert out.shape == (100, 20, 20, 20, 4)
