@@ -62,7 +62,9 @@ Weights: --checkpoint, else $HARUSPEX_CHECKPOINT, else the cache filled by `haru
     p.add_argument("map", type=Path, help="input density map")
     p.add_argument("-o", "--output-dir", type=Path, default=Path("."), help="output directory (default: .)")
     p.add_argument("--prefix", help="output file prefix (default: the map's file name without extensions)")
-    p.add_argument("--batch-size", type=int, default=16, help="40³ tiles per forward pass (default: 16)")
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="40³ tiles per forward pass (default: 8; larger batches need more memory and are not faster "
+                   "on a CPU)")
     p.add_argument(
         "--compat",
         action="store_true",

@@ -70,7 +70,7 @@ def annotate_map(
     density: DensityMap,
     predict: PredictFn,
     *,
-    batch_size: int = 16,
+    batch_size: int = 8,
     compat: bool = False,
     progress: bool = True,
 ) -> Annotation:

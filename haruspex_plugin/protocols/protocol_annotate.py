@@ -63,7 +63,7 @@ class ProtHaruspexAnnotate(EMProtocol):
                            "20-voxel high border at 0 in all channels. By default tiles are placed correctly and "
                            "the whole map is predicted. Answer Yes only to reproduce published outputs "
                            "voxel for voxel.")
-        form.addParam("batchSize", params.IntParam, default=16, validators=[params.Positive],
+        form.addParam("batchSize", params.IntParam, default=8, validators=[params.Positive],
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Batch size",
                       help="40³ tiles per forward pass. Larger batches are faster but need more memory; on GPU "

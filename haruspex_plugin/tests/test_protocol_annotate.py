@@ -250,7 +250,7 @@ class TestHaruspexAnnotate(BaseTest):
         program, args = runJob.call_args.args
         self.assertTrue(program.startswith("CUDA_VISIBLE_DEVICES=%(GPU)s "), program)
         self.assertIn("--device auto", args)
-        self.assertIn("--batch-size 16", args)
+        self.assertIn("--batch-size 8", args)
 
     def test_define_binaries_creates_the_worker_env_and_downloads_the_weights(self):
         env = _RecordingInstallEnv()
