@@ -4,6 +4,6 @@
 # annotate step explains how to install them and exits non-zero: it never runs with random weights.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup-envs.sh >/dev/null
+bash scripts/setup-envs.sh > .setup-envs.log 2>&1 || { echo "environment setup failed: see .setup-envs.log" >&2; exit 1; }
 .venv-worker/bin/haruspex example demo-output/example.mrc
 .venv-worker/bin/haruspex annotate demo-output/example.mrc -o demo-output "$@"

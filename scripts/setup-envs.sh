@@ -2,11 +2,15 @@
 # Creates (or updates) the two Python environments the project uses:
 #   .venv         Scipion side: scipion-pyworkflow, scipion-em, the plugin (editable), pytest, ruff
 #   .venv-worker  engine side: TensorFlow, numpy, scipy, mrcfile, gemmi, the engine (editable), pytest
-# Idempotent: a second run only checks that everything is installed.
+# Idempotent: once both environments are built from the current requirements, a second run returns at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+stamp=.venv/.haruspex-setup-$(cat requirements.txt requirements-worker.txt setup.py scripts/setup-envs.sh | sha256sum | cut -c1-16)
+if [ -f "$stamp" ] && [ -x .venv-worker/bin/python ]; then
+  exit 0
+fi
 
 make_env() {  # make_env DIR
   [ -x "$1/bin/python" ] || "$PYTHON" -m venv "$1"
@@ -20,4 +24,6 @@ make_env .venv-worker
 make_env .venv
 .venv/bin/python -m pip install --quiet "scipion-pyworkflow==3.11.7" "scipion-em==3.11.1" pytest ruff
 .venv/bin/python -m pip install --quiet -e .
+rm -f .venv/.haruspex-setup-*
+touch "$stamp"
 echo "environments ready: .venv (Scipion) and .venv-worker (engine)"
