@@ -83,16 +83,16 @@ Weights: --checkpoint, else $HARUSPEX_CHECKPOINT, else the cache filled by `haru
         "--precision",
         choices=("fp32", "bf16"),
         default="fp32",
-        help="fp32 reproduces the published network; bf16 is about 2x faster on CPUs with AVX512-BF16 and on GPUs, "
-        "with small differences in the probabilities (see BENCHMARKS.md) (default: fp32)",
+        help="fp32 reproduces the published network; bf16 (bfloat16 weights and activations) is faster on CPUs with "
+        "AVX512-BF16 and on GPUs, with small differences in the probabilities: see BENCHMARKS.md (default: fp32)",
     )
     p.add_argument(
         "--algorithm",
         choices=("auto", "winograd", "direct"),
         default="auto",
-        help="convolution algorithm for fp32. winograd: 1.6x faster on CPUs, equal to direct within float32 rounding "
-        "(max |Δp| ~1e-5); direct: plain convolutions, bit-identical to the original graph. auto: winograd on CPU, "
-        "direct on GPU (default: auto)",
+        help="convolution algorithm. winograd: 1.6x faster on CPUs, in fp32 equal to direct within float32 rounding "
+        "(max |Δp| ~1e-5); direct: plain convolutions, in fp32 bit-identical to the original graph. auto: winograd "
+        "on CPU, direct on GPU (default: auto)",
     )
     p.add_argument("--checkpoint", type=Path, help="checkpoint prefix, e.g. /data/hpx_190116/model.ckpt-40000")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")

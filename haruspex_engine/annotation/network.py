@@ -49,7 +49,7 @@ class HaruspexNetwork:
     weights: checkpoint name -> array, shapes as in NETWORK_TENSORS (TF kernel layouts, used as they are).
     precision: "fp32" (matches the original) or "bf16" (weights and activations in bfloat16, softmax in fp32).
     device: TensorFlow device string, e.g. "/CPU:0" or "/GPU:0".
-    algorithm: "winograd" (Winograd F(2³, 3³) for WINOGRAD_LAYERS, fp32 only; bf16 always runs "direct") or "direct"
+    algorithm: "winograd" (Winograd F(2³, 3³) for WINOGRAD_LAYERS; in bf16 its transforms add rounding) or "direct"
     (tf.nn.conv3d everywhere). Both compute the same function up to float32 summation order. None (default):
     "winograd" on a CPU device (1.6-1.7× faster per tile on a 2-core AVX-512 CPU), "direct" elsewhere (the GPU gain
     is not measured; cuDNN picks its own convolution algorithm).
@@ -65,7 +65,7 @@ class HaruspexNetwork:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}, not {algorithm!r}")
         self.precision = precision
         self.device = device
-        self.algorithm = "direct" if precision == "bf16" else algorithm
+        self.algorithm = algorithm
         dtype = PRECISIONS[precision]
         with tf.device(device):
             self._w = {name: tf.constant(np.asarray(weights[name], np.float32), dtype=dtype)
