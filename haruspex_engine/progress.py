@@ -12,17 +12,20 @@ from tqdm import tqdm
 
 
 class Progress:
-    """Counts ``total`` units of work labelled ``label`` (e.g. tiles)."""
+    """Counts ``total`` units of work labelled ``label`` (e.g. tiles; bytes with ``unit_scale``: kB, MB, …)."""
 
-    def __init__(self, total: int, label: str, unit: str, interval_s: float = 10.0):
+    def __init__(self, total: int, label: str, unit: str, interval_s: float = 10.0, unit_scale: bool = False):
         self.total = total
         self.label = label
         self.unit = unit
+        self.unit_scale = unit_scale
         self.interval_s = interval_s
         self.done = 0
         self._start = time.perf_counter()
         self._last_line = self._start
-        self._bar = tqdm(total=total, desc=label, unit=unit, file=sys.stderr) if sys.stderr.isatty() else None
+        self._bar = None
+        if sys.stderr.isatty():
+            self._bar = tqdm(total=total, desc=label, unit=unit, unit_scale=unit_scale, file=sys.stderr)
 
     def update(self, n: int) -> None:
         self.done += n
@@ -37,7 +40,8 @@ class Progress:
     def status(self) -> str:
         """e.g. ``annotate:  16%|███       | 120/729 [00:57<04:50, 2.10tile/s]``."""
         elapsed = time.perf_counter() - self._start
-        return tqdm.format_meter(self.done, self.total, elapsed, prefix=self.label, unit=self.unit, ncols=80)
+        return tqdm.format_meter(self.done, self.total, elapsed, prefix=self.label, unit=self.unit,
+                                 unit_scale=self.unit_scale, ncols=80)
 
     def close(self) -> None:
         if self._bar is not None:

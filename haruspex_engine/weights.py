@@ -12,8 +12,8 @@ Where the weights come from, in the order :func:`locate_checkpoint` tries:
 2. the cache, ``$HARUSPEX_CACHE`` (default ``~/.cache/haruspex``), filled by ``haruspex weights download`` or,
    in Scipion, by ``scipion3 installb haruspex-weights``.
 
-This module only uses the standard library (``tqdm`` for the progress bar when it is installed); it never imports
-TensorFlow, PyTorch or pyworkflow, so the Scipion side may read the registry too.
+This module only uses the standard library (and ``tqdm``, through haruspex_engine.progress, while downloading); it
+never imports TensorFlow, PyTorch or pyworkflow, so the Scipion side may read the registry too.
 """
 from __future__ import annotations
 
@@ -28,9 +28,12 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from . import __version__
+
+if TYPE_CHECKING:  # progress imports tqdm, which Scipion's environment (reading REGISTRY) may not have
+    from .progress import Progress
 
 __all__ = [
     "CACHE_ENV",
@@ -223,60 +226,13 @@ def verify(key: str, directory: str | os.PathLike[str] | None = None) -> list[st
 # --------------------------------------------------------------------------------------------------------------
 # Download
 # --------------------------------------------------------------------------------------------------------------
-class _Progress:
-    """Byte progress on stderr: a tqdm bar when tqdm is importable, else plain lines every ~10 %."""
-
-    def __init__(self, total: int, desc: str, enabled: bool, stream: IO[str] | None = None) -> None:
-        self.total = total
-        self.desc = desc
-        self.enabled = enabled
-        self.stream = stream if stream is not None else sys.stderr
-        self.done = 0
-        self._bar: Any = None
-        self._next_report = 0
-        if not enabled:
-            return
-        try:
-            from tqdm import tqdm
-        except ImportError:  # plain fallback (e.g. imported from an environment without tqdm)
-            return
-        is_tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self._bar = tqdm(
-            total=total,
-            desc=desc,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            file=self.stream,
-            mininterval=0.2 if is_tty else 5.0,
-            leave=True,
-            dynamic_ncols=is_tty,
-        )
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if not self.enabled:
-            return
-        if self._bar is not None:
-            self._bar.update(n)
-        elif self.done >= self._next_report:
-            pct = 100.0 * self.done / self.total if self.total else 100.0
-            print(f"download: {self.desc}: {self.done:,}/{self.total:,} bytes ({pct:.0f}%)", file=self.stream)
-            self._next_report = self.done + max(self.total // 10, 1)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-
 def _file_url(wf: WeightFile, base_url: str | None) -> str:
     if base_url is None:
         return wf.url
     return base_url.rstrip("/") + "/" + wf.name
 
 
-def _fetch_to(url: str, wf: WeightFile, out: IO[bytes], progress: _Progress) -> str:
+def _fetch_to(url: str, wf: WeightFile, out: IO[bytes], progress: Progress | None) -> str:
     """Stream *url* into *out*; return the git blob id of what was written.
 
     Raises :class:`WeightsError` on a network error or when the byte count differs from ``wf.size`` (the transfer
@@ -306,7 +262,8 @@ def _fetch_to(url: str, wf: WeightFile, out: IO[bytes], progress: _Progress) -> 
                     )
                 digest.update(chunk)
                 out.write(chunk)
-                progress.update(len(chunk))
+                if progress is not None:
+                    progress.update(len(chunk))
     except urllib.error.HTTPError as exc:
         raise WeightsError(f"{wf.name}: download failed: HTTP {exc.code} {exc.reason} ({url})") from exc
     except urllib.error.URLError as exc:
@@ -324,7 +281,9 @@ def _download_file(wf: WeightFile, directory: Path, url: str, progress: bool) ->
     """Download one file into *directory* through a temporary name; rename it into place only when verified."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{wf.name}.", suffix=_TMP_SUFFIX, dir=directory)
     tmp = Path(tmp_name)
-    bar = _Progress(wf.size, wf.name, progress)
+    from .progress import Progress
+
+    bar = Progress(wf.size, f"download {wf.name}", "B", interval_s=5.0, unit_scale=True) if progress else None
     try:
         with os.fdopen(fd, "wb") as out:
             got = _fetch_to(url, wf, out, bar)
@@ -338,7 +297,8 @@ def _download_file(wf: WeightFile, directory: Path, url: str, progress: bool) ->
         tmp.unlink(missing_ok=True)
         raise
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
 
 
 def download(key: str = DEFAULT_SET, *, base_url: str | None = None, progress: bool = True) -> Path:
