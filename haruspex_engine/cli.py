@@ -123,6 +123,7 @@ def _run_annotate(args: argparse.Namespace) -> int:
     if float(density.data.max()) == float(density.data.min()):
         raise CommandError(f"{args.map}: the map is constant ({float(density.data.min())}); nothing to annotate")
     t_read = time.perf_counter() - t0
+    args.output_dir.mkdir(parents=True, exist_ok=True)  # fail before a long run, not after it
     prefix_path = args.checkpoint or weights.locate_checkpoint()
     notes: list[str] = []
     if checkpoint.is_test_weights(prefix_path):
@@ -188,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         return weights.EXIT_NO_WEIGHTS
     except (CommandError, MapError, CheckpointError, DeviceError, weights.WeightsError) as exc:
         print(f"haruspex: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:  # e.g. an output directory that cannot be created or written
+        where = exc.filename or ""
+        print(f"haruspex: error: {where}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILED
 
 

@@ -113,6 +113,16 @@ def test_compat_mode_on_a_map_smaller_than_a_tile_is_a_clear_error(tmp_path, che
     assert result.returncode == 1 and "at least 40 voxels" in result.stderr
 
 
+def test_unwritable_output_directory_is_a_clear_error(tmp_path, checkpoint):
+    write_map(tmp_path / "in.mrc", _blobs((20, 20, 20)), (1.1, 1.1, 1.1))
+    (tmp_path / "taken").write_text("a file where the output directory should go\n")
+    result = run_cli("annotate", tmp_path / "in.mrc", "-o", tmp_path / "taken" / "out",
+                     env_extra={"HARUSPEX_CHECKPOINT": str(checkpoint), "HARUSPEX_ALLOW_TEST_WEIGHTS": "1"})
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("haruspex: error: ") and "taken" in last and "Traceback" not in result.stderr
+
+
 def test_gpu_requested_without_a_gpu_is_an_error(tmp_path, checkpoint):
     write_map(tmp_path / "in.mrc", _blobs((20, 20, 20)), (1.1, 1.1, 1.1))
     result = run_cli("annotate", tmp_path / "in.mrc", "-o", tmp_path / "out", "--device", "gpu",
