@@ -125,12 +125,11 @@ def _run_annotate(args: argparse.Namespace) -> int:
     t_read = time.perf_counter() - t0
     args.output_dir.mkdir(parents=True, exist_ok=True)  # fail before a long run, not after it
     prefix_path = args.checkpoint or weights.locate_checkpoint()
+    network_weights = checkpoint.read_network_weights(prefix_path)  # refuses test weights outside the test suite
     notes: list[str] = []
     if checkpoint.is_test_weights(prefix_path):
-        checkpoint.check_not_test_weights(prefix_path)
         notes.append("RANDOM TEST WEIGHTS: these maps are meaningless (test run)")
         loud_warning(notes[-1])
-    network_weights = checkpoint.read_network_weights(prefix_path)
     device = select_device(args.device)
     from haruspex_engine.annotation.network import HaruspexNetwork
 
@@ -162,7 +161,7 @@ def _run_annotate(args: argparse.Namespace) -> int:
         report=report,
         started_at=t0,
     )
-    fractions = ", ".join(f"{k} {v:.1%}" for k, v in annotation.class_fractions().items())
+    fractions = ", ".join(f"{k} {v:.1%}" for k, v in annotation.class_fractions.items())
     print(f"annotate: done in {time.perf_counter() - t0:.1f} s; {fractions}; outputs in {paths['summary'].parent}",
           file=sys.stderr, flush=True)
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -48,6 +49,7 @@ class Annotation:
     def channel(self, name: str) -> np.ndarray:
         return self.probabilities[..., CHANNELS.index(name)]
 
+    @cached_property
     def labels(self) -> np.ndarray:
         """int8 (Z, Y, X): 0 unassigned (or not covered), 1 helix, 2 sheet, 3 nucleic acid."""
         lookup = np.array([LABEL_VALUES[c] for c in CHANNELS], dtype=np.int8)
@@ -55,9 +57,10 @@ class Annotation:
         labels[~self.covered] = LABEL_VALUES["unassigned"]
         return labels
 
+    @cached_property
     def class_fractions(self) -> dict[str, float]:
         """Fraction of map voxels whose label is each class."""
-        counts = np.bincount(self.labels().ravel(), minlength=4) / self.covered.size
+        counts = np.bincount(self.labels.ravel(), minlength=4) / self.covered.size
         return {name: float(counts[value]) for name, value in LABEL_VALUES.items()}
 
 

@@ -57,7 +57,7 @@ def write_annotation(
         write_like(paths[name], probability, density)
         if density_weighted:
             write_like(paths[f"{name}_weighted"], probability * density.data, density)
-    write_like(paths["labels"], annotation.labels().astype(np.float32), density)
+    write_like(paths["labels"], annotation.labels.astype(np.float32), density)
     timings = {**annotation.timings_s, "write": time.perf_counter() - t_write}
     if started_at is not None:
         timings["total"] = time.perf_counter() - started_at
@@ -71,7 +71,7 @@ def write_annotation(
         },
         "outputs": {name: str(path) for name, path in paths.items() if name != "summary"},
         "label_values": {"unassigned": 0, "helix": 1, "sheet": 2, "nucleic": 3},
-        "class_fractions": annotation.class_fractions(),
+        "class_fractions": annotation.class_fractions,
         "network_channels": list(CHANNELS),
         "tiles": annotation.tiles,
         "batch_size": annotation.batch_size,

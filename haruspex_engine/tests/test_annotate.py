@@ -39,7 +39,7 @@ def test_compat_mode_leaves_the_original_borders_unpredicted():
     result = annotate_map(density, centre_classifier, compat=True, progress=False)
     assert not result.covered[:10].any() and not result.covered[40:].any()
     assert result.covered[10:40, 10:40, 10:40].all()
-    labels = result.labels()
+    labels = result.labels
     assert (labels[~result.covered] == 0).all()
 
 
@@ -49,8 +49,8 @@ def test_labels_and_fractions_follow_the_argmax():
     v = density.data
     # argmax of (v, 2v, -v, 0): helix (2v) when v > 0, nucleic (-v) when v < 0
     expected = np.where(v > 0, 1, 3)
-    assert np.array_equal(result.labels(), expected)
-    fractions = result.class_fractions()
+    assert np.array_equal(result.labels, expected)
+    fractions = result.class_fractions
     assert fractions["helix"] == pytest.approx((v > 0).mean())
     assert fractions["nucleic"] == pytest.approx((v < 0).mean())
     assert fractions["sheet"] == 0 and sum(fractions.values()) == pytest.approx(1.0)
