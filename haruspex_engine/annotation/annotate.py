@@ -15,15 +15,14 @@ from functools import cached_property
 import numpy as np
 
 from haruspex_engine import tiling
+from haruspex_engine.annotation.checkpoint import BOX, CHANNELS, CORE
 from haruspex_engine.devices import DeviceOutOfMemory
 from haruspex_engine.maps import DensityMap, zoom_by, zoom_to_shape
 from haruspex_engine.progress import Progress
 
 WORKING_VOXEL_SIZE = 1.1  # Å
 VOXEL_SIZE_RANGE = (1.0, 1.2)  # Å, inclusive: maps inside it are used as they are
-BOX, CORE = 40, 20
-#: Network channel order (published) and the label value given to each channel in label maps.
-CHANNELS = ("sheet", "helix", "nucleic", "unassigned")
+#: Label value given to each network channel in label maps.
 LABEL_VALUES = {"unassigned": 0, "helix": 1, "sheet": 2, "nucleic": 3}
 
 PredictFn = Callable[[np.ndarray], np.ndarray]

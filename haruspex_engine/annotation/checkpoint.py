@@ -15,6 +15,10 @@ import numpy as np
 
 from haruspex_engine.devices import import_tensorflow
 
+#: Edge in voxels of the network's input box and of the central core it predicts.
+BOX, CORE = 40, 20
+#: Channel order of the network output (published).
+CHANNELS = ("sheet", "helix", "nucleic", "unassigned")
 #: Network tensors needed for inference: checkpoint name -> shape.
 NETWORK_TENSORS: dict[str, tuple[int, ...]] = {
     "conv3d/kernel": (3, 3, 3, 1, 32),

@@ -21,16 +21,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from haruspex_engine.annotation.checkpoint import NETWORK_TENSORS
+from haruspex_engine.annotation.checkpoint import BOX, NETWORK_TENSORS
 from haruspex_engine.annotation.winograd import transform_kernel, winograd_conv3d_valid
 from haruspex_engine.devices import DeviceOutOfMemory, import_tensorflow
 
 tf = import_tensorflow()
 
-BOX = 40
-CORE = 20
-#: Channel order of the network output.
-CHANNELS = ("sheet", "helix", "nucleic", "unassigned")
 PRECISIONS = {"fp32": tf.float32, "bf16": tf.bfloat16}
 ALGORITHMS = ("winograd", "direct")
 #: Convolutions computed with Winograd F(2³, 3³) when algorithm == "winograd" (conv3d_3 is SAME: zero-padded first).

@@ -32,12 +32,9 @@ from haruspex_engine.devices import import_tensorflow
 
 tf = import_tensorflow()
 
-#: G of F(2, 3), shape (4, 3): kernel transform along one axis.
+#: G of F(2, 3), shape (4, 3): kernel transform along one axis. Bᵀ and Aᵀ (module docstring) are written out as
+#: additions in _transform_axis and _output_transform.
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
-#: Bᵀ of F(2, 3), shape (4, 4): input transform along one axis.
-BT = np.array([[1.0, 0.0, -1.0, 0.0], [0.0, 1.0, 1.0, 0.0], [0.0, -1.0, 1.0, 0.0], [0.0, 1.0, 0.0, -1.0]])
-#: Aᵀ of F(2, 3), shape (2, 4): output transform along one axis.
-AT = np.array([[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]])
 
 
 def transform_kernel(kernel_np: np.ndarray) -> np.ndarray:

@@ -29,9 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-BOX = 40
-CORE = 20
-N_CLASSES = 4
+from haruspex_engine.annotation.checkpoint import BOX, CHANNELS, CORE
+
 #: Name of the node that becomes the input placeholder (the stored graph's ``Reshape`` to [-1, 40, 40, 40, 1]).
 INPUT_NODE = "Reshape"
 #: Const nodes that hold the training batch (100) in element 0.
@@ -138,7 +137,7 @@ class UpstreamGraph:
         boxes = np.asarray(boxes, dtype=np.float32)
         if boxes.ndim != 4 or boxes.shape[1:] != (BOX, BOX, BOX):
             raise ValueError(f"expected boxes of shape (N, {BOX}, {BOX}, {BOX}), got {boxes.shape}")
-        out = np.empty((len(boxes), CORE, CORE, CORE, N_CLASSES), dtype=np.float32)
+        out = np.empty((len(boxes), CORE, CORE, CORE, len(CHANNELS)), dtype=np.float32)
         for start in range(0, len(boxes), self.batch_size):
             chunk = boxes[start:start + self.batch_size]
             n = len(chunk)
