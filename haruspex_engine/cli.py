@@ -176,7 +176,7 @@ def _run_example(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from haruspex_engine.annotation.checkpoint import CheckpointError
+    from haruspex_engine.checkpoints import CheckpointError
     from haruspex_engine.devices import DeviceError
     from haruspex_engine.maps import MapError
 

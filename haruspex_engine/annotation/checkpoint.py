@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from haruspex_engine.checkpoints import CheckpointError
+from haruspex_engine.checkpoints import check_not_test_weights as _check_not_test_weights
+from haruspex_engine.checkpoints import is_test_weights as _is_test_weights
 from haruspex_engine.devices import import_tensorflow
 
 #: Edge in voxels of the network's input box and of the central core it predicts.
@@ -40,15 +43,6 @@ NETWORK_TENSORS: dict[str, tuple[int, ...]] = {
     "conv3d_7/kernel": (3, 3, 3, 128, 4),
     "conv3d_7/bias": (4,),
 }
-
-#: Marker file that labels a checkpoint directory as random weights generated for tests.
-TEST_WEIGHTS_MARKER = "RANDOM-TEST-WEIGHTS"
-ALLOW_TEST_WEIGHTS_ENV = "HARUSPEX_ALLOW_TEST_WEIGHTS"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, incomplete, corrupt or of another network; the message names the file."""
-
 
 def published_layout() -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
     """Every tensor of the published checkpoint, name -> (dtype, shape), in the order they are stored."""
@@ -118,16 +112,13 @@ def read_network_weights(prefix: str | os.PathLike) -> dict[str, np.ndarray]:
 
 def check_not_test_weights(prefix: str | os.PathLike) -> None:
     """Refuse random test weights unless HARUSPEX_ALLOW_TEST_WEIGHTS=1 (set only by the test suite)."""
-    marker = Path(prefix).parent / TEST_WEIGHTS_MARKER
-    if marker.exists() and os.environ.get(ALLOW_TEST_WEIGHTS_ENV) != "1":
-        raise CheckpointError(
-            f"{prefix}: these are random weights generated for tests ({marker} exists); they give meaningless "
-            "maps. Install the published weights with `haruspex weights download`."
-        )
+    _check_not_test_weights(Path(prefix).parent, str(prefix),
+                            "Install the published weights with `haruspex weights download`.")
 
 
 def is_test_weights(prefix: str | os.PathLike) -> bool:
-    return (Path(prefix).parent / TEST_WEIGHTS_MARKER).exists()
+    """True when the checkpoint at ``prefix`` is a random test checkpoint."""
+    return _is_test_weights(Path(prefix).parent)
 
 
 def write_checkpoint(

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from haruspex_engine.annotation.checkpoint import NETWORK_TENSORS, TEST_WEIGHTS_MARKER, write_checkpoint
+from haruspex_engine.annotation.checkpoint import NETWORK_TENSORS, write_checkpoint
+from haruspex_engine.checkpoints import mark_test_weights
 
 
 def random_network_weights(seed: int = 0) -> dict[str, np.ndarray]:
@@ -32,7 +33,7 @@ def make_test_checkpoint(directory: str | Path, seed: int = 0) -> Path:
     """Write random weights as ``DIR/model.ckpt-40000`` (published names and layout) and return that prefix."""
     directory = Path(directory)
     prefix = write_checkpoint(directory / "model.ckpt-40000", random_network_weights(seed), global_step=40000)
-    (directory / TEST_WEIGHTS_MARKER).write_text("Random weights generated for tests. Outputs are meaningless.\n")
+    mark_test_weights(directory)
     return prefix
 
 

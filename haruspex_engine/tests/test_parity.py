@@ -18,13 +18,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from haruspex_engine.annotation.checkpoint import (  # noqa: E402
-    ALLOW_TEST_WEIGHTS_ENV,
     NETWORK_TENSORS,
     data_path,
     index_path,
     published_layout,
     read_network_weights,
 )
+from haruspex_engine.checkpoints import ALLOW_TEST_WEIGHTS_ENV  # noqa: E402
 from haruspex_engine.testing.random_weights import make_test_checkpoint, random_network_weights  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
