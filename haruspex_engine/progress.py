@@ -12,9 +12,12 @@ from tqdm import tqdm
 
 
 class Progress:
-    """Counts ``total`` units of work labelled ``label`` (e.g. tiles; bytes with ``unit_scale``: kB, MB, …)."""
+    """Counts ``total`` units of work labelled ``label`` (e.g. tiles; bytes with ``unit_scale``: kB, MB, …).
 
-    def __init__(self, total: int, label: str, unit: str, interval_s: float = 10.0, unit_scale: bool = False):
+    ``total`` may be ``None`` when it is not known in advance (then no ETA is shown).
+    """
+
+    def __init__(self, total: int | None, label: str, unit: str, interval_s: float = 10.0, unit_scale: bool = False):
         self.total = total
         self.label = label
         self.unit = unit
@@ -33,7 +36,8 @@ class Progress:
             self._bar.update(n)
             return
         now = time.perf_counter()
-        if now - self._last_line >= self.interval_s or self.done >= self.total:
+        finished = self.total is not None and self.done >= self.total
+        if now - self._last_line >= self.interval_s or finished:
             self._last_line = now
             print(self.status(), file=sys.stderr, flush=True)
 

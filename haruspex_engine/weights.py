@@ -2,13 +2,17 @@
 
 Published weights are never shipped with the package.  Each *weight set* (one trained network: one or several
 files) is described in :data:`REGISTRY` by its files' URLs, byte sizes and git blob ids (the SHA-1 that
-``git hash-object FILE`` prints, which is the only hash published for these files).  :func:`download` fetches a set
-into ``cache_dir()/<key>/`` so that nothing unverified ever appears there: every file is written to a temporary
-name in the same directory, checked for size and git blob id, and only then renamed into place.
+``git hash-object FILE`` prints, which is the only hash published for these files; CryoREAD's file sizes were
+never published, so for them the blob id, whose header holds the size, is the whole check).
+:func:`download` fetches a set into ``cache_dir()/<key>/`` so that nothing unverified ever appears there: every
+file is written to a temporary name in the same directory, checked for size and git blob id, and only then renamed
+into place.
 
 Where the weights come from, in the order :func:`locate_checkpoint` tries:
 
-1. ``$HARUSPEX_CHECKPOINT``: files the user already has (a checkpoint prefix or a directory holding the files);
+1. files the user already has: ``$HARUSPEX_CHECKPOINT`` for Haruspex (a checkpoint prefix or a directory holding
+   the files), ``$HARUSPEX_CRYOREAD_WEIGHTS`` for CryoREAD (a directory holding the two ``.pth`` files, or a clone
+   of the CryoREAD repository);
 2. the cache, ``$HARUSPEX_CACHE`` (default ``~/.cache/haruspex``), filled by ``haruspex weights download`` or,
    in Scipion, by ``scipion3 installb haruspex-weights``.
 
@@ -38,6 +42,8 @@ if TYPE_CHECKING:  # progress imports tqdm, which Scipion's environment (reading
 __all__ = [
     "CACHE_ENV",
     "CHECKPOINT_ENV",
+    "CRYOREAD_ENV",
+    "CRYOREAD_STAGE_FILES",
     "DEFAULT_SET",
     "REGISTRY",
     "WeightFile",
@@ -46,6 +52,7 @@ __all__ = [
     "WeightsMissingError",
     "add_weights_parser",
     "cache_dir",
+    "choose_cryoread_set",
     "download",
     "get_set",
     "git_blob_sha1",
@@ -57,6 +64,7 @@ __all__ = [
 
 CACHE_ENV = "HARUSPEX_CACHE"
 CHECKPOINT_ENV = "HARUSPEX_CHECKPOINT"
+CRYOREAD_ENV = "HARUSPEX_CRYOREAD_WEIGHTS"
 DEFAULT_SET = "haruspex-hpx_190116"
 SCIPION_BINARY = "haruspex-weights"
 
@@ -80,13 +88,14 @@ class WeightFile:
     Attributes:
         name: file name inside the set directory (e.g. ``model.ckpt-40000.index``).
         url: public download URL.
-        size: exact size in bytes.
+        size: exact size in bytes, or ``None`` where it was never published (the git blob id, whose header holds
+            the size, is then the only check).
         git_blob_sha1: git blob id of the content (``git hash-object FILE``).
     """
 
     name: str
     url: str
-    size: int
+    size: int | None
     git_blob_sha1: str
 
 
@@ -102,6 +111,8 @@ class WeightSet:
         citation: the paper to cite when the weights are used.
         checkpoint_prefix: for TensorFlow checkpoints, the file stem TF loaders take (``model.ckpt-40000``);
             ``None`` for sets that are used file by file (e.g. PyTorch ``.pth``).
+        upstream_dir: for sets kept in a directory of their upstream repository (CryoREAD's ``best_model_0_3A``),
+            that directory's name, so a user's clone of the repository can be used as it is.
     """
 
     key: str
@@ -110,11 +121,13 @@ class WeightSet:
     licence: str
     citation: str
     checkpoint_prefix: str | None = None
+    upstream_dir: str | None = None
 
     @property
-    def total_size(self) -> int:
-        """Sum of the sizes of the set's files, in bytes."""
-        return sum(f.size for f in self.files)
+    def total_size(self) -> int | None:
+        """Sum of the sizes of the set's files in bytes; ``None`` when a size was never published."""
+        sizes = [f.size for f in self.files]
+        return None if None in sizes else sum(sizes)
 
 
 _HPX_URL = "https://github.com/thorn-lab/haruspex/raw/master/network/hpx_190116/"
@@ -146,6 +159,42 @@ REGISTRY: dict[str, WeightSet] = {
         checkpoint_prefix="model.ckpt-40000",
     ),
 }
+
+_CRYOREAD_URL = "https://github.com/kiharalab/CryoREAD/raw/5c49c2f6083d9a70ac47014a64daaed01a9f1328/"
+_CRYOREAD_LICENCE = (
+    "GPL-3.0, Copyright (C) 2022 Xiao Wang, Genki Terashi, Daisuke Kihara, Purdue University (the weights ship "
+    "inside https://github.com/kiharalab/CryoREAD under its GPL-3.0 licence statement)"
+)
+_CRYOREAD_CITATION = (
+    "Wang X, Terashi G, Kihara D. CryoREAD: de novo structure modeling for nucleic acids in cryo-EM maps using "
+    "deep learning. Nat. Methods 2023, 20(11):1739-1747. doi:10.1038/s41592-023-02032-5"
+)
+# (key, upstream directory, what it is, git blob ids of stage 1 and stage 2). File sizes were never published.
+_CRYOREAD_SETS = (
+    ("cryoread-default", "best_model", "default model (trained on the entire data set, 2023-11-01); "
+     "chosen automatically for 3-5 Å maps",
+     "035c4a7d61b5643108d34a3ede294512d1841fec", "14cb697dd1bc05a32e89b8e1415fd0a598100127"),
+    ("cryoread-paper", "best_model_paper", "model of the Nature Methods 2023 paper (2023-03-20); only on request",
+     "99946f4b982d45fe3dcdc8ad07665093895c818b", "94343e75e231bace118c6e9ac341efa0106bdd4b"),
+    ("cryoread-0-3A", "best_model_0_3A", "model for maps better than 3 Å (2024-04-11); chosen automatically "
+     "below 3 Å", "60b94ad28bb1d0dbc2a5d5b20d17ff87e269a08e", "50fd9b8e5b77ab33fce46e1803fad4507a076317"),
+    ("cryoread-5-10A", "best_model_5_10A", "model for 5-10 Å maps (2024-04-11); chosen automatically above "
+     "5 Å", "b0f15bb3dbbd04df220cbf95a025b67003f8918b", "3e2d9d64959199f408ee617ea4f85b3d1e99742f"),
+)
+#: File names of the two CryoREAD networks inside a set directory.
+CRYOREAD_STAGE_FILES = ("stage1_network.pth", "stage2_network.pth")
+for _key, _dirname, _what, *_blobs in _CRYOREAD_SETS:
+    REGISTRY[_key] = WeightSet(
+        key=_key,
+        description=f"CryoREAD detection networks (PyTorch, stages 1 and 2), {_what}",
+        files=tuple(
+            WeightFile(name=name, url=f"{_CRYOREAD_URL}{_dirname}/{name}", size=None, git_blob_sha1=blob)
+            for name, blob in zip(CRYOREAD_STAGE_FILES, _blobs)
+        ),
+        licence=_CRYOREAD_LICENCE,
+        citation=_CRYOREAD_CITATION,
+        upstream_dir=_dirname,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -200,7 +249,7 @@ def _file_problems(wf: WeightFile, path: Path, *, check_hash: bool) -> list[str]
     if not path.is_file():
         return [f"{path}: missing"]
     got_size = path.stat().st_size
-    if got_size != wf.size:
+    if wf.size is not None and got_size != wf.size:
         return [f"{path}: wrong size: expected {_fmt_bytes(wf.size)}, got {_fmt_bytes(got_size)}"]
     if check_hash:
         got = git_blob_sha1(path)
@@ -232,21 +281,18 @@ def _file_url(wf: WeightFile, base_url: str | None) -> str:
     return base_url.rstrip("/") + "/" + wf.name
 
 
-def _fetch_to(url: str, wf: WeightFile, out: IO[bytes], progress: Progress | None) -> str:
-    """Stream *url* into *out*; return the git blob id of what was written.
+def _fetch_to(url: str, wf: WeightFile, out: IO[bytes], progress: Progress | None) -> None:
+    """Stream *url* into *out*.
 
-    Raises :class:`WeightsError` on a network error or when the byte count differs from ``wf.size`` (the transfer
-    is stopped as soon as more bytes than expected arrive).
+    Raises :class:`WeightsError` on a network error or, when the size is published, as soon as the byte count
+    differs from ``wf.size`` (the transfer stops once more bytes than expected arrive).
     """
     request = urllib.request.Request(url, headers={"User-Agent": f"haruspex-engine/{__version__}"})
-    # The size is known in advance, so the git blob header can be hashed before the content arrives; the hash is
-    # only meaningful if the final byte count equals wf.size, which is checked below.
-    digest = hashlib.sha1(b"blob %d\0" % wf.size)
     received = 0
     try:
         with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
             length = response.headers.get("Content-Length")
-            if length is not None and length.strip().isdigit() and int(length) != wf.size:
+            if wf.size is not None and length is not None and length.strip().isdigit() and int(length) != wf.size:
                 raise WeightsError(
                     f"{wf.name}: wrong size: expected {_fmt_bytes(wf.size)}, "
                     f"server announces {_fmt_bytes(int(length))} ({url})"
@@ -256,11 +302,10 @@ def _fetch_to(url: str, wf: WeightFile, out: IO[bytes], progress: Progress | Non
                 if not chunk:
                     break
                 received += len(chunk)
-                if received > wf.size:
+                if wf.size is not None and received > wf.size:
                     raise WeightsError(
                         f"{wf.name}: wrong size: expected {_fmt_bytes(wf.size)}, got more than that ({url})"
                     )
-                digest.update(chunk)
                 out.write(chunk)
                 if progress is not None:
                     progress.update(len(chunk))
@@ -270,11 +315,10 @@ def _fetch_to(url: str, wf: WeightFile, out: IO[bytes], progress: Progress | Non
         raise WeightsError(f"{wf.name}: download failed: {exc.reason} ({url})") from exc
     except (OSError, ValueError, http.client.HTTPException) as exc:  # timeouts, resets, IncompleteRead, bad URLs
         raise WeightsError(f"{wf.name}: download failed: {exc.__class__.__name__}: {exc} ({url})") from exc
-    if received != wf.size:
+    if wf.size is not None and received != wf.size:
         raise WeightsError(
             f"{wf.name}: wrong size: expected {_fmt_bytes(wf.size)}, got {_fmt_bytes(received)} ({url})"
         )
-    return digest.hexdigest()
 
 
 def _download_file(wf: WeightFile, directory: Path, url: str, progress: bool) -> None:
@@ -286,9 +330,10 @@ def _download_file(wf: WeightFile, directory: Path, url: str, progress: bool) ->
     bar = Progress(wf.size, f"download {wf.name}", "B", interval_s=5.0, unit_scale=True) if progress else None
     try:
         with os.fdopen(fd, "wb") as out:
-            got = _fetch_to(url, wf, out, bar)
+            _fetch_to(url, wf, out, bar)
             out.flush()
             os.fsync(out.fileno())
+        got = git_blob_sha1(tmp)
         if got != wf.git_blob_sha1:
             raise WeightsError(f"{wf.name}: wrong git blob SHA-1: expected {wf.git_blob_sha1}, got {got} ({url})")
         os.chmod(tmp, 0o644)
@@ -343,13 +388,18 @@ def download(key: str = DEFAULT_SET, *, base_url: str | None = None, progress: b
 # --------------------------------------------------------------------------------------------------------------
 def _install_hint(key: str) -> str:
     ws = get_set(key)
-    example = f"/path/to/{ws.checkpoint_prefix}" if ws.checkpoint_prefix else "/path/to/directory"
     set_opt = "" if key == DEFAULT_SET else f" --set {key}"
+    size = "" if ws.total_size is None else f"about {ws.total_size / 2**20:.0f} MiB "
+    if ws.checkpoint_prefix:
+        existing = (f"set {CHECKPOINT_ENV}=/path/to/{ws.checkpoint_prefix} (a checkpoint prefix, or the directory "
+                    f"holding {', '.join(f.name for f in ws.files)})")
+    else:
+        existing = (f"set {CRYOREAD_ENV} to the directory holding {', '.join(f.name for f in ws.files)}, or to a "
+                    f"clone of the upstream repository (its {ws.upstream_dir}/ directory is used)")
     return (
         f"install them in one of three ways: (1) run `haruspex weights download{set_opt}` "
-        f"(about {ws.total_size / 2**20:.0f} MiB into {set_dir(key)}; the cache root is ${CACHE_ENV}); "
-        f"(2) if you already have the files, set {CHECKPOINT_ENV}={example} (a checkpoint prefix, or the directory "
-        f"holding {', '.join(f.name for f in ws.files)}); "
+        f"({size}into {set_dir(key)}; the cache root is ${CACHE_ENV}); "
+        f"(2) if you already have the files, {existing}; "
         f"(3) in Scipion, run `scipion3 installb {SCIPION_BINARY}`"
     )
 
@@ -404,6 +454,38 @@ def _check_env_checkpoint(ws: WeightSet, value: str) -> Path:
     return prefix
 
 
+def _check_env_directory(ws: WeightSet, value: str) -> Path:
+    """The directory ``$HARUSPEX_CRYOREAD_WEIGHTS`` names for *ws*: itself, or its ``upstream_dir`` subdirectory."""
+    given = Path(value).expanduser()
+    for candidate in (given / ws.upstream_dir, given):
+        if all((candidate / wf.name).is_file() for wf in ws.files):
+            return candidate
+    raise WeightsError(
+        f"{CRYOREAD_ENV}={value}: no {ws.key} weights there: expected {' and '.join(f.name for f in ws.files)} in "
+        f"{given} or in {given / ws.upstream_dir}"
+    )
+
+
+def choose_cryoread_set(resolution: float) -> tuple[str, str]:
+    """The CryoREAD weight set the original picks for a map of *resolution* Å, and why: (key, reason).
+
+    Below 3 Å the 0-3 Å model, above 5 Å (up to 10 Å) the 5-10 Å model, else the default model. Beyond 10 Å
+    the original refuses to run; so does this (:class:`WeightsError`), unless the caller names a set itself.
+    """
+    if not resolution > 0:
+        raise WeightsError(f"resolution must be a positive number of Å, not {resolution}")
+    if resolution > 10:
+        raise WeightsError(
+            f"resolution {resolution} Å is beyond the 10 Å that CryoREAD's networks were trained for; "
+            "choose a weight set explicitly if you want to try anyway"
+        )
+    if resolution < 3:
+        return "cryoread-0-3A", f"resolution {resolution} Å < 3 Å"
+    if resolution > 5:
+        return "cryoread-5-10A", f"resolution {resolution} Å in (5, 10] Å"
+    return "cryoread-default", f"resolution {resolution} Å in [3, 5] Å"
+
+
 def locate_checkpoint(key: str = DEFAULT_SET) -> Path:
     """Return the path of a usable copy of the weight set *key*.
 
@@ -411,7 +493,9 @@ def locate_checkpoint(key: str = DEFAULT_SET) -> Path:
     without ``checkpoint_prefix`` it is the directory holding its files.
 
     Looks first at ``$HARUSPEX_CHECKPOINT`` (TensorFlow sets only): a prefix, a directory holding the files, or
-    the path of one of the files.  The files must exist and the ``.data`` shard must have its published size,
+    the path of one of the files; for CryoREAD sets at ``$HARUSPEX_CRYOREAD_WEIGHTS``: the directory holding the
+    two ``.pth`` files, or a clone of the CryoREAD repository (its ``upstream_dir`` subdirectory is used).
+    The files must exist and the ``.data`` shard must have its published size,
     else :class:`WeightsError` says what is wrong (a set variable is never silently ignored).  Otherwise the
     cache copy is used when all its files are present with the right sizes (full hashing is :func:`verify`).
 
@@ -422,6 +506,9 @@ def locate_checkpoint(key: str = DEFAULT_SET) -> Path:
     env = os.environ.get(CHECKPOINT_ENV, "").strip()
     if env and ws.checkpoint_prefix is not None:
         return _check_env_checkpoint(ws, env)
+    env = os.environ.get(CRYOREAD_ENV, "").strip()
+    if env and ws.upstream_dir is not None:
+        return _check_env_directory(ws, env)
     directory = set_dir(key)
     problems: list[str] = []
     for wf in ws.files:

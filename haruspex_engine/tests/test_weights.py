@@ -27,6 +27,7 @@ from haruspex_engine.weights import (
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_HARUSPEX = REPO.parent / "shared" / "models" / "haruspex"
+SHARED_CRYOREAD = REPO.parent / "shared" / "models" / "cryoread"
 
 TEST_KEY = "test-set"
 CKPT_KEY = "test-ckpt"
@@ -96,6 +97,7 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv("HARUSPEX_CACHE", str(cache))
     monkeypatch.delenv("HARUSPEX_CHECKPOINT", raising=False)
+    monkeypatch.delenv("HARUSPEX_CRYOREAD_WEIGHTS", raising=False)
     return cache
 
 
@@ -467,3 +469,91 @@ def test_module_does_not_import_frameworks() -> None:
     for name in ("tensorflow", "torch", "pyworkflow"):
         assert f"import {name}" not in source and f"from {name}" not in source
     assert os.path.basename(W.__file__) == "weights.py"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# CryoREAD weight sets: registry, unknown sizes, choice by resolution, user directories
+# ----------------------------------------------------------------------------------------------------------------
+CRYOREAD_KEYS = ("cryoread-default", "cryoread-paper", "cryoread-0-3A", "cryoread-5-10A")
+
+
+def test_cryoread_sets_are_registered() -> None:
+    for key in CRYOREAD_KEYS:
+        ws = W.get_set(key)
+        assert [f.name for f in ws.files] == ["stage1_network.pth", "stage2_network.pth"]
+        assert ws.checkpoint_prefix is None and ws.upstream_dir
+        assert ws.total_size is None  # never published: the blob id is the check
+        for wf in ws.files:
+            assert wf.url.endswith(f"/{ws.upstream_dir}/{wf.name}") and len(wf.git_blob_sha1) == 40
+
+
+def test_cryoread_blob_ids_match_the_published_list() -> None:
+    source = SHARED_CRYOREAD / "SOURCE.txt"
+    if not source.is_file():
+        pytest.skip(f"{source} is absent (../shared not beside the project)")
+    published = {}
+    for line in source.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].endswith(".pth"):
+            published[parts[0]] = parts[1]
+    assert len(published) == 8
+    for key in CRYOREAD_KEYS:
+        ws = W.get_set(key)
+        for wf in ws.files:
+            assert published[f"{ws.upstream_dir}/{wf.name}"] == wf.git_blob_sha1
+
+
+@pytest.mark.parametrize(
+    ("resolution", "key"),
+    [(1.8, "cryoread-0-3A"), (2.99, "cryoread-0-3A"), (3.0, "cryoread-default"), (3.7, "cryoread-default"),
+     (5.0, "cryoread-default"), (5.01, "cryoread-5-10A"), (10.0, "cryoread-5-10A")],
+)
+def test_cryoread_set_follows_the_resolution(resolution: float, key: str) -> None:
+    chosen, reason = W.choose_cryoread_set(resolution)
+    assert chosen == key and str(resolution) in reason
+
+
+@pytest.mark.parametrize("resolution", [10.5, 0.0, -2.0, float("nan")])
+def test_cryoread_set_refuses_resolutions_outside_the_trained_range(resolution: float) -> None:
+    with pytest.raises(WeightsError, match="resolution"):
+        W.choose_cryoread_set(resolution)
+
+
+def test_download_of_a_set_without_published_sizes(server: Server, clean_env: Path, monkeypatch) -> None:
+    a, b = _publish(server, SMALL, url_dir="best_model")
+    unsized = tuple(WeightFile(f.name, f.url, None, f.git_blob_sha1) for f in (a, b))
+    _register(monkeypatch, TEST_KEY, unsized)
+    directory = W.download(TEST_KEY, progress=True)
+    assert (directory / "a.bin").read_bytes() == SMALL["a.bin"] and W.verify(TEST_KEY) == []
+    # a wrong blob id is still caught, and nothing is left behind
+    _register(monkeypatch, "other", (WeightFile(a.name, a.url, None, "0" * 40),))
+    with pytest.raises(WeightsError, match="a.bin.*wrong git blob"):
+        W.download("other", progress=False)
+    assert not (clean_env / "other").exists()
+
+
+def _fake_cryoread_files(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in W.CRYOREAD_STAGE_FILES:
+        (directory / name).write_bytes(b"not checked here")
+
+
+def test_cryoread_weights_from_a_user_directory_or_a_clone(tmp_path: Path, monkeypatch) -> None:
+    plain = tmp_path / "my-weights"
+    _fake_cryoread_files(plain)
+    monkeypatch.setenv(W.CRYOREAD_ENV, str(plain))
+    assert W.locate_checkpoint("cryoread-0-3A") == plain  # a directory with the two files serves any set
+    clone = tmp_path / "CryoREAD"
+    _fake_cryoread_files(clone / "best_model_0_3A")
+    monkeypatch.setenv(W.CRYOREAD_ENV, str(clone))
+    assert W.locate_checkpoint("cryoread-0-3A") == clone / "best_model_0_3A"
+    with pytest.raises(WeightsError, match=r"cryoread-5-10A.*best_model_5_10A"):
+        W.locate_checkpoint("cryoread-5-10A")
+
+
+def test_missing_cryoread_weights_explain_how_to_install(monkeypatch) -> None:
+    with pytest.raises(WeightsMissingError) as info:
+        W.locate_checkpoint("cryoread-default")
+    message = str(info.value)
+    assert "haruspex weights download --set cryoread-default" in message
+    assert W.CRYOREAD_ENV in message and "best_model/" in message
