@@ -134,7 +134,7 @@ def _run_annotate(args: argparse.Namespace) -> int:
     from haruspex_engine.annotation.network import HaruspexNetwork
 
     algorithm = None if args.algorithm == "auto" else args.algorithm
-    network = HaruspexNetwork(network_weights, precision=args.precision, device=device.tf_name, algorithm=algorithm)
+    network = HaruspexNetwork(network_weights, precision=args.precision, device=device.name, algorithm=algorithm)
     grid = " x ".join(str(n) for n in density.data.shape[::-1])
     voxel = " x ".join(f"{v:.3f}" for v in density.voxel_size)
     print(f"annotate: {args.map}: {grid} voxels of {voxel} Å; {device.label}, {args.precision}, "

@@ -1,6 +1,7 @@
-"""Compute-device choice for the TensorFlow worker: GPU when asked and present, CPU otherwise, never silently.
+"""Compute-device choice for the worker: GPU when asked and present, CPU otherwise, never silently.
 
-Must run before TensorFlow touches a device (``select_device`` is the first TensorFlow call of a command).
+Two frameworks, one policy: ``select_device`` for TensorFlow (Haruspex; must run before TensorFlow touches a device)
+and ``select_torch_device`` for PyTorch (CryoREAD).
 """
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ class DeviceOutOfMemory(RuntimeError):
 
 @dataclass
 class DeviceChoice:
-    """tf_name: TensorFlow device string ("/GPU:0" or "/CPU:0"); label: for reports ("gpu:0 (name)" or "cpu")."""
+    """name: the framework's device string (TensorFlow "/GPU:0" or "/CPU:0"; PyTorch "cuda:0" or "cpu");
+    label: for reports ("gpu:0 (name)" or "cpu"); warnings: what the user must hear (e.g. a GPU fallback)."""
 
-    tf_name: str
+    name: str
     label: str
     warnings: list[str] = field(default_factory=list)
 
@@ -77,6 +79,30 @@ def select_device(requested: str) -> DeviceChoice:
     tf.config.experimental.set_memory_growth(gpu, True)
     name = tf.config.experimental.get_device_details(gpu).get("device_name", "GPU")
     return DeviceChoice("/GPU:0", f"gpu:0 ({name})")
+
+
+def select_torch_device(requested: str) -> DeviceChoice:
+    """Pick the PyTorch device for ``requested`` in {"auto", "cpu", "gpu"}, with the policy of select_device."""
+    import torch
+
+    if requested not in DEVICE_CHOICES:
+        raise DeviceError(f"unknown device {requested!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+    if requested == "cpu":
+        return DeviceChoice("cpu", "cpu")
+    if not torch.cuda.is_available():
+        if torch.version.cuda is None:
+            reason = "this PyTorch build has no CUDA support (CPU-only wheel)"
+        else:
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            hidden = visible is not None and visible.strip() in ("", "-1")
+            reason = (f"CUDA_VISIBLE_DEVICES={visible!r} hides all GPUs" if hidden
+                      else "PyTorch found no CUDA GPU (driver missing or no GPU in this machine)")
+        if requested == "gpu":
+            raise DeviceError(f"--device gpu was asked for but no GPU is usable: {reason}")
+        message = f"no GPU is usable ({reason}); running on the CPU, which is much slower"
+        loud_warning(message)
+        return DeviceChoice("cpu", "cpu", [message])
+    return DeviceChoice("cuda:0", f"gpu:0 ({torch.cuda.get_device_name(0)})")
 
 
 def _why_no_gpu(tf) -> str:
