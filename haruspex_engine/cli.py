@@ -1,6 +1,8 @@
 """The `haruspex` command line: the worker that Scipion protocols launch, usable on its own.
 
     haruspex annotate MAP -o OUTDIR        helix / sheet / nucleic-acid / unassigned maps of a density map
+    haruspex detect-na MAP --resolution R -o OUTDIR
+                                           sugar / phosphate / base-type maps (CryoREAD's detection networks)
     haruspex weights download|verify|path  the published network weights
     haruspex example OUT.mrc               write the built-in example map (simulated from ideal helices and a sheet)
 """
@@ -12,6 +14,7 @@ import time
 from pathlib import Path
 
 from haruspex_engine import __version__, weights
+from haruspex_engine.nucleic.command import add_detect_parser
 
 EXIT_FAILED = 1
 
@@ -23,12 +26,14 @@ class CommandError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="haruspex",
-        description="Cryo-EM map annotation with the published Haruspex network (Mostosi et al., Angew. Chem. 2020).",
+        description="Cryo-EM map annotation with the published Haruspex network (Mostosi et al., Angew. Chem. 2020) "
+        "and nucleic-acid detection with the published CryoREAD networks (Wang et al., Nat. Methods 2023).",
         epilog="Run `haruspex COMMAND --help` for the options of a command.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_annotate_parser(commands)
+    add_detect_parser(commands)
     weights.add_weights_parser(commands)
     example = commands.add_parser(
         "example",

@@ -1,0 +1,1 @@
+"""CryoREAD-style nucleic-acid detection and model building."""
