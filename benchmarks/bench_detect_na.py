@@ -66,7 +66,7 @@ def rna_scene(edge: float, copies: int, seed: int = 0):
         shift = gemmi.Position(*rng.uniform(0.2 * edge, 0.8 * edge, 3))
         for residue in chain:
             for atom in residue:
-                atom.pos = rotation.multiply(atom.pos - centre) + shift
+                atom.pos = gemmi.Position(rotation.multiply(atom.pos - centre)) + shift
         chains.append(chain)
     structure = assemble(chains, cell_padding_A=0.0)
     structure.cell = gemmi.UnitCell(edge, edge, edge, 90, 90, 90)
@@ -179,7 +179,7 @@ def measure_map(weight_dir: str, path: str, precision: str, out: str) -> dict:
     os.environ["HARUSPEX_ALLOW_TEST_WEIGHTS"] = "1"
     t = time.perf_counter()
     status = haruspex(["detect-na", path, "--resolution", "3.7", "--weights-dir", weight_dir, "-o", out, "-q",
-                       "--device", "cpu", "--precision", precision, "--contour", "0.2"])
+                       "--device", "cpu", "--precision", precision, "--contour", "0.1"])
     if status:
         raise RuntimeError(f"haruspex detect-na failed ({status})")
     wall = time.perf_counter() - t
@@ -332,7 +332,7 @@ def _write(results: dict) -> None:
         for precision in ("fp32", "bf16"):
             r = m[precision]
             lines.append(
-                f"- {m['edge_A']} Å cube ({m['copies']} RNA copies, simulated 3.7 Å, 1 Å voxels, contour 0.2), "
+                f"- {m['edge_A']} Å cube ({m['copies']} RNA copies, simulated 3.7 Å, 1 Å voxels, contour 0.1), "
                 f"{precision}: {r['wall_s']:.0f} s wall; stage 1 ran {r['stages']['stage1']['run']} of "
                 f"{r['stages']['stage1']['boxes']} boxes ({r['stages']['stage1']['seconds']:.0f} s), stage 2 "
                 f"{r['stages']['stage2']['run']} ({r['stages']['stage2']['seconds']:.0f} s); peak RSS "

@@ -88,7 +88,6 @@ def run_detect(args: argparse.Namespace) -> int:
     from haruspex_engine.cli import CommandError, default_prefix
     from haruspex_engine.devices import loud_warning, select_torch_device
     from haruspex_engine.maps import read_map
-    from haruspex_engine.nucleic.checkpoint import load_stage
     from haruspex_engine.nucleic.detect import detect_nucleic_acids
     from haruspex_engine.nucleic.detection_outputs import output_paths, write_detection
     from haruspex_engine.nucleic.networks import DetectionNetwork
@@ -130,9 +129,9 @@ def run_detect(args: argparse.Namespace) -> int:
     }
     cache = StageCache(args.output_dir / f"{prefix}_detect-state")
     # Both files are loaded (strictly) before any work, so a bad stage-2 file fails in seconds, not after stage 1.
-    stage1 = DetectionNetwork(load_stage(stage_files[0], 1), 1, device=device.name, precision=args.precision,
+    stage1 = DetectionNetwork(_load(stage_files[0], 1), 1, device=device.name, precision=args.precision,
                               merge_ut=False)  # U and T are merged after averaging overlapping boxes
-    stage2 = DetectionNetwork(load_stage(stage_files[1], 2), 2, device=device.name, precision=args.precision)
+    stage2 = DetectionNetwork(_load(stage_files[1], 2), 2, device=device.name, precision=args.precision)
     detection = detect_nucleic_acids(
         working, stage1, stage2, stride=args.stride, batch_size=batch_size, cache=cache,
         fingerprint=fingerprint, progress=not args.quiet,
@@ -153,6 +152,16 @@ def run_detect(args: argparse.Namespace) -> int:
     cache.clear()
     _say(f"done in {time.perf_counter() - t0:.1f} s; outputs in {paths['summary'].parent}")
     return 0
+
+
+def _load(path: Path, stage: int):
+    """The stage network from ``path``. A file whose git blob id is a published CryoREAD file's is trusted (full
+    unpickling, in case the published dict holds more than tensors); any other file is read tensors-only."""
+    from haruspex_engine.nucleic.checkpoint import load_stage
+
+    published = {wf.git_blob_sha1 for ws in weights.REGISTRY.values() if ws.upstream_dir for wf in ws.files}
+    trusted = path.is_file() and weights.git_blob_sha1(path) in published
+    return load_stage(path, stage, trusted=trusted)
 
 
 def _choose_weights(args: argparse.Namespace) -> tuple[str, str]:

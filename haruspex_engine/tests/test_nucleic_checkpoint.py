@@ -180,3 +180,18 @@ def test_test_weights_refused_without_permission(weight_set, monkeypatch):
 def test_unknown_stage_is_refused(weight_set):
     with pytest.raises(ValueError, match="stage must be 1 or 2"):
         load_stage(weight_set / FILES[2], 3)
+
+
+def test_the_worker_trusts_only_files_with_a_published_blob_id(published_stage2, tmp_path, monkeypatch):
+    """detect-na unpickles fully only files whose git blob id is a registered CryoREAD file's."""
+    from haruspex_engine import weights
+    from haruspex_engine.nucleic.command import _load
+
+    path = _write(tmp_path / "stage2_network.pth", {**published_stage2, "args": argparse.Namespace(lr=0.001)})
+    with pytest.raises(CheckpointError, match="argparse.Namespace"):
+        _load(path, 2)
+    published = weights.get_set("cryoread-default")
+    files = (published.files[0], weights.WeightFile(path.name, "", None, weights.git_blob_sha1(path)))
+    monkeypatch.setitem(weights.REGISTRY, "cryoread-default", weights.WeightSet(
+        key=published.key, description="", files=files, licence="", citation="", upstream_dir="best_model"))
+    assert isinstance(_load(path, 2), torch.nn.Module)
