@@ -5,16 +5,15 @@ presence means every file it lists is complete (see docs/worker-contract.md).
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from haruspex_engine import __version__
 from haruspex_engine.annotation.annotate import CHANNELS, Annotation
 from haruspex_engine.maps import DensityMap, write_like
+from haruspex_engine.summary import describe_input, write_summary
 
 #: Output classes in the order files are written and listed.
 CLASS_ORDER = ("helix", "sheet", "nucleic", "unassigned")
@@ -62,13 +61,7 @@ def write_annotation(
     if started_at is not None:
         timings["total"] = time.perf_counter() - started_at
     summary = {
-        "engine_version": __version__,
-        "input": {
-            "path": str(Path(density.path).resolve()) if density.path else "",
-            "shape_zyx": list(density.data.shape),
-            "voxel_size_xyz": list(density.voxel_size),
-            "origin_xyz": list(density.first_voxel_position),
-        },
+        "input": describe_input(density),
         "outputs": {name: str(path) for name, path in paths.items() if name != "summary"},
         "label_values": {"unassigned": 0, "helix": 1, "sheet": 2, "nucleic": 3},
         "class_fractions": annotation.class_fractions,
@@ -81,7 +74,5 @@ def write_annotation(
         **(report or {}),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
-    partial = paths["summary"].with_name(paths["summary"].name + ".part")
-    partial.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(partial, paths["summary"])
+    write_summary(paths["summary"], summary)
     return paths

@@ -7,7 +7,6 @@ means every file it lists is complete (see docs/worker-contract.md).
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -15,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from haruspex_engine import __version__
 from haruspex_engine.maps import DensityMap, write_like
 from haruspex_engine.nucleic.detect import Detection
 from haruspex_engine.nucleic.networks import STAGE1_CLASSES, STAGE2_CLASSES
 from haruspex_engine.nucleic.preprocess import WorkingMap, to_input_grid
+from haruspex_engine.summary import describe_input, write_summary
 
 #: Probability above which a voxel counts towards a class's volume in the summary.
 VOLUME_THRESHOLD = 0.5
@@ -73,13 +72,7 @@ def write_detection(
     if started_at is not None:
         timings["total"] = time.perf_counter() - started_at
     summary = {
-        "engine_version": __version__,
-        "input": {
-            "path": str(Path(density.path).resolve()) if density.path else "",
-            "shape_zyx": list(density.data.shape),
-            "voxel_size_xyz": list(density.voxel_size),
-            "origin_xyz": list(density.first_voxel_position),
-        },
+        "input": describe_input(density),
         "working_grid": {
             "shape_zyx": list(working.data.shape),
             "voxel_size_xyz": [1.0, 1.0, 1.0],
@@ -98,7 +91,5 @@ def write_detection(
         **(report or {}),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
-    partial = paths["summary"].with_name(paths["summary"].name + ".part")
-    partial.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(partial, paths["summary"])
+    write_summary(paths["summary"], summary)
     return paths
