@@ -20,19 +20,18 @@ import datetime
 import json
 import math
 import os
-import platform
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_common import machine, peak_rss_gb, run_child, timed
 
 REPO = Path(__file__).resolve().parents[1]
 META = REPO.parent / "shared" / "models" / "haruspex" / "model.ckpt-40000.meta"
 UPSTREAM_BATCH = 100  # baked into the published graph; the original tool feeds batches of up to 128
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quiet TensorFlow in this process and the measuring children
 
 
 def synthetic_map(size: int, seed: int = 0) -> np.ndarray:
@@ -51,9 +50,6 @@ def tiles(n: int, seed: int = 0) -> np.ndarray:
     return np.stack([volume[z:z + 40, y:y + 40, x:x + 40] for z, y, x in (starts * (n // len(starts) + 1))[:n]])
 
 
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-
 
 # ---------------------------------------------------------------- measurements (each in its own process)
 
@@ -66,7 +62,7 @@ def measure_matmul_rate() -> dict:
     for name, dtype in (("fp32", tf.float32), ("bf16", tf.bfloat16)):
         a = tf.cast(tf.random.normal((4096, 4096), dtype=tf.float32), dtype)
         tf.linalg.matmul(a, a).numpy()
-        best = min(_timed(lambda m=a: tf.linalg.matmul(m, m).numpy()) for _ in range(5))
+        best = min(timed(lambda m=a: tf.linalg.matmul(m, m).numpy()) for _ in range(5))
         out[f"{name}_gflops"] = 2 * 4096**3 / best / 1e9
     return out
 
@@ -101,20 +97,6 @@ def measure_network(kind: str, checkpoint: str, n_tiles: int, batch: int, out_np
     np.save(out_npy, result)
     return {"s_per_tile": best / n_tiles, "peak_rss_gb": peak_rss_gb(), "batch": batch, "tiles": n_tiles}
 
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
-def _child(args: list[str]) -> dict:
-    """Run one measurement in a fresh interpreter; return its JSON result."""
-    cmd = [sys.executable, __file__, "--child", *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    if done.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def measure_map(checkpoint: str, size: int, precision: str, workdir: str) -> dict:
@@ -165,13 +147,13 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="haruspex-bench-"))
     checkpoint = str(make_test_checkpoint(work / "weights"))
     n = args.tiles
-    results: dict = {"machine": _machine(), "tiles": n, "gflop_per_tile": 2 * MACS_PER_TILE / 1e9}
-    results["matmul"] = _child(["matmul"])
+    results: dict = {"machine": machine(), "tiles": n, "gflop_per_tile": 2 * MACS_PER_TILE / 1e9}
+    results["matmul"] = run_child(__file__, ["matmul"])
     outputs = {}
     engine_kinds = ("fp32", "fp32-direct", "bf16", "bf16-direct")
     for kind, batch in (("upstream", UPSTREAM_BATCH),) + tuple((k, args.batch) for k in engine_kinds):
         outputs[kind] = str(work / f"{kind}.npy")
-        results[kind] = _child([kind, checkpoint, str(n), str(batch), outputs[kind]])
+        results[kind] = run_child(__file__, [kind, checkpoint, str(n), str(batch), outputs[kind]])
         print(kind, results[kind], flush=True)
     probs = {kind: np.load(path) for kind, path in outputs.items()}
     for kind in engine_kinds:
@@ -187,20 +169,14 @@ def main() -> None:
         results[kind]["argmax_agreement_vs_fp32"] = float(
             (probs[kind].argmax(-1) == probs["fp32-direct"].argmax(-1)).mean())
     if not args.skip_map:
-        results["map"] = {p: _child(["map", checkpoint, str(args.map_size), p, str(work)]) for p in ("fp32", "bf16")}
+        results["map"] = {p: run_child(__file__, ["map", checkpoint, str(args.map_size), p, str(work)])
+                          for p in ("fp32", "bf16")}
         original_tiles = math.ceil((args.map_size - 20) / 20) ** 3
         for m in results["map"].values():
             m["upstream_tiles"] = original_tiles
             m["upstream_estimate_s"] = results["upstream"]["s_per_tile"] * original_tiles
             m["speedup_vs_upstream"] = m["upstream_estimate_s"] / m["wall_s"]
     _write(results)
-
-
-def _machine() -> dict:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "date": datetime.date.today().isoformat()}
 
 
 def _write(results: dict) -> None:
