@@ -54,17 +54,26 @@ def simulate_map(
                          "(put the chains in a box with haruspex_engine.structures.assemble)")
     # A tolerance keeps an edge that is a whole number of voxels (up to rounding) from gaining an extra point.
     size_xyz = [math.ceil(edge / voxel_size - 1e-6) for edge in (cell.a, cell.b, cell.c)]
-    calculator = gemmi.DensityCalculatorE()
-    calculator.blur = resolution_blur(resolution)
-    calculator.grid.set_unit_cell(gemmi.UnitCell(*(n * voxel_size for n in size_xyz), 90.0, 90.0, 90.0))
-    calculator.grid.set_size(*size_xyz)
-    calculator.grid.fill(0.0)
-    calculator.add_model_density_to_grid(structure[0])
-    density = np.ascontiguousarray(calculator.grid.array.transpose(2, 1, 0), dtype=np.float32)
+    density = density_on_grid(structure[0], tuple(size_xyz[::-1]), voxel_size, resolution)
     if noise_sigma > 0:
         noise = np.random.default_rng(seed).standard_normal(density.shape) * (noise_sigma * float(density.std()))
         density += noise.astype(np.float32)
     return density, (0.0, 0.0, 0.0)
+
+
+def density_on_grid(
+    model: gemmi.Model, shape_zyx: tuple[int, int, int], voxel_size: float, resolution: float
+) -> np.ndarray:
+    """Noise-free simulated density of ``model`` on a grid of ``shape_zyx`` voxels of ``voxel_size`` Å whose voxel
+    (0, 0, 0) sits at (0, 0, 0) Å; atoms outside the grid wrap around periodically. float32, axes (z, y, x)."""
+    nz, ny, nx = shape_zyx
+    calculator = gemmi.DensityCalculatorE()
+    calculator.blur = resolution_blur(resolution)
+    calculator.grid.set_unit_cell(gemmi.UnitCell(nx * voxel_size, ny * voxel_size, nz * voxel_size, 90.0, 90.0, 90.0))
+    calculator.grid.set_size(nx, ny, nz)
+    calculator.grid.fill(0.0)
+    calculator.add_model_density_to_grid(model)
+    return np.ascontiguousarray(calculator.grid.array.transpose(2, 1, 0), dtype=np.float32)
 
 
 def write_example_map(path: str | os.PathLike, voxel_size: float = 1.1, resolution: float = 4.0) -> Path:
