@@ -1,0 +1,256 @@
+"""Nucleic-acid chain sequences from FASTA files, for sequence-guided model building.
+
+Rules (CryoREAD's, with the differences marked *):
+- Records start with ``>``. Blank lines and ``;`` comment lines are ignored; sequence text before the first header
+  is an error. Sequence lines are upper-cased and whitespace inside them removed; a single ``*`` terminator at the
+  end of a record is allowed. Any other character that is not a letter (digit, ``-``, ``.``, ...) is an error: it
+  is neither a nucleotide nor an amino-acid code.
+- N and X (unknown residues) are removed, and so* are the other IUPAC ambiguity letters (R, Y, ...) of a nucleic
+  record; how many were removed is reported.
+- A record whose residues (N and X not counted) are at most 90 % A/C/G/U/T is a protein: it is skipped, with a
+  message in ``warnings``. Only protein records, an empty record or a record of N/X only are errors.
+- Kind, *per record (the original decides per file: DNA if no U anywhere in the file). A complex holding a DNA
+  chain and an RNA chain gets both right: a record with a U is RNA (any T in it is read as U, with a message); a
+  record with a T and no U is DNA; a record of A/C/G only is RNA or DNA as its header says ("RNA" or "DNA" in upper
+  case, e.g. "RNA (5'-R(*GP*CP)-3')" or "tRNA"), else by the original's file rule: RNA when another record of the
+  file has a U, else DNA. Sequences use U in RNA records and T in DNA records.
+- Chain ids. *PDB-style headers (``>7R6N_1|Chains A, B|RNA (387-MER)|...``, as the RCSB serves them) give their
+  chain ids in the "Chain(s)" field; "Chains A, B" yields one sequence per chain and "A[auth C]" means chain C (the
+  author id, the one PDB/mmCIF model files show). Ids of 1 to 4 letters or digits are accepted. Any other header
+  follows the original: its first word, before any "|", after its last "_" (``>A``, ``>chain_B``, ``>21051_3``
+  gives "3"), used when it is one letter or digit. Ids a header asks for are *reserved first, so a record without
+  one cannot take an id a later record names; a repeated id is replaced (with a message). Records without a usable
+  id get the first free id of A-Z, a-z, 0-9, then of two-character ids "AA", "AB", ... (more than 62 chains are
+  allowed; multi-character ids fit mmCIF, not the PDB format).
+- Bases are encoded A=0, U/T=1, C=2, G=3 (``encode_sequence``).
+
+API: ``read_fasta(path)`` and ``parse_fasta(text, source)`` return a ``FastaRecords``: a list of
+``NucleicSequence`` (file order, one per chain) with a ``warnings`` attribute listing what was skipped, removed or
+changed, one message per line naming the file and line. Errors raise ``SequenceError`` naming the file and line.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import string
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+NUCLEOTIDES = frozenset("ACGTU")
+UNKNOWN_RESIDUES = frozenset("NX")
+NUCLEIC_MIN_FRACTION = 0.9  # a record is nucleic when more than this fraction of its residues are A/C/G/U/T
+BASE_CODES = {"A": 0, "U": 1, "T": 1, "C": 2, "G": 3}
+CHAIN_ID_ALPHABET = string.ascii_uppercase + string.ascii_lowercase + string.digits
+
+_CHAINS_FIELD = re.compile(r"\s*chains?\s+(.+)", re.IGNORECASE)
+_AUTH_ID = re.compile(r"(\S+?)\s*\[\s*auth\s+(\S+?)\s*\]", re.IGNORECASE)
+_VALID_CHAIN_ID = re.compile(r"[A-Za-z0-9]{1,4}")
+
+
+class SequenceError(ValueError):
+    """A FASTA file that cannot be used; the message names the file (and line) and the problem."""
+
+
+@dataclass(frozen=True)
+class NucleicSequence:
+    """One nucleic-acid chain: its id, the FASTA header it came from (without ">"), its sequence (upper case;
+    A/C/G/U for RNA, A/C/G/T for DNA) and its kind."""
+
+    chain_id: str
+    name: str
+    sequence: str
+    kind: Literal["RNA", "DNA"]
+
+
+class FastaRecords(list[NucleicSequence]):
+    """The chains of a FASTA file (a list of ``NucleicSequence``) and the messages of reading it (``warnings``)."""
+
+    def __init__(self, sequences: list[NucleicSequence], warnings: list[str]):
+        super().__init__(sequences)
+        self.warnings = warnings
+
+
+@dataclass
+class _Record:
+    header: str
+    line: int  # 1-based line number of the header
+    residues: str = ""
+
+
+def read_fasta(path: str | os.PathLike) -> FastaRecords:
+    """The nucleic-acid chains of a FASTA file (rules in the module docstring); raises ``SequenceError``."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SequenceError(f"{path}: not a text FASTA file (byte {exc.start} is not UTF-8)") from None
+    return parse_fasta(text, str(path))
+
+
+def parse_fasta(text: str, source: str = "<string>") -> FastaRecords:
+    """The nucleic-acid chains of FASTA ``text``; ``source`` names it in messages. Raises ``SequenceError``."""
+    if not text.strip():
+        raise SequenceError(f"{source}: the file is empty")
+    records = _split_records(text, source)
+    if not records:
+        raise SequenceError(f"{source}: no FASTA records (no line starts with '>')")
+    warnings: list[str] = []
+    nucleic: list[_Record] = []
+    proteins: list[_Record] = []
+    for record in records:
+        where = f"{source}, line {record.line}: record '>{record.header}'"
+        if _is_protein(record, where, warnings):
+            proteins.append(record)
+        else:
+            record.residues = _strip_unknown(record.residues, where, warnings)
+            nucleic.append(record)
+    if not nucleic:
+        lines = ", ".join(str(r.line) for r in proteins)
+        raise SequenceError(f"{source}: only protein sequences (records at lines {lines}); give the DNA/RNA chains")
+    file_has_u = any("U" in r.residues for r in nucleic)
+    kinds = [_kind(r, file_has_u) for r in nucleic]
+    requested = [_requested_chain_ids(r, f"{source}, line {r.line}", warnings) for r in nucleic]
+    assigned = _assign_chain_ids(nucleic, requested, source, warnings)
+    sequences = []
+    for record, kind, ids in zip(nucleic, kinds, assigned):
+        residues = record.residues
+        if kind == "RNA" and "T" in residues:
+            warnings.append(f"{source}, line {record.line}: record '>{record.header}' is RNA (it has U): "
+                            f"{residues.count('T')} T read as U")
+            residues = residues.replace("T", "U")
+        sequences.extend(NucleicSequence(chain_id, record.header, residues, kind) for chain_id in ids)
+    return FastaRecords(sequences, warnings)
+
+
+def encode_sequence(sequence: str) -> np.ndarray:
+    """Base codes (int8, one per residue): A=0, U/T=1, C=2, G=3. Raises ValueError for any other letter."""
+    table = np.full(128, -1, np.int8)
+    for letter, code in BASE_CODES.items():
+        table[ord(letter)] = code
+    raw = np.frombuffer(sequence.encode("ascii", errors="replace"), np.uint8)
+    codes = table[np.minimum(raw, 127)]
+    bad = np.flatnonzero(codes < 0)
+    if bad.size:
+        raise ValueError(f"position {bad[0] + 1}: {sequence[bad[0]]!r} is not A, C, G, U or T")
+    return codes
+
+
+def _split_records(text: str, source: str) -> list[_Record]:
+    """Records with their residues (upper case, no whitespace); checks the characters."""
+    records: list[_Record] = []
+    lines: list[list[tuple[int, str]]] = []  # per record: (line number, sequence text)
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith(";"):
+            continue
+        if line.startswith(">"):
+            records.append(_Record(line[1:].strip(), number))
+            lines.append([])
+        elif not records:
+            raise SequenceError(f"{source}, line {number}: sequence before the first '>' header")
+        else:
+            lines[-1].append((number, "".join(line.split()).upper()))
+    for record, record_lines in zip(records, lines):
+        parts = []
+        for i, (number, residues) in enumerate(record_lines):
+            if i == len(record_lines) - 1 and residues.endswith("*"):  # a terminator
+                residues = residues[:-1]
+            bad = next((c for c in residues if c not in string.ascii_uppercase), None)
+            if bad is not None:
+                raise SequenceError(f"{source}, line {number}: {bad!r} is neither a nucleotide nor an amino-acid "
+                                    "code")
+            parts.append(residues)
+        record.residues = "".join(parts)
+        if not record.residues:
+            raise SequenceError(f"{source}, line {record.line}: record '>{record.header}' has no sequence")
+    return records
+
+
+def _is_protein(record: _Record, where: str, warnings: list[str]) -> bool:
+    """Whether the record is a protein (at most 90 % A/C/G/U/T among residues other than N and X)."""
+    counts = Counter(record.residues)
+    known = len(record.residues) - sum(counts[c] for c in UNKNOWN_RESIDUES)
+    if known == 0:
+        raise SequenceError(f"{where} has only unknown residues (N/X)")
+    fraction = sum(counts[c] for c in NUCLEOTIDES) / known
+    if fraction > NUCLEIC_MIN_FRACTION:
+        return False
+    warnings.append(f"{where} skipped: a protein sequence ({fraction:.0%} A/C/G/U/T)")
+    return True
+
+
+def _strip_unknown(residues: str, where: str, warnings: list[str]) -> str:
+    """``residues`` without letters other than A/C/G/U/T, reporting how many of which were removed."""
+    removed = Counter(c for c in residues if c not in NUCLEOTIDES)
+    if not removed:
+        return residues
+    letters = ", ".join(f"{letter} x{count}" for letter, count in sorted(removed.items()))
+    warnings.append(f"{where}: {sum(removed.values())} unknown or ambiguous residues removed ({letters})")
+    return "".join(c for c in residues if c in NUCLEOTIDES)
+
+
+def _kind(record: _Record, file_has_u: bool) -> Literal["RNA", "DNA"]:
+    """RNA or DNA for one nucleic record (rules in the module docstring)."""
+    if "U" in record.residues:
+        return "RNA"
+    if "T" in record.residues:
+        return "DNA"
+    says_rna, says_dna = "RNA" in record.header, "DNA" in record.header
+    if says_rna != says_dna:
+        return "RNA" if says_rna else "DNA"
+    return "RNA" if file_has_u else "DNA"
+
+
+def _requested_chain_ids(record: _Record, where: str, warnings: list[str]) -> list[str | None]:
+    """The chain ids the header asks for (None: no usable id); several for a PDB-style "Chains A, B" field."""
+    fields = record.header.split("|")
+    chains = _CHAINS_FIELD.fullmatch(fields[1]) if len(fields) > 1 else None
+    if chains is None:
+        words = fields[0].split()
+        candidate = words[0].rsplit("_", 1)[-1] if words else ""
+        return [candidate if len(candidate) == 1 and candidate in CHAIN_ID_ALPHABET else None]
+    requested: list[str | None] = []
+    for token in (t.strip() for t in chains.group(1).split(",")):
+        if not token:
+            continue
+        auth = _AUTH_ID.fullmatch(token)
+        chain_id = auth.group(2) if auth else token
+        if _VALID_CHAIN_ID.fullmatch(chain_id):
+            requested.append(chain_id)
+        else:
+            warnings.append(f"{where}: chain id {chain_id!r} is not 1-4 letters or digits; another id is used")
+            requested.append(None)
+    return requested or [None]
+
+
+def _assign_chain_ids(records: list[_Record], requested: list[list[str | None]], source: str,
+                      warnings: list[str]) -> list[list[str]]:
+    """Unique chain ids for every record: requested ids first (in file order), then free ones for the None."""
+    used: set[str] = set()
+    assigned: list[list[str | None]] = []
+    for record, record_ids in zip(records, requested):
+        ids: list[str | None] = []
+        for chain_id in record_ids:
+            if chain_id is not None and chain_id in used:
+                warnings.append(f"{source}, line {record.line}: chain id {chain_id!r} is used by an earlier "
+                                "record; another id is used")
+                chain_id = None
+            if chain_id is not None:
+                used.add(chain_id)
+            ids.append(chain_id)
+        assigned.append(ids)
+    free = (c for c in _chain_id_sequence() if c not in used)
+    return [[chain_id if chain_id is not None else next(free) for chain_id in ids] for ids in assigned]
+
+
+def _chain_id_sequence() -> Iterator[str]:
+    """A-Z, a-z, 0-9, then AA, AB, ..., 99, then three characters, and so on."""
+    for length in itertools.count(1):
+        for letters in itertools.product(CHAIN_ID_ALPHABET, repeat=length):
+            yield "".join(letters)
