@@ -222,7 +222,8 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    from haruspex_engine.nucleic.networks import STAGE1_RAW_CLASSES, STAGE2_CLASSES, macs_per_box, merge_ut
+    from haruspex_engine.nucleic.classes import STAGE1_RAW_CLASSES, STAGE2_CLASSES, merge_ut
+    from haruspex_engine.nucleic.networks import macs_per_box
     from haruspex_engine.testing.random_cryoread_weights import make_test_weight_set
 
     work = Path(tempfile.mkdtemp(prefix="detect-na-bench-"))

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from haruspex_engine.maps import DensityMap, write_like
+from haruspex_engine.nucleic.classes import STAGE1_CLASSES, STAGE2_CLASSES
 from haruspex_engine.nucleic.detect import Detection
-from haruspex_engine.nucleic.networks import STAGE1_CLASSES, STAGE2_CLASSES
 from haruspex_engine.nucleic.preprocess import WorkingMap, to_input_grid
 from haruspex_engine.summary import describe_input, write_summary
 

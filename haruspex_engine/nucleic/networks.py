@@ -22,15 +22,8 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from haruspex_engine.devices import DeviceOutOfMemory
+from haruspex_engine.nucleic.classes import BOX, STAGE1_CLASSES, STAGE1_RAW_CLASSES, STAGE2_CLASSES, merge_ut
 
-#: Edge in voxels (1 Å grid) of the networks' input box.
-BOX = 64
-#: Stage-1 output channels after the U/T merge; also the stage-2 input channel order.
-STAGE1_CLASSES = ("sugar", "phosphate", "base", "protein", "A", "UT", "C", "G")
-#: Stage-1 channels before the merge: chain_net (4) then base_net (5). Raw U and T are inferred, not documented.
-STAGE1_RAW_CLASSES = ("sugar", "phosphate", "base", "protein", "A", "U", "C", "G", "T")
-#: Stage-2 output channels.
-STAGE2_CLASSES = ("sugar", "phosphate", "A", "UT", "C", "G", "protein", "base")
 #: "fp32": the original arithmetic. "bf16": bfloat16 weights and activations (logits cast to float32 before sigmoid).
 PRECISIONS = ("fp32", "bf16")
 
@@ -176,16 +169,6 @@ def build_stage1() -> nn.Module:
 def build_stage2() -> nn.Module:
     """The stage-2 network: 8 stage-1 probabilities in, 8 logits out."""
     return SmallUNet3Plus(len(STAGE1_CLASSES), len(STAGE2_CLASSES))
-
-
-def merge_ut(probs: np.ndarray, axis: int = 1) -> np.ndarray:
-    """Stage-1 probabilities with 9 channels along ``axis`` (STAGE1_RAW_CLASSES) → 8 channels (STAGE1_CLASSES).
-
-    UT := max(U, T); T is dropped. Works on boxes (axis 1) or on stitched maps (C, z, y, x) with axis 0.
-    """
-    raw = np.moveaxis(probs, axis, 0)
-    merged = np.concatenate([raw[:5], np.maximum(raw[5:6], raw[8:9]), raw[6:8]])
-    return np.ascontiguousarray(np.moveaxis(merged, 0, axis))
 
 
 def macs_per_box(stage: int) -> int:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import gemmi
 import numpy as np
 
-from haruspex_engine.nucleic.networks import STAGE2_CLASSES
+from haruspex_engine.nucleic.classes import STAGE2_CLASSES
 from haruspex_engine.simulate import density_on_grid
 
 SUGAR_ATOMS = frozenset({"C1'", "C2'", "O2'", "C3'", "O3'", "C4'", "O4'", "C5'"})

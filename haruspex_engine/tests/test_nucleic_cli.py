@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from haruspex_engine.maps import read_map, write_map
-from haruspex_engine.nucleic.networks import STAGE1_CLASSES, STAGE2_CLASSES
+from haruspex_engine.nucleic.classes import STAGE1_CLASSES, STAGE2_CLASSES
 from haruspex_engine.testing.random_cryoread_weights import make_test_weight_set
 
 ENV_KEYS = ("HARUSPEX_CRYOREAD_WEIGHTS", "HARUSPEX_ALLOW_TEST_WEIGHTS", "HARUSPEX_CACHE")

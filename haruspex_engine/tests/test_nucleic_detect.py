@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from haruspex_engine.devices import DeviceOutOfMemory
+from haruspex_engine.nucleic.classes import STAGE1_CLASSES, STAGE2_CLASSES
 from haruspex_engine.nucleic.detect import detect_nucleic_acids
-from haruspex_engine.nucleic.networks import STAGE1_CLASSES, STAGE2_CLASSES
 from haruspex_engine.nucleic.preprocess import WorkingMap
 from haruspex_engine.nucleic.stage_cache import StageCache
 

@@ -12,17 +12,13 @@ import pytest
 import torch
 
 from haruspex_engine.devices import DeviceOutOfMemory
+from haruspex_engine.nucleic.classes import BOX, STAGE1_CLASSES, STAGE1_RAW_CLASSES, STAGE2_CLASSES, merge_ut
 from haruspex_engine.nucleic.networks import (
-    BOX,
-    STAGE1_CLASSES,
-    STAGE1_RAW_CLASSES,
-    STAGE2_CLASSES,
     DetectionNetwork,
     build_stage1,
     build_stage2,
     macs_per_box,
     max_pool,
-    merge_ut,
     upsample,
 )
 from haruspex_engine.testing.random_cryoread_weights import random_stage_state_dict

@@ -7,7 +7,7 @@ import gemmi
 import numpy as np
 import pytest
 
-from haruspex_engine.nucleic.networks import STAGE2_CLASSES
+from haruspex_engine.nucleic.classes import STAGE2_CLASSES
 from haruspex_engine.testing.oracle_maps import REALISTIC, Corruption, oracle_maps
 
 RNA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cryoread-example" / "6v5b_drna.pdb"

@@ -1,0 +1,162 @@
+"""The sugar graph that backbone tracing walks: sugar nodes joined by plausible backbone steps, with costs.
+
+Built as CryoREAD describes (re-implemented from that description):
+1. initial edges: two sugar nodes are joined when any of their member voxels are 26-neighbours, and only when the
+   nodes are less than ``max_edge_A`` (10 Å) apart;
+2. pruning: an edge is dropped when any of 6 points evenly spaced along it (ends included) has base probability
+   ≥ 0.5 (a step that would cross a base is not a backbone step);
+3. extension: every pair of nodes closer than 10 Å and not yet joined gets an edge when all 6 points have sugar
+   probability > 0.1 and base probability < 0.5; its length counts three times (penalty for not being seen
+   directly);
+4. cost: length / MinDens + 1, where MinDens = min(density of the edge's first node, smoothed sugar probability
+   at 11 points evenly spaced along the edge), floored at 1e-4.
+Probabilities at a point are read from the nearest voxel. The smoothed sugar probability is the thresholded sugar
+map convolved with the mean-shift kernel exp(−1.5 d² / (g/2)²) (g = 3 Å) over its ±2g window, computed on the grid
+(separably) and read by trilinear interpolation; it is a kernel *sum*, as the mean-shift point density is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from haruspex_engine.maps import Vec3
+from haruspex_engine.nucleic.classes import STAGE2_CLASSES
+from haruspex_engine.nucleic.nodes import BANDWIDTH, NodeSet
+
+MAX_EDGE_A = 10.0
+EXTENSION_PENALTY = 3.0
+PRUNE_BASE_PROBABILITY = 0.5
+EXTEND_SUGAR_PROBABILITY = 0.1
+PRUNE_SAMPLES = 6
+COST_SAMPLES = 11
+MIN_DENSITY_FLOOR = 1e-4
+
+
+@dataclass(frozen=True)
+class SugarGraph:
+    """xyz: (N, 3) sugar node positions (x, y, z) Å; density: (N,) their normalised densities. edges: (E, 2) node
+    index pairs (i < j); length: (E,) Å (tripled for extension edges); cost: (E,) for tracing; extended: (E,) bool."""
+
+    xyz: np.ndarray
+    density: np.ndarray
+    edges: np.ndarray
+    length: np.ndarray
+    cost: np.ndarray
+    extended: np.ndarray
+
+
+def build_sugar_graph(
+    sugar: NodeSet,
+    stage2: np.ndarray,
+    sugar_weights: np.ndarray,
+    origin: Vec3,
+    *,
+    max_edge_A: float = MAX_EDGE_A,
+) -> SugarGraph:
+    """The sugar graph of ``sugar`` nodes (see module docstring).
+
+    stage2: (8, Z, Y, X) probabilities in STAGE2_CLASSES order on the 1 Å grid whose voxel (0, 0, 0) is at
+    ``origin`` (x, y, z) Å; sugar_weights: (Z, Y, X) the thresholded sugar map the nodes were clustered from.
+    """
+    xyz = np.asarray(sugar.xyz, dtype=float)
+    base = stage2[STAGE2_CLASSES.index("base")]
+    sugar_probability = stage2[STAGE2_CLASSES.index("sugar")]
+    to_grid = _GridReader(np.asarray(origin, dtype=float), base.shape)
+
+    touching = _touching_pairs(sugar.labels())
+    lengths = np.linalg.norm(xyz[touching[:, 0]] - xyz[touching[:, 1]], axis=1) if len(touching) else np.empty(0)
+    direct = touching[lengths < max_edge_A]
+    if len(direct):
+        crossing = to_grid.nearest(base, _samples(xyz, direct, PRUNE_SAMPLES)) >= PRUNE_BASE_PROBABILITY
+        direct = direct[~crossing.any(axis=1)]
+
+    near = np.array(sorted(cKDTree(xyz).query_pairs(max_edge_A - 1e-9)), dtype=int).reshape(-1, 2)
+    known = {tuple(pair) for pair in direct.tolist()}
+    candidates = np.array([pair for pair in near.tolist() if tuple(pair) not in known], dtype=int).reshape(-1, 2)
+    if len(candidates):
+        points = _samples(xyz, candidates, PRUNE_SAMPLES)
+        sugar_ok = (to_grid.nearest(sugar_probability, points) > EXTEND_SUGAR_PROBABILITY).all(axis=1)
+        base_ok = (to_grid.nearest(base, points) < PRUNE_BASE_PROBABILITY).all(axis=1)
+        candidates = candidates[sugar_ok & base_ok]
+
+    edges = np.concatenate([direct, candidates]).astype(int).reshape(-1, 2)
+    extended = np.concatenate([np.zeros(len(direct), bool), np.ones(len(candidates), bool)])
+    length = np.linalg.norm(xyz[edges[:, 0]] - xyz[edges[:, 1]], axis=1) if len(edges) else np.empty(0)
+    length = np.where(extended, EXTENSION_PENALTY * length, length)
+    smoothed = smoothed_sugar(sugar_weights)
+    if len(edges):
+        along = to_grid.trilinear(smoothed, _samples(xyz, edges, COST_SAMPLES)).min(axis=1)
+        min_density = np.maximum(np.minimum(sugar.density[edges[:, 0]], along), MIN_DENSITY_FLOOR)
+    else:
+        min_density = np.empty(0)
+    return SugarGraph(xyz, np.asarray(sugar.density, float), edges, length, length / min_density + 1.0, extended)
+
+
+def smoothed_sugar(weights: np.ndarray, bandwidth: float = BANDWIDTH) -> np.ndarray:
+    """Kernel sum Σ w(v) exp(−1.5 d² / (bandwidth/2)²) over the ±2·bandwidth box around each voxel (Z, Y, X)."""
+    reach = int(2 * bandwidth)
+    offsets = np.arange(-reach, reach + 1, dtype=float)
+    kernel = np.exp(-1.5 * offsets**2 / (bandwidth / 2) ** 2)
+    out = np.asarray(weights, dtype=np.float64)
+    for axis in range(3):
+        out = ndimage.correlate1d(out, kernel, axis=axis, mode="constant", cval=0.0)
+    return out
+
+
+def _touching_pairs(labels: np.ndarray) -> np.ndarray:
+    """Node index pairs (i < j) with member voxels that are 26-neighbours; labels (Z, Y, X), −1 for no node."""
+    pairs = []
+    shape = labels.shape
+    for dz, dy, dx in [(dz, dy, dx) for dz in (0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                       if (dz, dy, dx) > (0, 0, 0)]:
+        here = labels[_window(shape, (dz, dy, dx), False)]
+        there = labels[_window(shape, (dz, dy, dx), True)]
+        hit = (here >= 0) & (there >= 0) & (here != there)
+        pairs.append(np.stack([here[hit], there[hit]], axis=1))
+    found = np.concatenate(pairs) if pairs else np.empty((0, 2), int)
+    return np.unique(np.sort(found, axis=1), axis=0).astype(int).reshape(-1, 2)
+
+
+def _window(shape: tuple[int, ...], offset: tuple[int, int, int], shifted: bool) -> tuple[slice, ...]:
+    """Slices of a volume and of its copy moved by ``offset`` voxels that overlap."""
+    out = []
+    for n, d in zip(shape, offset):
+        lo, hi = (max(d, 0), n + min(d, 0)) if shifted else (max(-d, 0), n - max(d, 0))
+        out.append(slice(lo, hi))
+    return tuple(out)
+
+
+def _samples(xyz: np.ndarray, edges: np.ndarray, count: int) -> np.ndarray:
+    """(E, count, 3) points evenly spaced from each edge's first node to its second (ends included), Å."""
+    t = np.linspace(0.0, 1.0, count)[None, :, None]
+    start, end = xyz[edges[:, 0]][:, None, :], xyz[edges[:, 1]][:, None, :]
+    return start + t * (end - start)
+
+
+class _GridReader:
+    """Reads grid values (Z, Y, X) at model points (x, y, z) Å on a 1 Å grid starting at ``origin``."""
+
+    def __init__(self, origin: np.ndarray, shape: tuple[int, int, int]):
+        self.origin = origin
+        self.shape = np.asarray(shape)
+
+    def _index(self, points: np.ndarray) -> np.ndarray:
+        return (points - self.origin)[..., ::-1]  # (…, 3) fractional (z, y, x)
+
+    def nearest(self, volume: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """Value of the nearest voxel (0 outside the grid); points (…, 3) → (…)."""
+        index = np.rint(self._index(points)).astype(int)
+        inside = np.all((index >= 0) & (index < self.shape), axis=-1)
+        clipped = np.clip(index, 0, self.shape - 1)
+        values = volume[clipped[..., 0], clipped[..., 1], clipped[..., 2]]
+        return np.where(inside, values, 0.0)
+
+    def trilinear(self, volume: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """Trilinear interpolation (0 outside the grid); points (…, 3) → (…)."""
+        index = self._index(points)
+        flat = index.reshape(-1, 3).T
+        values = ndimage.map_coordinates(volume, flat, order=1, mode="constant", cval=0.0)
+        return values.reshape(index.shape[:-1])

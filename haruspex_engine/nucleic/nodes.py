@@ -1,0 +1,327 @@
+"""Node clustering: CryoREAD-style mean shift and merge of the stage-2 probability maps into nodes ("LDPs").
+
+Re-implemented from a description of the published behaviour, not from its source. For each clustered class:
+
+1. :func:`class_weights` thresholds the stage-2 probability map of the class (rules in its docstring);
+2. :func:`mean_shift` moves a point from every non-zero voxel uphill on the kernel-smoothed map until it stops;
+3. :func:`merge_points` drops weak points and merges points closer than 2 Å into denser ones; the roots are the nodes.
+
+Everything works on the 1 Å working grid, so distances in voxels are distances in Å. Arrays and array indices
+are (z, y, x); node coordinates are model coordinates (x, y, z) in Å: origin + (k, j, i) for array index (i, j, k).
+
+Choices where the description leaves room (the original's exact behaviour could not be checked):
+
+* mean shift: the window is centred on the point's position rounded down (coordinates are never negative), it
+  is a box (no spherical cut-off), voxels outside the map count as empty, and the point density is the weight sum
+  of the last iteration, i.e. taken around the position *before* the last (sub-tolerance) move. A point stops
+  after ``max_iterations`` moves at the latest, and at once where its window holds no weight.
+* merge: every pair of points that passed the filter and lie closer than the merge distance counts, whether or
+  not one of them was already merged (so the order of the scan decides nothing but ties). The nodes are exactly
+  the points with no denser point closer than the merge distance; "denser" means a larger density, or an equal
+  density and an earlier place in the scan (voxel) order. Each other point is merged into its nearest denser
+  point and follows those pointers to a node.
+* node densities are min-max normalised over the nodes (not over all points), then 0.01 is added; when all
+  nodes have the same density (e.g. a single node) every node gets 1.01.
+* base-type argmax ties go to the first type in A, UT, C, G order.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import gemmi
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.spatial import cKDTree
+
+from haruspex_engine.maps import Vec3
+from haruspex_engine.nucleic.classes import STAGE2_CLASSES
+
+#: Classes clustered into nodes, in the order :func:`cluster_nodes` returns them (protein is not clustered).
+NODE_CLASSES = ("sugar", "phosphate", "A", "UT", "C", "G", "base")
+BASE_TYPES = ("A", "UT", "C", "G")
+#: Probability at or below which a voxel is emptied, for the classes with their own threshold.
+CLASS_THRESHOLDS = {"sugar": 0.1, "phosphate": 0.1, "base": 0.25}
+#: Base types: voxels whose "base" probability is below this are emptied.
+BASE_REGION_MIN = 0.25
+#: Base types: a voxel where another type wins the argmax keeps type k only with probability at least this.
+BASE_TYPE_CONFIDENT = 0.5
+#: Every class: probability at or below which a voxel is emptied.
+PROBABILITY_FLOOR = 0.01
+
+BANDWIDTH = 3.0  # Å; kernel exp(-1.5 d² / (bandwidth / 2)²), window ± 2 bandwidth
+TOLERANCE = 1e-3  # Å²; mean shift stops when the squared move is below this
+MAX_ITERATIONS = 1000
+MERGE_DISTANCE = 2.0  # Å
+FILTER_FRACTION = 0.05
+DENSITY_OFFSET = 0.01
+#: Points moved together in one mean-shift step (about 25 kB each, for the default bandwidth).
+CHUNK = 256
+
+_RESIDUE_NAMES = {"sugar": "SUG", "phosphate": "PHO", "A": "A", "UT": "U", "C": "C", "G": "G", "base": "BAS"}
+_ELEMENTS = {"sugar": "C", "phosphate": "P"}  # base classes: N
+
+
+@dataclass(frozen=True)
+class NodeSet:
+    """The nodes of one class.
+
+    xyz: float64 (N, 3) node positions (x, y, z) in Å, model coordinates. density: float64 (N,) in [0.01, 1.01]
+    (normalised mean-shift density). voxels: int (V, 3) (z, y, x) indices of the voxels the mean shift started
+    from (the non-zero voxels of the thresholded map), in C (voxel) order. members: int (V,) the node each voxel
+    ended in, -1 where its point was filtered out. shape: (z, y, x) shape of the grid.
+    """
+
+    name: str
+    xyz: np.ndarray
+    density: np.ndarray
+    voxels: np.ndarray
+    members: np.ndarray
+    shape: tuple[int, int, int]
+
+    def __len__(self) -> int:
+        return len(self.xyz)
+
+    def labels(self) -> np.ndarray:
+        """int32 (Z, Y, X) volume holding each voxel's node index, -1 where a voxel belongs to no node."""
+        volume = np.full(self.shape, -1, dtype=np.int32)
+        volume[tuple(self.voxels.T)] = self.members
+        return volume
+
+
+def class_weights(stage2: np.ndarray, density: np.ndarray) -> dict[str, np.ndarray]:
+    """Thresholded probability maps (Z, Y, X), one per class of NODE_CLASSES, with the stage-2 dtype.
+
+    stage2: (8, Z, Y, X) probabilities in STAGE2_CLASSES order; density: (Z, Y, X) normalised working density.
+    sugar and phosphate: probability <= 0.1 -> 0; base: <= 0.25 -> 0; base type k in A, UT, C, G: 0 where the
+    "base" probability is below 0.25, and 0 where another type has the largest of the four base-type
+    probabilities while k's is below 0.5. Then, for every class, probability <= 0.01 -> 0 and 0 where the
+    density is <= 0.
+    """
+    stage2 = np.asarray(stage2)
+    if stage2.ndim != 4 or stage2.shape[0] != len(STAGE2_CLASSES) or stage2.shape[1:] != np.shape(density):
+        raise ValueError(f"expected stage-2 maps (8,) + {np.shape(density)}, got {stage2.shape}")
+    channel = {name: stage2[i] for i, name in enumerate(STAGE2_CLASSES)}
+    empty = np.asarray(density) <= 0
+    winner = np.argmax(np.stack([channel[k] for k in BASE_TYPES]), axis=0)
+    outside_base = channel["base"] < BASE_REGION_MIN
+    weights = {}
+    for name in NODE_CLASSES:
+        prob = channel[name]
+        if name in CLASS_THRESHOLDS:
+            drop = prob <= CLASS_THRESHOLDS[name]
+        else:
+            drop = outside_base | ((winner != BASE_TYPES.index(name)) & (prob < BASE_TYPE_CONFIDENT))
+        weights[name] = np.where(drop | (prob <= PROBABILITY_FLOOR) | empty, 0, prob).astype(stage2.dtype, copy=False)
+    return weights
+
+
+def mean_shift(
+    weights: np.ndarray,
+    bandwidth: float = BANDWIDTH,
+    tolerance: float = TOLERANCE,
+    max_iterations: int = MAX_ITERATIONS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean shift from every non-zero voxel of ``weights`` (Z, Y, X) on a 1 Å grid.
+
+    One point starts at each voxel with weight > 0, in ``np.argwhere`` (C, voxel) order. A step moves a point at
+    p to the weighted centroid of the voxels v in the box floor(p) ± floor(2 bandwidth) (per axis), each weighing
+    weights[v] * exp(-1.5 |v - p|² / (bandwidth / 2)²); a point stops when its squared move falls below
+    ``tolerance`` (Å²). Returns (points, density): float64 (V, 3) final positions as (z, y, x) fractional
+    indices (Å from voxel (0, 0, 0)) and float64 (V,) the weight sum of each point's last step.
+
+    All moving points step together, CHUNK at a time: each gathers its 13³ window (for the default bandwidth)
+    and contracts it with the kernel, which is separable, one axis after the other.
+    """
+    weights = np.asarray(weights)
+    if weights.ndim != 3:
+        raise ValueError(f"expected a (Z, Y, X) map, got shape {weights.shape}")
+    starts = np.argwhere(weights > 0)
+    points = starts.astype(np.float64)
+    density = np.zeros(len(points))
+    if len(starts) == 0:
+        return points, density
+    reach = int(2 * bandwidth)
+    size = 2 * reach + 1
+    # Points never leave the bounding box of the non-zero voxels, so only that box (zero-padded) is kept:
+    # windows[c - low] is the window centred on voxel c.
+    low = starts.min(axis=0)
+    box = weights[tuple(slice(a, b + 1) for a, b in zip(low, starts.max(axis=0)))]
+    windows = sliding_window_view(np.pad(box.astype(np.float64), reach), (size,) * 3)
+    offsets = np.arange(-reach, reach + 1, dtype=np.float64)
+    sharpness = 1.5 / (bandwidth / 2) ** 2
+    moving = np.arange(len(points))
+    for _ in range(max_iterations):
+        if moving.size == 0:
+            break
+        stopped = [part[_step(points, density, part, windows, low, offsets, sharpness, tolerance)]
+                   for part in np.array_split(moving, -(-moving.size // CHUNK))]
+        moving = np.setdiff1d(moving, np.concatenate(stopped), assume_unique=True)
+    return points, density
+
+
+def _step(points: np.ndarray, density: np.ndarray, part: np.ndarray, windows: np.ndarray, low: np.ndarray,
+          offsets: np.ndarray, sharpness: float, tolerance: float) -> np.ndarray:
+    """One mean-shift step for points[part], in place; returns the mask (over part) of the points that stopped.
+
+    windows[c - low]: the weights in the window centred on voxel c; offsets: window offsets in voxels (= Å).
+    """
+    position = points[part]
+    corner = np.floor(position).astype(np.intp)
+    delta = offsets - (position - corner)[:, :, None]  # (n, axis z/y/x, offset): voxel minus point, Å
+    kernel = np.exp(-sharpness * delta * delta)
+    patch = windows[tuple((corner - low).T)]  # (n, z, y, x) weights
+    n, size = patch.shape[:2]
+    # Contract x, then y, then z, each with [kernel, kernel * delta] along that axis: sums[:, a, b, c] is the sum of
+    # weight * kernel * dx^a * dy^b * dz^c over the window.
+    along_z, along_y, along_x = np.stack([kernel, kernel * delta], axis=-1).transpose(1, 0, 2, 3).copy()
+    sums = patch.reshape(n, size * size, size) @ along_x  # (n, z·y, a)
+    sums = sums.reshape(n, size, size, 2).transpose(0, 1, 3, 2).reshape(n, 2 * size, size) @ along_y
+    sums = (sums.reshape(n, size, 4).transpose(0, 2, 1) @ along_z).reshape(n, 2, 2, 2)
+    total = sums[:, 0, 0, 0]
+    moments = np.stack([sums[:, 0, 0, 1], sums[:, 0, 1, 0], sums[:, 1, 0, 0]], axis=1)  # z, y, x
+    empty = total <= 0
+    shift = np.divide(moments, total[:, None], out=np.zeros_like(moments), where=~empty[:, None])
+    points[part] = position + shift
+    density[part] = total
+    return empty | (np.einsum("ni,ni->n", shift, shift) < tolerance)
+
+
+def merge_points(
+    points: np.ndarray,
+    density: np.ndarray,
+    merge_distance: float = MERGE_DISTANCE,
+    filter_fraction: float = FILTER_FRACTION,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Filter and merge mean-shift points (in scan order) into nodes.
+
+    points: (P, 3) positions in Å (any axis order); density: (P,). A point is dropped when
+    (density - min) / (max - min) < filter_fraction (nothing is dropped when all densities are equal). Of the
+    others, any point with a denser point (see the module docstring) closer than ``merge_distance`` Å is merged
+    into the nearest such point; the pointers are followed to the end. Returns (roots, assignment): the indices
+    of the points that became nodes, increasing, and int (P,) each point's node (index into roots), -1 for a
+    dropped point.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    density = np.asarray(density, dtype=np.float64)
+    assignment = np.full(len(points), -1, dtype=np.intp)
+    if len(points) == 0:
+        return np.zeros(0, dtype=np.intp), assignment
+    low, high = density.min(), density.max()
+    kept = np.flatnonzero((density - low) / (high - low) >= filter_fraction) if high > low else np.arange(len(points))
+    order = np.lexsort((kept, -density[kept]))  # densest first, ties: earlier scan position first
+    rank = np.empty(len(kept) + 1, dtype=np.intp)
+    rank[order] = np.arange(len(kept))
+    rank[-1] = len(kept)  # rank of the "missing neighbour" index returned by cKDTree.query
+    parent = _nearest_denser(points[kept], rank, merge_distance)
+    while True:
+        grand = parent[parent]
+        if np.array_equal(grand, parent):
+            break
+        parent = grand
+    is_root = parent == np.arange(len(kept))
+    node_of = np.cumsum(is_root) - 1
+    assignment[kept] = node_of[parent]
+    return kept[is_root], assignment
+
+
+def _nearest_denser(xyz: np.ndarray, rank: np.ndarray, radius: float) -> np.ndarray:
+    """For each point, the index of its nearest point of lower rank closer than ``radius``, else its own index.
+
+    rank: (len(xyz) + 1,) distinct ranks (lower = denser) with a largest last entry for absent neighbours.
+    Neighbours come from cKDTree in order of distance, 16 first, and 4 times more for the points whose neighbours
+    so far were all within ``radius`` and none denser.
+    """
+    count = len(xyz)
+    tree = cKDTree(xyz)
+    parent = np.arange(count)
+    todo = parent.copy()
+    k = 16
+    while todo.size:
+        k = min(k, count)
+        distance, neighbour = tree.query(xyz[todo], k=k, distance_upper_bound=radius)
+        distance, neighbour = distance.reshape(len(todo), k), neighbour.reshape(len(todo), k)
+        close = distance < radius
+        denser = close & (rank[neighbour] < rank[todo][:, None])
+        found = denser.any(axis=1)
+        parent[todo[found]] = neighbour[found, denser[found].argmax(axis=1)]
+        seen_all = ~close[:, -1] | (k == count)
+        todo = todo[~found & ~seen_all]
+        k *= 4
+    return parent
+
+
+def nodes_from_weights(
+    name: str,
+    weights: np.ndarray,
+    origin: Vec3,
+    bandwidth: float = BANDWIDTH,
+    merge_distance: float = MERGE_DISTANCE,
+    filter_fraction: float = FILTER_FRACTION,
+) -> NodeSet:
+    """Nodes of one thresholded map (Z, Y, X) on a 1 Å grid whose voxel (0, 0, 0) lies at ``origin`` (x, y, z) Å."""
+    voxels = np.argwhere(weights > 0)
+    points, point_density = mean_shift(weights, bandwidth)
+    roots, members = merge_points(points, point_density, merge_distance, filter_fraction)
+    node_density = point_density[roots]
+    spread = np.ptp(node_density) if len(roots) else 0.0
+    scaled = (node_density - node_density.min()) / spread if spread > 0 else np.ones(len(roots))
+    xyz = points[roots][:, ::-1] + np.asarray(origin, dtype=np.float64)
+    return NodeSet(name, xyz.reshape(-1, 3), scaled + DENSITY_OFFSET, voxels, members, tuple(weights.shape))
+
+
+def cluster_nodes(
+    stage2: np.ndarray,
+    density: np.ndarray,
+    origin: Vec3,
+    bandwidth: float = BANDWIDTH,
+    merge_distance: float = MERGE_DISTANCE,
+    filter_fraction: float = FILTER_FRACTION,
+) -> dict[str, NodeSet]:
+    """Nodes of every class in NODE_CLASSES from stage-2 maps (8, Z, Y, X) and the working density (Z, Y, X).
+
+    Both lie on the working 1 Å grid, whose voxel (0, 0, 0) is at ``origin`` (x, y, z) Å
+    (e.g. ``Detection.stage2``, ``WorkingMap.data`` and ``WorkingMap.origin``).
+    """
+    return {
+        name: nodes_from_weights(name, weights, origin, bandwidth, merge_distance, filter_fraction)
+        for name, weights in class_weights(stage2, density).items()
+    }
+
+
+def write_nodes(path: str | os.PathLike, node_sets: list[NodeSet]) -> None:
+    """Write nodes as pseudo-atoms for inspection, atomically: mmCIF, or PDB when ``path`` ends in .pdb.
+
+    One chain per class (A, B, ... in the given order), one residue per node (SUG, PHO, A, U, C, G or BAS) with a
+    single atom at the node (element C, P or N), whose B-factor is the node density.
+    """
+    path = Path(path)
+    model = gemmi.Model("1")
+    for chain_index, nodes in enumerate(node_sets):
+        chain = gemmi.Chain(chr(ord("A") + chain_index))
+        for number, (xyz, value) in enumerate(zip(nodes.xyz, nodes.density), start=1):
+            residue = gemmi.Residue()
+            residue.name = _RESIDUE_NAMES[nodes.name]
+            residue.seqid = gemmi.SeqId(number, " ")
+            atom = gemmi.Atom()
+            atom.name = _ELEMENTS.get(nodes.name, "N")
+            atom.element = gemmi.Element(atom.name)
+            atom.pos = gemmi.Position(*xyz)
+            atom.occ = 1.0
+            atom.b_iso = float(value)
+            residue.add_atom(atom)
+            chain.add_residue(residue)
+        model.add_chain(chain)
+    structure = gemmi.Structure()
+    structure.name = path.stem
+    structure.add_model(model)
+    partial = path.with_name(path.name + ".part")
+    try:
+        if path.suffix.lower() == ".pdb":
+            structure.write_pdb(str(partial), gemmi.PdbWriteOptions(minimal=True, cryst1_record=False))
+        else:
+            structure.make_mmcif_document().write_file(str(partial))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -1,0 +1,111 @@
+"""The sugar graph: touching nodes joined, steps across bases pruned, gaps bridged at a penalty, costs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import gemmi
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from haruspex_engine.nucleic.classes import STAGE2_CLASSES
+from haruspex_engine.nucleic.graph import build_sugar_graph, smoothed_sugar
+from haruspex_engine.nucleic.ideal import ideal_na_strand
+from haruspex_engine.nucleic.nodes import NodeSet, class_weights, cluster_nodes
+from haruspex_engine.nucleic.trace import trace_backbone
+from haruspex_engine.testing.oracle_maps import CLEAN, oracle_maps
+
+RNA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cryoread-example" / "6v5b_drna.pdb"
+SHAPE = (12, 12, 40)
+ORIGIN = (100.0, 50.0, -20.0)
+
+
+def _line_nodes(xs: list[int], touching: bool) -> NodeSet:
+    """Sugar nodes at x = xs (voxels) on the line y = z = 6, each owning the voxels up to halfway to its neighbours
+    (touching) or only its own voxel (not touching)."""
+    voxels, members = [], []
+    for i, x in enumerate(xs):
+        lo = (x + xs[i - 1]) // 2 + 1 if i and touching else x
+        hi = (x + xs[i + 1]) // 2 if i + 1 < len(xs) and touching else x
+        for v in range(lo, hi + 1):
+            voxels.append((6, 6, v))
+            members.append(i)
+    xyz = np.array([[ORIGIN[0] + x, ORIGIN[1] + 6, ORIGIN[2] + 6] for x in xs], float)
+    return NodeSet("sugar", xyz, np.full(len(xs), 1.01), np.array(voxels), np.array(members), SHAPE)
+
+
+def _maps(sugar_line: float = 1.0) -> np.ndarray:
+    stage2 = np.zeros((8,) + SHAPE, np.float32)
+    stage2[STAGE2_CLASSES.index("sugar"), 6, 6, :] = sugar_line
+    return stage2
+
+
+def test_touching_nodes_are_joined_and_base_crossings_pruned() -> None:
+    nodes = _line_nodes([5, 11, 17, 23], touching=True)
+    stage2 = _maps()
+    graph = build_sugar_graph(nodes, stage2, stage2[0], ORIGIN)
+    assert graph.edges.tolist() == [[0, 1], [1, 2], [2, 3]] and not graph.extended.any()
+    np.testing.assert_allclose(graph.length, 6.0)
+    stage2[STAGE2_CLASSES.index("base"), 6, 6, 14] = 0.7  # a base between nodes 1 and 2 (sampled at x = 14.6)
+    stage2[STAGE2_CLASSES.index("base"), 6, 6, 15] = 0.7
+    pruned = build_sugar_graph(nodes, stage2, stage2[0], ORIGIN)
+    assert pruned.edges.tolist() == [[0, 1], [2, 3]]
+
+
+def test_gaps_are_bridged_at_three_times_their_length_only_through_sugar() -> None:
+    nodes = _line_nodes([5, 11, 17], touching=False)
+    graph = build_sugar_graph(nodes, _maps(), _maps()[0], ORIGIN)
+    assert graph.edges.tolist() == [[0, 1], [1, 2]] and graph.extended.all()  # 12 Å pair 0-2 is too long
+    np.testing.assert_allclose(graph.length, 18.0)
+    weak = _maps(sugar_line=0.05)  # sugar probability ≤ 0.1 along the gap: no bridge
+    assert len(build_sugar_graph(nodes, weak, weak[0], ORIGIN).edges) == 0
+
+
+def test_cost_is_length_over_the_weakest_density_plus_one() -> None:
+    nodes = _line_nodes([5, 11], touching=True)
+    stage2 = _maps()
+    graph = build_sugar_graph(nodes, stage2, stage2[0], ORIGIN)
+    along = smoothed_sugar(stage2[0])[6, 6, 5:12].min()
+    assert along > 1.01  # a line of ones smooths to more than the node density: the node density decides
+    np.testing.assert_allclose(graph.cost, 6.0 / 1.01 + 1.0)
+
+
+def test_smoothing_kernel_by_hand() -> None:
+    volume = np.zeros((13, 13, 13))
+    volume[6, 6, 6] = 2.0
+    smoothed = smoothed_sugar(volume)
+    assert smoothed[6, 6, 6] == pytest.approx(2.0)
+    assert smoothed[6, 6, 7] == pytest.approx(2.0 * np.exp(-1.5 / 2.25))  # d = 1 Å, (g/2)² = 2.25 Å²
+    assert smoothed[7, 7, 7] == pytest.approx(2.0 * np.exp(-1.5 * 3 / 2.25))
+    assert smoothed[6, 6, 0] == pytest.approx(2.0 * np.exp(-1.5 * 36 / 2.25))  # edge of the ±6 Å window
+
+
+def _ideal_rna() -> gemmi.Structure:
+    structure = gemmi.Structure()
+    model = gemmi.Model(1)
+    model.add_chain(ideal_na_strand("GGCAUCAGUCCAAGUCGGAUCCAGUACGGA"))
+    structure.add_model(model)
+    return structure
+
+
+def _deposited_rna() -> gemmi.Structure:
+    if not RNA.is_file():
+        pytest.skip(f"{RNA} is absent (../shared not beside the project)")
+    return gemmi.read_structure(str(RNA))
+
+
+@pytest.mark.parametrize("make", [_ideal_rna, _deposited_rna], ids=["ideal-30nt", "6v5b-78nt"])
+def test_oracle_rna_is_traced_along_its_sequence(make) -> None:
+    """From clean oracle maps of an RNA to ordered chains: one sugar node per residue, consecutive steps."""
+    structure = make()
+    maps = oracle_maps(structure, CLEAN)
+    weights = class_weights(maps.stage2, maps.density)
+    sugar = cluster_nodes(maps.stage2, maps.density, maps.origin)["sugar"]
+    graph = build_sugar_graph(sugar, maps.stage2, weights["sugar"], maps.origin)
+    result = trace_backbone(graph.xyz, graph.edges, graph.cost, solution_limit=300)
+    c4 = np.array([residue["C4'"][0].pos.tolist() for residue in structure[0][0]])
+    assert np.mean(cKDTree(graph.xyz).query(c4)[0] < 3.0) > 0.95
+    residue_of = cKDTree(c4).query(graph.xyz)[1]
+    steps = np.concatenate([np.diff(residue_of[path]) for path in result.paths])
+    assert sum(len(p) for p in result.paths) >= 0.9 * len(c4)
+    assert np.mean(np.abs(steps) <= 1) > 0.85
