@@ -85,6 +85,7 @@ does: below 3 Å the 0-3 Å model, 3-5 Å the default model, 5-10 Å the 5-10 Å
 
 def run_detect(args: argparse.Namespace) -> int:
     """Run a parsed ``detect-na`` command; returns the exit status."""
+    from haruspex_engine.checkpoints import is_test_weights
     from haruspex_engine.cli import CommandError, default_prefix
     from haruspex_engine.devices import loud_warning, select_torch_device
     from haruspex_engine.maps import read_map
@@ -109,8 +110,6 @@ def run_detect(args: argparse.Namespace) -> int:
     device = select_torch_device(args.device)
     batch_size = args.batch_size or (1 if device.name == "cpu" else 4)
     notes = list(device.warnings) + list(working.warnings)
-    from haruspex_engine.checkpoints import is_test_weights
-
     if is_test_weights(weight_dir):
         notes.append("RANDOM TEST WEIGHTS: these maps are meaningless (test run)")
         loud_warning(notes[-1])
@@ -119,6 +118,10 @@ def run_detect(args: argparse.Namespace) -> int:
          f"{' x '.join(map(str, working.data.shape[::-1]))} of 1 Å; weights {key} ({reason}); {device.label}, "
          f"{args.precision}, batch {batch_size}, stride {args.stride}")
 
+    # Both files are loaded (strictly) before any work, so a bad stage-2 file fails in seconds, not after stage 1.
+    stage1 = DetectionNetwork(_load(stage_files[0], 1), 1, device=device.name, precision=args.precision,
+                              merge_ut=False)  # U and T are merged after averaging overlapping boxes
+    stage2 = DetectionNetwork(_load(stage_files[1], 2), 2, device=device.name, precision=args.precision)
     fingerprint = {
         "engine_version": __version__,
         "map": _file_identity(args.map),
@@ -128,10 +131,6 @@ def run_detect(args: argparse.Namespace) -> int:
         "weights": [_file_identity(path) for path in stage_files],
     }
     cache = StageCache(args.output_dir / f"{prefix}_detect-state")
-    # Both files are loaded (strictly) before any work, so a bad stage-2 file fails in seconds, not after stage 1.
-    stage1 = DetectionNetwork(_load(stage_files[0], 1), 1, device=device.name, precision=args.precision,
-                              merge_ut=False)  # U and T are merged after averaging overlapping boxes
-    stage2 = DetectionNetwork(_load(stage_files[1], 2), 2, device=device.name, precision=args.precision)
     detection = detect_nucleic_acids(
         working, stage1, stage2, stride=args.stride, batch_size=batch_size, cache=cache,
         fingerprint=fingerprint, progress=not args.quiet,
