@@ -11,6 +11,8 @@ STAGE1_CLASSES = ("sugar", "phosphate", "base", "protein", "A", "UT", "C", "G")
 STAGE1_RAW_CLASSES = ("sugar", "phosphate", "base", "protein", "A", "U", "C", "G", "T")
 #: Stage-2 output channels.
 STAGE2_CLASSES = ("sugar", "phosphate", "A", "UT", "C", "G", "protein", "base")
+#: The four base types, in the order of every base-type score vector (U and T together).
+BASE_TYPES = ("A", "UT", "C", "G")
 
 
 def merge_ut(probs: np.ndarray, axis: int = 1) -> np.ndarray:

@@ -36,11 +36,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.spatial import cKDTree
 
 from haruspex_engine.maps import Vec3
-from haruspex_engine.nucleic.classes import STAGE2_CLASSES
+from haruspex_engine.nucleic.classes import BASE_TYPES, STAGE2_CLASSES
 
 #: Classes clustered into nodes, in the order :func:`cluster_nodes` returns them (protein is not clustered).
 NODE_CLASSES = ("sugar", "phosphate", "A", "UT", "C", "G", "base")
-BASE_TYPES = ("A", "UT", "C", "G")
 #: Probability at or below which a voxel is emptied, for the classes with their own threshold.
 CLASS_THRESHOLDS = {"sugar": 0.1, "phosphate": 0.1, "base": 0.25}
 #: Base types: voxels whose "base" probability is below this are emptied.

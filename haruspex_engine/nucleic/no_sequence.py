@@ -1,0 +1,90 @@
+"""Residues of a traced path without a sequence: which sugar nodes become nucleotides, in which direction.
+
+CryoREAD's "geo" assignment, re-implemented from its description. Along a path of sugar nodes, a 1-D dynamic
+programme keeps a subset of nodes as residues:
+- keeping node i earns max(score_i) (its best base-type score, 0..3);
+- going from kept node j to the next kept node i costs 10·(d − 7)² when their distance d (Å) lies outside
+  (4, 10) Å, nothing inside;
+- skipping a node k after kept node j is free when d(j, k) + d(k, k+1) < 10 Å or d(j, k) ≤ 4 Å (k lies on the
+  way, or on top of j), and costs 10·(d(j, k) − 7)² otherwise.
+The programme runs on the path and on its reverse; the better total decides the chain direction (the order the
+residues are given in, 5′→3′). Each residue's base is the argmax of its scores (A, U/T, C, G).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from haruspex_engine.nucleic.classes import BASE_TYPES
+
+STEP_RANGE_A = (4.0, 10.0)
+IDEAL_STEP_A = 7.0
+STEP_WEIGHT = 10.0
+#: How many nodes the programme may skip between two residues (a longer gap is never worth its cost).
+MAX_SKIPPED = 6
+
+
+@dataclass(frozen=True)
+class ResidueChoice:
+    """nodes: indices into the path's nodes of the residues, in chain (5′→3′) order; reversed: the chain runs
+    against the path's order; bases: one of A, UT, C, G per residue; score: the programme's total."""
+
+    nodes: np.ndarray
+    reversed: bool
+    bases: tuple[str, ...]
+    score: float
+
+
+def choose_residues(xyz: np.ndarray, scores: np.ndarray) -> ResidueChoice:
+    """Residues of one path. xyz: (L, 3) sugar node positions in path order, Å; scores: (L, 4) base-type scores
+    (A, UT, C, G) of those nodes."""
+    xyz = np.asarray(xyz, dtype=float)
+    scores = np.asarray(scores, dtype=float)
+    if len(xyz) != len(scores) or scores.shape[1:] != (len(BASE_TYPES),):
+        raise ValueError(f"need (L, 3) positions and (L, 4) scores, got {xyz.shape} and {scores.shape}")
+    if len(xyz) == 0:
+        return ResidueChoice(np.empty(0, int), False, (), 0.0)
+    forward = _best_residues(xyz, scores)
+    backward = _best_residues(xyz[::-1], scores[::-1])
+    reverse = backward[1] > forward[1]
+    kept, total = backward if reverse else forward
+    nodes = (len(xyz) - 1 - kept) if reverse else kept
+    bases = tuple(BASE_TYPES[int(i)] for i in np.argmax(scores[nodes], axis=1))
+    return ResidueChoice(nodes, bool(reverse), bases, float(total))
+
+
+def _penalty(d: np.ndarray | float) -> np.ndarray | float:
+    """10·(d − 7)² outside (4, 10) Å, 0 inside."""
+    low, high = STEP_RANGE_A
+    outside = (d <= low) | (d >= high)
+    return np.where(outside, STEP_WEIGHT * (d - IDEAL_STEP_A) ** 2, 0.0)
+
+
+def _best_residues(xyz: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, float]:
+    """Kept node indices (increasing) and total of the best assignment along xyz's order."""
+    n = len(xyz)
+    reward = scores.max(axis=1)
+    next_step = np.append(np.linalg.norm(np.diff(xyz, axis=0), axis=1), np.inf)  # d(k, k+1); none after the last
+    best = np.full(n, -np.inf)
+    came_from = np.full(n, -1)
+    for i in range(n):
+        best[i] = reward[i]  # start the chain at i (nodes before it are not part of the programme)
+        for j in range(max(0, i - MAX_SKIPPED - 1), i):
+            skipped = np.arange(j + 1, i)
+            d_jk = np.linalg.norm(xyz[skipped] - xyz[j], axis=1)
+            free = (d_jk + next_step[skipped] < STEP_RANGE_A[1]) | (d_jk <= STEP_RANGE_A[0])
+            skip_cost = float(np.sum(np.where(free, 0.0, _penalty_always(d_jk))))
+            value = best[j] + reward[i] - float(_penalty(np.linalg.norm(xyz[i] - xyz[j]))) - skip_cost
+            if value > best[i]:
+                best[i], came_from[i] = value, j
+    end = int(np.argmax(best))
+    kept = [end]
+    while came_from[kept[-1]] >= 0:
+        kept.append(int(came_from[kept[-1]]))
+    return np.asarray(kept[::-1], dtype=int), float(best[end])
+
+
+def _penalty_always(d: np.ndarray) -> np.ndarray:
+    """10·(d − 7)²: the cost of skipping a node that is not on the way."""
+    return STEP_WEIGHT * (d - IDEAL_STEP_A) ** 2
