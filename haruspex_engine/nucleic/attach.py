@@ -1,0 +1,230 @@
+"""Phosphates and base-type scores of the sugar nodes of one traced path.
+
+CryoREAD's attachment step, re-implemented from a description of its behaviour, not from its source. Along a path
+of sugar nodes s_0 … s_(L−1) (positions (x, y, z) in Å):
+
+Phosphates. For each consecutive pair (s_k, s_k+1) the phosphate node p minimising d(s_k, p) + d(s_k+1, p) is
+taken if that sum is at most 14 Å and the triangle s_k–p–s_k+1 has no obtuse angle at either sugar; it becomes the
+"next P" of s_k and the "prev P" of s_k+1. The prev P of s_0 is the nearest phosphate node within 7 Å of s_0
+whose angle p–s_0–s_1 is obtuse (it lies beyond the chain end); the next P of s_(L−1) likewise. So the path
+has the P sequence P_0 … P_L with prev P(s_k) = P_k and next P(s_k) = P_(k+1). A node without a prev P inherits
+the nearest earlier P_j (j < k) that was assigned, if it lies within 7 Å of the node; a node without a next P the
+nearest later one (j > k + 1), likewise; else it has none.
+
+Base-type scores (A, UT, C, G), each 0..3, per sugar node, the sum of:
+(a) the probability vector of the nearest base node (over the A, UT, C, G and all-base node sets), halved if that
+    node is more than 10 Å away;
+(b) the vector of the node's prev P (its "forward-aligned" P): along the prev-P list, with missing entries
+    dropped and repeats (inherited P) collapsed, each P and the next one form a pair; the base node minimising
+    the summed distance to the pair is the P's base, its vector halved if that sum exceeds 20 Å;
+(c) the same for the node's next P along the next-P list read backwards (its "reverse-aligned" P).
+In both lists the pair of a node's P is normally (P_k, P_k+1), the two phosphates flanking sugar k. A P without a
+successor in its list (the last entry) has no base: the first node gets nothing from (c), the last nothing from (b).
+The probability vector at a base node is the four stage-2 base-type probabilities (STAGE2_CLASSES A, UT, C, G)
+at the grid voxel nearest to it (clipped to the grid).
+
+Choices where the description leaves room (the original's exact behaviour could not be checked):
+
+* "no obtuse angle" is tested at the two sugars only (dot products ≥ 0, a right angle passes). The angle at the
+  phosphate is not tested: between real consecutive sugar nodes it is close to 90° (78–98° measured on clustered
+  nodes of an ideal A-RNA), so testing it would reject about half of the true phosphates. Only the minimiser is
+  tested; when it fails, the pair gets no phosphate (no second candidate is tried).
+* the "first" end phosphate is read as the nearest qualifying one (node order carries no meaning here).
+* inheritance takes the nearest assigned P in the scan direction (P_j directly assigned, never an inherited one).
+* a path of a single node gets no end phosphates (there is no direction to be beyond); its scores are (a) only.
+* the pair of an inherited P is the same as the P it was inherited from (after collapsing repeats).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from haruspex_engine.maps import Vec3
+from haruspex_engine.nucleic.classes import BASE_TYPES, STAGE2_CLASSES
+from haruspex_engine.nucleic.nodes import NodeSet
+
+#: Node classes whose nodes count as base nodes.
+BASE_NODE_CLASSES = ("A", "UT", "C", "G", "base")
+#: Å: largest sugar–phosphate distance (end and inherited phosphates); sums up to twice this for a sugar pair.
+PHOSPHATE_REACH_A = 7.0
+#: Å: the nearest base node's vector is halved beyond this distance from the sugar.
+BASE_NEAR_A = 10.0
+#: Å: a P pair's base vector is halved when its summed distance to the pair exceeds this.
+BASE_PAIR_SUM_A = 20.0
+#: Weight of a far base node's vector.
+FAR_WEIGHT = 0.5
+
+_BASE_CHANNELS = [STAGE2_CLASSES.index(name) for name in BASE_TYPES]
+
+
+@dataclass(frozen=True)
+class PathAttachment:
+    """Attachments of the L sugar nodes of one path, in path order.
+
+    prev_p, next_p: float64 (L, 3) phosphate positions (x, y, z) in Å, NaN rows where a node has none.
+    prev_index, next_index: int (L,) the same as indices into the phosphate nodes, -1 where none.
+    base_xyz: float64 (L, 3) position (Å) of each node's nearest base node, NaN rows when there are no base nodes.
+    scores: float64 (L, 4) base-type scores in BASE_TYPES order (A, UT, C, G), each in [0, 3].
+    """
+
+    prev_p: np.ndarray
+    next_p: np.ndarray
+    prev_index: np.ndarray
+    next_index: np.ndarray
+    base_xyz: np.ndarray
+    scores: np.ndarray
+
+
+def attach_path(
+    sugar_xyz: np.ndarray,
+    phosphate_xyz: np.ndarray,
+    base_nodes: Mapping[str, NodeSet | np.ndarray],
+    stage2: np.ndarray,
+    origin: Vec3,
+) -> PathAttachment:
+    """Phosphates, nearest base nodes and base-type scores of one path (see the module docstring).
+
+    sugar_xyz: (L, 3) sugar node positions in path order, Å. phosphate_xyz: (M, 3) all phosphate node positions, Å.
+    base_nodes: node sets or (N, 3) positions by class name, e.g. the result of ``cluster_nodes``; only the classes
+    in BASE_NODE_CLASSES are used, their nodes pooled. stage2: (8, Z, Y, X) probabilities in STAGE2_CLASSES order on
+    the 1 Å grid whose voxel (0, 0, 0) lies at ``origin`` (x, y, z) Å.
+    """
+    sugar = np.asarray(sugar_xyz, dtype=np.float64).reshape(-1, 3)
+    phosphate = np.asarray(phosphate_xyz, dtype=np.float64).reshape(-1, 3)
+    stage2 = np.asarray(stage2)
+    if stage2.ndim != 4 or stage2.shape[0] != len(STAGE2_CLASSES):
+        raise ValueError(f"expected stage-2 maps (8, Z, Y, X), got shape {stage2.shape}")
+    bases = np.concatenate([np.zeros((0, 3))] + [
+        np.asarray(nodes.xyz if isinstance(nodes, NodeSet) else nodes, dtype=np.float64).reshape(-1, 3)
+        for name, nodes in base_nodes.items() if name in BASE_NODE_CLASSES])
+
+    prev_index, next_index = assign_phosphates(sugar, phosphate)
+    length = len(sugar)
+    scores = np.zeros((length, len(BASE_TYPES)))
+    base_xyz = np.full((length, 3), np.nan)
+    if len(bases) and length:
+        vectors = base_vectors(bases, stage2, origin)
+        tree = cKDTree(bases)
+        distance, nearest = tree.query(sugar)
+        base_xyz = bases[nearest]
+        scores += vectors[nearest] * np.where(distance > BASE_NEAR_A, FAR_WEIGHT, 1.0)[:, None]
+        scores += _pair_scores(prev_index, phosphate, bases, tree, vectors)
+        scores += _pair_scores(next_index[::-1], phosphate, bases, tree, vectors)[::-1]
+    return PathAttachment(
+        prev_p=_positions(phosphate, prev_index),
+        next_p=_positions(phosphate, next_index),
+        prev_index=prev_index,
+        next_index=next_index,
+        base_xyz=base_xyz,
+        scores=scores,
+    )
+
+
+def assign_phosphates(sugar_xyz: np.ndarray, phosphate_xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(prev_index, next_index): int (L,) phosphate node indices of each sugar node of a path, -1 where none.
+
+    sugar_xyz: (L, 3) in path order, Å; phosphate_xyz: (M, 3), Å. Rules: module docstring.
+    """
+    sugar = np.asarray(sugar_xyz, dtype=np.float64).reshape(-1, 3)
+    phosphate = np.asarray(phosphate_xyz, dtype=np.float64).reshape(-1, 3)
+    length = len(sugar)
+    chain = np.full(length + 1, -1, dtype=np.intp)  # P_0 … P_L
+    if length >= 2 and len(phosphate):
+        tree = cKDTree(phosphate)
+        first, second = sugar[:-1], sugar[1:]
+        best, total = _min_sum_partner(first, second, tree, phosphate, np.full(length - 1, PHOSPHATE_REACH_A))
+        p = phosphate[np.maximum(best, 0)]
+        acute = (np.einsum("ij,ij->i", second - first, p - first) >= 0) & \
+                (np.einsum("ij,ij->i", first - second, p - second) >= 0)
+        chain[1:-1] = np.where((best >= 0) & (total <= 2 * PHOSPHATE_REACH_A) & acute, best, -1)
+        chain[0] = _end_phosphate(sugar[0], sugar[1], tree, phosphate)
+        chain[-1] = _end_phosphate(sugar[-1], sugar[-2], tree, phosphate)
+    prev_index = _inherit(chain[:-1], sugar, phosphate)
+    next_index = _inherit(chain[1:][::-1], sugar[::-1], phosphate)[::-1]
+    return prev_index, next_index
+
+
+def base_vectors(xyz: np.ndarray, stage2: np.ndarray, origin: Vec3) -> np.ndarray:
+    """float64 (N, 4) stage-2 base-type probabilities (A, UT, C, G) at the voxel nearest to each of the (N, 3)
+    positions (x, y, z) Å; stage2 (8, Z, Y, X) lies on the 1 Å grid with voxel (0, 0, 0) at ``origin``. Positions
+    off the grid read the nearest voxel on its border."""
+    index = np.rint(np.asarray(xyz, dtype=np.float64) - np.asarray(origin, dtype=np.float64)).astype(np.intp)[:, ::-1]
+    index = np.clip(index, 0, np.array(stage2.shape[1:]) - 1)
+    return np.asarray(stage2[_BASE_CHANNELS][(slice(None), *index.T)], dtype=np.float64).T
+
+
+def _min_sum_partner(a: np.ndarray, b: np.ndarray, tree: cKDTree, points: np.ndarray,
+                     radius: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each row pair (a_i, b_i) of (n, 3) positions, the point minimising d(a_i, x) + d(b_i, x) among the points
+    of ``tree`` within radius_i Å of the midpoint; returns (index (n,), summed distance (n,)), -1 and inf if none.
+
+    A point with summed distance S lies within S / 2 of the midpoint, so a radius of S_max / 2 finds the best
+    point whenever its sum is at most S_max.
+    """
+    index = np.full(len(a), -1, dtype=np.intp)
+    total = np.full(len(a), np.inf)
+    neighbours = tree.query_ball_point((a + b) / 2, radius)
+    counts = np.array([len(n) for n in neighbours], dtype=np.intp)
+    if counts.sum() == 0:
+        return index, total
+    row = np.repeat(np.arange(len(a)), counts)
+    candidate = np.concatenate([np.asarray(n, dtype=np.intp) for n in neighbours])
+    sums = np.linalg.norm(points[candidate] - a[row], axis=1) + np.linalg.norm(points[candidate] - b[row], axis=1)
+    order = np.lexsort((candidate, sums, row))  # per row: smallest sum first, ties to the lower index
+    first = order[np.r_[True, row[order][1:] != row[order][:-1]]]
+    index[row[first]] = candidate[first]
+    total[row[first]] = sums[first]
+    return index, total
+
+
+def _end_phosphate(end: np.ndarray, neighbour: np.ndarray, tree: cKDTree, phosphate: np.ndarray) -> int:
+    """The nearest phosphate node within PHOSPHATE_REACH_A of ``end`` with an obtuse angle p–end–neighbour, or -1."""
+    candidate = np.asarray(tree.query_ball_point(end, PHOSPHATE_REACH_A), dtype=np.intp)
+    beyond = candidate[(phosphate[candidate] - end) @ (neighbour - end) < 0]
+    if beyond.size == 0:
+        return -1
+    distance = np.linalg.norm(phosphate[beyond] - end, axis=1)
+    return int(beyond[np.lexsort((beyond, distance))[0]])
+
+
+def _inherit(assigned: np.ndarray, sugar: np.ndarray, phosphate: np.ndarray) -> np.ndarray:
+    """Fill the -1 entries of ``assigned`` (one P index per node, in scan order) with the last earlier assigned
+    entry when that phosphate lies within PHOSPHATE_REACH_A of the node."""
+    if not (assigned >= 0).any():  # also: no phosphate nodes at all
+        return assigned.copy()
+    last = np.maximum.accumulate(np.where(assigned >= 0, np.arange(len(assigned)), -1))
+    source = np.where(last >= 0, assigned[np.maximum(last, 0)], -1)
+    close = np.linalg.norm(phosphate[np.maximum(source, 0)] - sugar, axis=1) <= PHOSPHATE_REACH_A
+    return np.where((assigned >= 0) | ((source >= 0) & close), source, -1)
+
+
+def _pair_scores(p_index: np.ndarray, phosphate: np.ndarray, bases: np.ndarray, tree: cKDTree,
+                 vectors: np.ndarray) -> np.ndarray:
+    """(L, 4) base vectors reached through the P list ``p_index`` (L,) in scan order: each node's P paired with the
+    next distinct P of the list (missing entries skipped), the pair's base being the base node of least summed
+    distance, its vector halved beyond BASE_PAIR_SUM_A; zero where a node has no P or its P no successor."""
+    scores = np.zeros((len(p_index), vectors.shape[1]))
+    present = np.flatnonzero(p_index >= 0)
+    run_start = present[np.r_[True, p_index[present][1:] != p_index[present][:-1]]] if present.size else present
+    if run_start.size < 2:
+        return scores
+    here, after = phosphate[p_index[run_start[:-1]]], phosphate[p_index[run_start[1:]]]
+    midpoint_distance, _ = tree.query((here + after) / 2)
+    # The base nearest to the midpoint bounds the least sum: reach = (d(here, m) + d(m, after)) / 2 + that distance.
+    reach = np.linalg.norm(after - here, axis=1) / 2 + midpoint_distance + 1e-9
+    best, total = _min_sum_partner(here, after, tree, bases, reach)
+    pair_vector = vectors[best] * np.where(total > BASE_PAIR_SUM_A, FAR_WEIGHT, 1.0)[:, None]
+    run = np.searchsorted(run_start, np.arange(len(p_index)), side="right") - 1  # run of each node, -1 before any
+    has_pair = (p_index >= 0) & (run >= 0) & (run < len(run_start) - 1)
+    scores[has_pair] = pair_vector[run[has_pair]]
+    return scores
+
+
+def _positions(phosphate: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """(L, 3) positions of the phosphate nodes ``index`` (L,), NaN rows for -1."""
+    xyz = np.full((len(index), 3), np.nan)
+    xyz[index >= 0] = phosphate[index[index >= 0]]
+    return xyz
