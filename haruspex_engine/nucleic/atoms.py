@@ -139,7 +139,8 @@ def residue_coordinates(residues: ChainResidues, helix_far_point: bool = True) -
         template = nt.template(name)
         step = sugar[i + 1] - sugar[i] if i + 1 < length else sugar[i] - sugar[i - 1]
         own = has_p[i]
-        following = i + 1 < length and has_p[i + 1]
+        # a phosphate shared with the next residue (< 0.1 Å apart) cannot be both its 5' and its 3' phosphate
+        following = i + 1 < length and has_p[i + 1] and not (own and np.linalg.norm(p[i + 1] - p[i]) < SHARED_P_A)
         t_base = template.coords[[template.atom_names.index(a) for a in nt.BASE_ATOMS[name]]].mean(axis=0)
         if own or following:
             anchor = p[i] if own else p[i + 1] - step
@@ -154,6 +155,9 @@ def residue_coordinates(residues: ChainResidues, helix_far_point: bool = True) -
             anchor, far = sugar[i], sugar[i] + step
         coords.append(_place_template(template.coords, (t_anchor, t_far, t_base), anchor, far, residues.base[i]))
     return coords
+
+
+SHARED_P_A = 0.1
 
 
 @cache
