@@ -3,6 +3,7 @@
     haruspex annotate MAP -o OUTDIR        helix / sheet / nucleic-acid / unassigned maps of a density map
     haruspex detect-na MAP --resolution R -o OUTDIR
                                            sugar / phosphate / base-type maps (CryoREAD's detection networks)
+    haruspex build-na DETECTION_SUMMARY    a DNA/RNA model from detect-na's maps (no sequence yet)
     haruspex evaluate-na MODEL REFERENCE   compare a nucleic-acid model with a reference (coverage, sequence, RMSD)
     haruspex weights download|verify|path  the published network weights
     haruspex example OUT.mrc               write the built-in example map (simulated from ideal helices and a sheet)
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 from haruspex_engine import __version__, weights
+from haruspex_engine.nucleic.build_command import add_build_parser
 from haruspex_engine.nucleic.command import add_detect_parser
 from haruspex_engine.nucleic.evaluate_command import add_evaluate_parser
 
@@ -36,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_annotate_parser(commands)
     add_detect_parser(commands)
+    add_build_parser(commands)
     add_evaluate_parser(commands)
     weights.add_weights_parser(commands)
     example = commands.add_parser(

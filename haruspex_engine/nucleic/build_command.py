@@ -1,0 +1,135 @@
+"""The ``haruspex build-na`` subcommand: a DNA/RNA model from the maps ``haruspex detect-na`` wrote (no sequence)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def add_build_parser(commands) -> None:
+    """Register ``build-na`` on the CLI's subparsers."""
+    p = commands.add_parser(
+        "build-na",
+        help="build a DNA/RNA model from detect-na's maps (without a sequence, for now)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Build a full-atom nucleic-acid model from the maps of `haruspex detect-na` (on its default working grid), as
+CryoREAD does without a sequence: nodes by mean shift, a sugar graph, backbone tracing by vehicle routing
+(OR-Tools), phosphate and base attachment, residue choice, and nucleotides placed on phosphate / base triangles.
+Assignment of a given sequence is not available yet.
+
+Outputs in OUTDIR:
+  PREFIX_model.cif         the model (one chain per traced path; B-factor = per-residue confidence 0..1)
+  PREFIX_model.pdb         the same in PDB format (with --pdb; at most 62 chains)
+  PREFIX_confidence.csv    chain, residue number, residue name, confidence
+  PREFIX_build.json        chains, residues, how tracing stopped, node counts, timings (written last)
+When no nucleic acid is found, no model is written and the summary says so (exit status 0).""",
+    )
+    p.add_argument("detection", type=Path,
+                   help="detect-na's summary JSON (PREFIX_summary.json), or the directory holding exactly one")
+    p.add_argument("--dna", action="store_true", help="name residues DA/DC/DG/DT (default: RNA, A/C/G/U)")
+    p.add_argument("--trace-solutions", type=int, default=1000,
+                   help="tracing stops after this many routing solutions: deterministic, machine-independent "
+                   "(default: 1000, the original's solution limit)")
+    p.add_argument("--trace-time-limit", type=float, default=120.0,
+                   help="safety limit on tracing, seconds; when it is what stops the search the result depends on "
+                   "the machine's speed and the summary says so (default: 120; the original waits ≥ 3600)")
+    p.add_argument("--pdb", action="store_true", help="also write the model in PDB format")
+    p.add_argument("-o", "--output-dir", type=Path, help="output directory (default: the detection's directory)")
+    p.add_argument("--prefix", help="output file prefix (default: the detection's prefix)")
+    p.set_defaults(func=run_build)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    """Run a parsed ``build-na`` command; returns the exit status."""
+    from haruspex_engine.cli import CommandError
+    from haruspex_engine.maps import read_map
+    from haruspex_engine.nucleic.atoms import write_confidence_table, write_model
+    from haruspex_engine.nucleic.build import build_without_sequence
+    from haruspex_engine.nucleic.classes import STAGE2_CLASSES
+    from haruspex_engine.summary import write_summary
+
+    t0 = time.perf_counter()
+    if args.trace_solutions < 1 or args.trace_time_limit <= 0:
+        raise CommandError("--trace-solutions must be at least 1 and --trace-time-limit positive")
+    summary_path = _summary_path(args.detection)
+    detection = json.loads(summary_path.read_text())
+    if detection.get("output_grid", "working") != "working":
+        raise CommandError(f"{summary_path}: the maps were written on the input grid; run detect-na with "
+                           "--output-grid working (the default) for model building")
+    outputs = detection.get("outputs", {})
+    missing = [name for name in (*STAGE2_CLASSES, "working") if name not in outputs]
+    if missing:
+        raise CommandError(f"{summary_path}: not a detect-na summary (no {', '.join(missing)} maps listed)")
+    working = read_map(outputs["working"])
+    stage2 = np.stack([read_map(outputs[name]).data for name in STAGE2_CLASSES])
+    if stage2.shape[1:] != working.data.shape:
+        raise CommandError(f"{summary_path}: the listed maps are not all on the working grid")
+    prefix = args.prefix or summary_path.name.removesuffix("_summary.json")
+    outdir = (args.output_dir or summary_path.parent).resolve()
+    outdir.mkdir(parents=True, exist_ok=True)
+    report_path = outdir / f"{prefix}_build.json"
+    report_path.unlink(missing_ok=True)
+
+    result = build_without_sequence(stage2, working.data, working.first_voxel_position, dna=args.dna,
+                                    solution_limit=args.trace_solutions, time_limit_s=args.trace_time_limit)
+    files: dict[str, str] = {}
+    chains: list[dict[str, object]] = []
+    warnings: list[str] = []
+    if result.structure is None:
+        warnings.append("no nucleic acid found: no chain of two or more residues could be traced")
+        _say(warnings[-1])
+    else:
+        model = outdir / f"{prefix}_model.cif"
+        files["model"] = str(write_model(result.structure, model))
+        if args.pdb:
+            files["model_pdb"] = str(write_model(result.structure, model.with_suffix(".pdb")))
+        files["confidence"] = str(write_confidence_table(result.structure, outdir / f"{prefix}_confidence.csv"))
+        chains = [{"id": chain.name, "residues": len(chain),
+                   "sequence": _chain_sequence(chain)} for chain in result.structure[0]]
+    trace = result.trace
+    write_summary(report_path, {
+        "detection": str(summary_path.resolve()),
+        "outputs": files,
+        "chains": chains,
+        "residues": sum(int(c["residues"]) for c in chains),
+        "sequence_assigned": False,
+        "dna": args.dna,
+        "node_counts": result.node_counts,
+        "trace": None if trace is None else {"stopped_by": trace.stopped_by, "solutions": trace.solutions,
+                                             "seconds": round(trace.seconds, 3), "paths": len(trace.paths),
+                                             "dropped_nodes": trace.dropped},
+        "warnings": warnings,
+        "timings_s": {**{k: round(v, 3) for k, v in result.timings_s.items()},
+                      "total": round(time.perf_counter() - t0, 3)},
+    })
+    residues = sum(int(c["residues"]) for c in chains)
+    _say(f"{len(chains)} chains, {residues} residues; tracing stopped by "
+         f"{trace.stopped_by if trace else 'nothing to trace'}; summary {report_path}")
+    return 0
+
+
+def _chain_sequence(chain) -> str:
+    """One-letter sequence of a built chain (A/C/G/U or A/C/G/T)."""
+    return "".join(residue.name[-1] for residue in chain)
+
+
+def _summary_path(given: Path) -> Path:
+    from haruspex_engine.cli import CommandError
+
+    if given.is_dir():
+        found = sorted(given.glob("*_summary.json"))
+        if len(found) != 1:
+            raise CommandError(f"{given}: expected exactly one detect-na *_summary.json, found {len(found)}")
+        return found[0]
+    if not given.is_file():
+        raise CommandError(f"{given}: no such file or directory")
+    return given
+
+
+def _say(message: str) -> None:
+    print(f"build-na: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,69 @@
+"""`haruspex build-na` end to end on detect-na-style outputs made from oracle maps (no networks involved)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gemmi
+import numpy as np
+
+from haruspex_engine.maps import write_map
+from haruspex_engine.nucleic.classes import STAGE2_CLASSES
+from haruspex_engine.nucleic.evaluate import evaluate_model
+from haruspex_engine.nucleic.ideal import ideal_na_strand
+from haruspex_engine.testing.oracle_maps import CLEAN, oracle_maps
+
+
+def _detection(directory: Path, stage2: np.ndarray, working: np.ndarray, origin) -> Path:
+    """The files detect-na writes on its working grid: eight class maps, the working map, the summary."""
+    outputs = {}
+    for name, values in [*zip(STAGE2_CLASSES, stage2), ("working", working)]:
+        outputs[name] = str(directory / f"rna_{name}.mrc")
+        write_map(outputs[name], values, (1.0, 1.0, 1.0), origin)
+    summary = directory / "rna_summary.json"
+    summary.write_text(json.dumps({"outputs": outputs, "output_grid": "working"}))
+    return summary
+
+
+def _run(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "haruspex_engine", "build-na", *map(str, args)],
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ))
+
+
+def test_build_na_writes_a_model_of_the_rna(tmp_path: Path) -> None:
+    structure = gemmi.Structure()
+    structure.add_model(gemmi.Model(1))
+    structure[0].add_chain(ideal_na_strand("GGCAUCAGUCCAAGUCGGAUCCAGUACGGA"))
+    maps = oracle_maps(structure, CLEAN)
+    summary = _detection(tmp_path, maps.stage2, maps.density / maps.density.max(), maps.origin)
+    result = _run(summary, "--pdb", "--trace-solutions", "300")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "rna_build.json").read_text())
+    assert report["residues"] >= 27 and report["trace"]["stopped_by"] == "solution limit"
+    assert report["sequence_assigned"] is False and set(report["outputs"]) == {"model", "model_pdb", "confidence"}
+    model = gemmi.read_structure(report["outputs"]["model"])
+    assert evaluate_model(model, structure)["backbone_coverage_3A"] >= 0.9
+    assert gemmi.read_structure(report["outputs"]["model_pdb"])[0].count_atom_sites() == model[0].count_atom_sites()
+    rows = Path(report["outputs"]["confidence"]).read_text().splitlines()
+    assert rows[0] == "chain,residue_number,residue_name,confidence" and len(rows) == report["residues"] + 1
+
+
+def test_no_nucleic_acid_is_a_result_not_a_crash(tmp_path: Path) -> None:
+    shape = (30, 30, 30)
+    summary = _detection(tmp_path, np.zeros((8,) + shape, np.float32), np.ones(shape, np.float32), (0.0, 0.0, 0.0))
+    result = _run(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "no nucleic acid found" in result.stderr
+    report = json.loads((tmp_path / "rna_build.json").read_text())
+    assert report["residues"] == 0 and report["outputs"] == {} and not (tmp_path / "rna_model.cif").exists()
+    assert summary.exists()
+
+
+def test_maps_on_the_input_grid_are_refused(tmp_path: Path) -> None:
+    summary = tmp_path / "x_summary.json"
+    summary.write_text(json.dumps({"outputs": {}, "output_grid": "input"}))
+    result = _run(summary)
+    assert result.returncode == 1 and "--output-grid working" in result.stderr.splitlines()[-1]
