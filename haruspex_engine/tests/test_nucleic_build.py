@@ -1,35 +1,24 @@
 """Model building without a sequence, end to end on clean oracle maps: the model covers the RNA it came from."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import gemmi
 import numpy as np
 import pytest
 
 from haruspex_engine.nucleic.build import build_without_sequence
 from haruspex_engine.nucleic.evaluate import evaluate_model
-from haruspex_engine.nucleic.ideal import ideal_na_strand
 from haruspex_engine.testing.oracle_maps import CLEAN, oracle_maps
-
-RNA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cryoread-example" / "6v5b_drna.pdb"
-
-
-def _ideal_rna() -> gemmi.Structure:
-    structure = gemmi.Structure()
-    model = gemmi.Model(1)
-    model.add_chain(ideal_na_strand("GGCAUCAGUCCAAGUCGGAUCCAGUACGGA"))
-    structure.add_model(model)
-    return structure
+from haruspex_engine.testing.rna_models import DEPOSITED_RNA, deposited_rna, ideal_rna
 
 
 def _deposited_rna() -> gemmi.Structure:
-    if not RNA.is_file():
-        pytest.skip(f"{RNA} is absent (../shared not beside the project)")
-    return gemmi.read_structure(str(RNA))
+    structure = deposited_rna()
+    if structure is None:
+        pytest.skip(f"{DEPOSITED_RNA} is absent (../shared not beside the project)")
+    return structure
 
 
-@pytest.mark.parametrize("make", [_ideal_rna, _deposited_rna], ids=["ideal-30nt", "6v5b-78nt"])
+@pytest.mark.parametrize("make", [ideal_rna, _deposited_rna], ids=["ideal-30nt", "6v5b-78nt"])
 def test_clean_oracle_maps_give_the_model_back(make) -> None:
     reference = make()
     maps = oracle_maps(reference, CLEAN)

@@ -13,8 +13,8 @@ import numpy as np
 from haruspex_engine.maps import write_map
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
 from haruspex_engine.nucleic.evaluate import evaluate_model
-from haruspex_engine.nucleic.ideal import ideal_na_strand
 from haruspex_engine.testing.oracle_maps import CLEAN, oracle_maps
+from haruspex_engine.testing.rna_models import ideal_rna
 
 
 def _detection(directory: Path, stage2: np.ndarray, working: np.ndarray, origin) -> Path:
@@ -34,9 +34,7 @@ def _run(*args) -> subprocess.CompletedProcess:
 
 
 def test_build_na_writes_a_model_of_the_rna(tmp_path: Path) -> None:
-    structure = gemmi.Structure()
-    structure.add_model(gemmi.Model(1))
-    structure[0].add_chain(ideal_na_strand("GGCAUCAGUCCAAGUCGGAUCCAGUACGGA"))
+    structure = ideal_rna()
     maps = oracle_maps(structure, CLEAN)
     summary = _detection(tmp_path, maps.stage2, maps.density / maps.density.max(), maps.origin)
     result = _run(summary, "--pdb", "--trace-solutions", "300")
