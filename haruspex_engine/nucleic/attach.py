@@ -44,6 +44,7 @@ from scipy.spatial import cKDTree
 
 from haruspex_engine.maps import Vec3
 from haruspex_engine.nucleic.classes import BASE_TYPES, STAGE2_CLASSES
+from haruspex_engine.nucleic.grid_points import nearest_values
 from haruspex_engine.nucleic.nodes import NodeSet
 
 #: Node classes whose nodes count as base nodes.
@@ -151,9 +152,8 @@ def base_vectors(xyz: np.ndarray, stage2: np.ndarray, origin: Vec3) -> np.ndarra
     """float64 (N, 4) stage-2 base-type probabilities (A, UT, C, G) at the voxel nearest to each of the (N, 3)
     positions (x, y, z) Å; stage2 (8, Z, Y, X) lies on the 1 Å grid with voxel (0, 0, 0) at ``origin``. Positions
     off the grid read the nearest voxel on its border."""
-    index = np.rint(np.asarray(xyz, dtype=np.float64) - np.asarray(origin, dtype=np.float64)).astype(np.intp)[:, ::-1]
-    index = np.clip(index, 0, np.array(stage2.shape[1:]) - 1)
-    return np.asarray(stage2[_BASE_CHANNELS][(slice(None), *index.T)], dtype=np.float64).T
+    values = nearest_values(stage2, xyz, origin, off_grid="border")[_BASE_CHANNELS]  # (4, N), no map copied
+    return np.asarray(values, dtype=np.float64).T
 
 
 def _min_sum_partner(a: np.ndarray, b: np.ndarray, tree: cKDTree, points: np.ndarray,

@@ -24,6 +24,7 @@ from scipy.spatial import cKDTree
 
 from haruspex_engine.maps import Vec3
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
+from haruspex_engine.nucleic.grid_points import nearest_values, trilinear_values
 from haruspex_engine.nucleic.nodes import BANDWIDTH, NodeSet
 
 MAX_EDGE_A = 10.0
@@ -64,13 +65,12 @@ def build_sugar_graph(
     xyz = np.asarray(sugar.xyz, dtype=float)
     base = stage2[STAGE2_CLASSES.index("base")]
     sugar_probability = stage2[STAGE2_CLASSES.index("sugar")]
-    to_grid = _GridReader(np.asarray(origin, dtype=float), base.shape)
 
     touching = _touching_pairs(sugar.labels())
     lengths = np.linalg.norm(xyz[touching[:, 0]] - xyz[touching[:, 1]], axis=1) if len(touching) else np.empty(0)
     direct = touching[lengths < max_edge_A]
     if len(direct):
-        crossing = to_grid.nearest(base, _samples(xyz, direct, PRUNE_SAMPLES)) >= PRUNE_BASE_PROBABILITY
+        crossing = nearest_values(base, _samples(xyz, direct, PRUNE_SAMPLES), origin) >= PRUNE_BASE_PROBABILITY
         direct = direct[~crossing.any(axis=1)]
 
     near = np.array(sorted(cKDTree(xyz).query_pairs(max_edge_A - 1e-9)), dtype=int).reshape(-1, 2)
@@ -78,8 +78,8 @@ def build_sugar_graph(
     candidates = np.array([pair for pair in near.tolist() if tuple(pair) not in known], dtype=int).reshape(-1, 2)
     if len(candidates):
         points = _samples(xyz, candidates, PRUNE_SAMPLES)
-        sugar_ok = (to_grid.nearest(sugar_probability, points) > EXTEND_SUGAR_PROBABILITY).all(axis=1)
-        base_ok = (to_grid.nearest(base, points) < PRUNE_BASE_PROBABILITY).all(axis=1)
+        sugar_ok = (nearest_values(sugar_probability, points, origin) > EXTEND_SUGAR_PROBABILITY).all(axis=1)
+        base_ok = (nearest_values(base, points, origin) < PRUNE_BASE_PROBABILITY).all(axis=1)
         candidates = candidates[sugar_ok & base_ok]
 
     edges = np.concatenate([direct, candidates]).astype(int).reshape(-1, 2)
@@ -88,7 +88,7 @@ def build_sugar_graph(
     length = np.where(extended, EXTENSION_PENALTY * length, length)
     smoothed = smoothed_sugar(sugar_weights)
     if len(edges):
-        along = to_grid.trilinear(smoothed, _samples(xyz, edges, COST_SAMPLES)).min(axis=1)
+        along = trilinear_values(smoothed, _samples(xyz, edges, COST_SAMPLES), origin).min(axis=1)
         min_density = np.maximum(np.minimum(sugar.density[edges[:, 0]], along), MIN_DENSITY_FLOOR)
     else:
         min_density = np.empty(0)
@@ -134,29 +134,3 @@ def _samples(xyz: np.ndarray, edges: np.ndarray, count: int) -> np.ndarray:
     t = np.linspace(0.0, 1.0, count)[None, :, None]
     start, end = xyz[edges[:, 0]][:, None, :], xyz[edges[:, 1]][:, None, :]
     return start + t * (end - start)
-
-
-class _GridReader:
-    """Reads grid values (Z, Y, X) at model points (x, y, z) Å on a 1 Å grid starting at ``origin``."""
-
-    def __init__(self, origin: np.ndarray, shape: tuple[int, int, int]):
-        self.origin = origin
-        self.shape = np.asarray(shape)
-
-    def _index(self, points: np.ndarray) -> np.ndarray:
-        return (points - self.origin)[..., ::-1]  # (…, 3) fractional (z, y, x)
-
-    def nearest(self, volume: np.ndarray, points: np.ndarray) -> np.ndarray:
-        """Value of the nearest voxel (0 outside the grid); points (…, 3) → (…)."""
-        index = np.rint(self._index(points)).astype(int)
-        inside = np.all((index >= 0) & (index < self.shape), axis=-1)
-        clipped = np.clip(index, 0, self.shape - 1)
-        values = volume[clipped[..., 0], clipped[..., 1], clipped[..., 2]]
-        return np.where(inside, values, 0.0)
-
-    def trilinear(self, volume: np.ndarray, points: np.ndarray) -> np.ndarray:
-        """Trilinear interpolation (0 outside the grid); points (…, 3) → (…)."""
-        index = self._index(points)
-        flat = index.reshape(-1, 3).T
-        values = ndimage.map_coordinates(volume, flat, order=1, mode="constant", cval=0.0)
-        return values.reshape(index.shape[:-1])
