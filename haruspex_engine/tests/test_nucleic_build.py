@@ -1,24 +1,16 @@
 """Model building without a sequence, end to end on clean oracle maps: the model covers the RNA it came from."""
 from __future__ import annotations
 
-import gemmi
 import numpy as np
 import pytest
 
 from haruspex_engine.nucleic.build import build_without_sequence
 from haruspex_engine.nucleic.evaluate import evaluate_model
 from haruspex_engine.testing.oracle_maps import CLEAN, oracle_maps
-from haruspex_engine.testing.rna_models import DEPOSITED_RNA, deposited_rna, ideal_rna
+from haruspex_engine.testing.rna_models import deposited_rna, ideal_rna
 
 
-def _deposited_rna() -> gemmi.Structure:
-    structure = deposited_rna()
-    if structure is None:
-        pytest.skip(f"{DEPOSITED_RNA} is absent (../shared not beside the project)")
-    return structure
-
-
-@pytest.mark.parametrize("make", [ideal_rna, _deposited_rna], ids=["ideal-30nt", "6v5b-78nt"])
+@pytest.mark.parametrize("make", [ideal_rna, deposited_rna], ids=["ideal-30nt", "6v5b-78nt"])
 def test_clean_oracle_maps_give_the_model_back(make) -> None:
     reference = make()
     maps = oracle_maps(reference, CLEAN)

@@ -1,7 +1,6 @@
 """The sugar graph: touching nodes joined, steps across bases pruned, gaps bridged at a penalty, costs."""
 from __future__ import annotations
 
-import gemmi
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
@@ -11,7 +10,7 @@ from haruspex_engine.nucleic.graph import build_sugar_graph, smoothed_sugar
 from haruspex_engine.nucleic.nodes import NodeSet, class_weights, cluster_nodes
 from haruspex_engine.nucleic.trace import trace_backbone
 from haruspex_engine.testing.oracle_maps import CLEAN, oracle_maps
-from haruspex_engine.testing.rna_models import DEPOSITED_RNA, deposited_rna, ideal_rna
+from haruspex_engine.testing.rna_models import deposited_rna, ideal_rna
 
 SHAPE = (12, 12, 40)
 ORIGIN = (100.0, 50.0, -20.0)
@@ -77,14 +76,7 @@ def test_smoothing_kernel_by_hand() -> None:
     assert smoothed[6, 6, 0] == pytest.approx(2.0 * np.exp(-1.5 * 36 / 2.25))  # edge of the ±6 Å window
 
 
-def _deposited_rna() -> gemmi.Structure:
-    structure = deposited_rna()
-    if structure is None:
-        pytest.skip(f"{DEPOSITED_RNA} is absent (../shared not beside the project)")
-    return structure
-
-
-@pytest.mark.parametrize("make", [ideal_rna, _deposited_rna], ids=["ideal-30nt", "6v5b-78nt"])
+@pytest.mark.parametrize("make", [ideal_rna, deposited_rna], ids=["ideal-30nt", "6v5b-78nt"])
 def test_oracle_rna_is_traced_along_its_sequence(make) -> None:
     """From clean oracle maps of an RNA to ordered chains: one sugar node per residue, consecutive steps."""
     structure = make()
