@@ -92,11 +92,12 @@ def run_build(args: argparse.Namespace) -> int:
         chains = [{"id": chain.name, "residues": len(chain),
                    "sequence": _chain_sequence(chain)} for chain in result.structure[0]]
     trace = result.trace
+    residues = sum(int(c["residues"]) for c in chains)
     write_summary(report_path, {
         "detection": str(summary_path.resolve()),
         "outputs": files,
         "chains": chains,
-        "residues": sum(int(c["residues"]) for c in chains),
+        "residues": residues,
         "sequence_assigned": False,
         "dna": args.dna,
         "node_counts": result.node_counts,
@@ -107,7 +108,6 @@ def run_build(args: argparse.Namespace) -> int:
         "timings_s": {**{k: round(v, 3) for k, v in result.timings_s.items()},
                       "total": round(time.perf_counter() - t0, 3)},
     })
-    residues = sum(int(c["residues"]) for c in chains)
     _say(f"{len(chains)} chains, {residues} residues; tracing stopped by "
          f"{trace.stopped_by if trace else 'nothing to trace'}; summary {report_path}")
     return 0
