@@ -1,72 +1,136 @@
-"""Benchmark: nucleic-acid model building from oracle detection maps (quality, time, memory), no sequence yet.
+"""Benchmark: nucleic-acid model building from oracle detection maps (quality, time, memory), with and without
+the sequence.
 
 Run from the repository root with the worker environment:
 
-    .venv-worker/bin/python benchmarks/bench_build_na.py
+    .venv-worker/bin/python benchmarks/bench_build_na.py [--skip-assembly]
 
 Oracle maps (haruspex_engine.testing.oracle_maps) of the 78-nt RNA ../shared/data/cryoread-example/6v5b_drna.pdb
-at three corruption levels: clean (noise σ 0.05), moderate (σ 0.05, 5 % residues dropped, 15 % base confusion,
-2 false blobs / 1000 Å³) and the issue's "realistic" (the same with σ 0.15). Each build runs in a fresh process
-(peak RSS is its own) and is scored with `evaluate_model` against the deposited model: backbone coverage /
-precision (C4′ within 3 Å), base recall / precision, RMSD. Sequence assignment is not implemented yet, so these are
-the no-sequence figures.
+with its FASTA (21051.fasta) at four corruption levels: clean (noise σ 0.05), moderate (σ 0.05, 5 % residues
+dropped, 15 % base confusion, 2 false blobs / 1000 Å³), the issue's "realistic" (the same with σ 0.15) and harsh
+(σ 0.2, 10 % dropped, 25 % confused, 4 false blobs / 1000 Å³), each for seeds 0-2. Each build runs in a fresh
+process (peak RSS is its own) with the sequence; the model built without it on the way is scored too. Then a
+~3,000-nt assembly: 39 copies of the 78-mer 15 Å apart in one box at realistic corruption, with a 39-record FASTA
+(maps made in a separate process, so the peak RSS is the build's). Scores from `evaluate_model` against the
+deposited model(s): backbone coverage / precision (C4′ within 3 Å), sequence recall / precision, RMSD.
 Results: appended to BENCHMARKS.md and written to benchmarks/results/build-na-<date>.json.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
+import statistics
+import tempfile
 import time
 from pathlib import Path
 
 from bench_common import machine, peak_rss_gb, run_child
 
 REPO = Path(__file__).resolve().parents[1]
-RNA = REPO.parent / "shared" / "data" / "cryoread-example" / "6v5b_drna.pdb"
-LEVELS = ("clean", "moderate", "realistic")
+DATA = REPO.parent / "shared" / "data" / "cryoread-example"
+RNA, FASTA = DATA / "6v5b_drna.pdb", DATA / "21051.fasta"
+LEVELS = ("clean", "moderate", "realistic", "harsh")
+SEEDS = (0, 1, 2)
+COPIES = 39
 KEYS = ("backbone_coverage_3A", "backbone_precision_3A", "sequence_recall", "sequence_precision", "rmsd_A")
 
 
-def corruption(level: str):
+def corruption(level: str, seed: int):
     from haruspex_engine.testing.oracle_maps import CLEAN, REALISTIC, Corruption
 
-    moderate = Corruption(noise_sigma=0.05, drop_fraction=0.05, confusion_fraction=0.15, false_blobs_per_1000_A3=2.0)
-    return {"clean": CLEAN, "moderate": moderate, "realistic": REALISTIC}[level]
+    levels = {
+        "clean": CLEAN,
+        "moderate": Corruption(noise_sigma=0.05, drop_fraction=0.05, confusion_fraction=0.15,
+                               false_blobs_per_1000_A3=2.0),
+        "realistic": REALISTIC,
+        "harsh": Corruption(noise_sigma=0.2, drop_fraction=0.1, confusion_fraction=0.25, false_blobs_per_1000_A3=4.0),
+    }
+    return dataclasses.replace(levels[level], seed=seed)
 
 
-def measure(level: str) -> dict:
-    """One build from oracle maps at ``level``, in this (fresh) process."""
+def reference(copies: int):
     import gemmi
 
-    from haruspex_engine.nucleic.build import build_without_sequence
+    from haruspex_engine.testing.rna_models import assembly
+
+    structure = gemmi.read_structure(str(RNA))
+    return structure if copies == 1 else assembly(structure, copies)
+
+
+def sequences(copies: int):
+    from haruspex_engine.nucleic.sequences import parse_fasta, read_fasta
+    from haruspex_engine.testing.rna_models import assembly_fasta
+
+    records = read_fasta(FASTA)
+    return records if copies == 1 else parse_fasta(assembly_fasta(records[0].sequence, copies))
+
+
+def prepare(level: str, seed: int, copies: int, path: str) -> dict:
+    """Oracle maps written to ``path`` (.npz) in this (separate) process."""
+    import numpy as np
+
+    from haruspex_engine.testing.oracle_maps import oracle_maps
+
+    maps = oracle_maps(reference(copies), corruption(level, seed))
+    np.savez(path, stage2=maps.stage2, density=maps.density, origin=np.asarray(maps.origin))
+    return {"shape": list(maps.density.shape), "peak_rss_gb": peak_rss_gb()}
+
+
+def measure(level: str, seed: int, copies: int, maps_path: str | None) -> dict:
+    """One build with the sequence, in this (fresh) process; both models scored."""
+    import numpy as np
+
+    from haruspex_engine.nucleic.build import build_nucleic_model
     from haruspex_engine.nucleic.evaluate import evaluate_model
     from haruspex_engine.testing.oracle_maps import oracle_maps
 
-    reference = gemmi.read_structure(str(RNA))
-    maps = oracle_maps(reference, corruption(level))
+    ref = reference(copies)
+    if maps_path:
+        loaded = np.load(maps_path)
+        stage2, density, origin = loaded["stage2"], loaded["density"], tuple(loaded["origin"].tolist())
+    else:
+        maps = oracle_maps(ref, corruption(level, seed))
+        stage2, density, origin = maps.stage2, maps.density, maps.origin
     t = time.perf_counter()
-    result = build_without_sequence(maps.stage2, maps.density, maps.origin)
+    result = build_nucleic_model(stage2, density, origin, sequences=sequences(copies))
     wall = time.perf_counter() - t
-    scores = evaluate_model(result.structure, reference) if result.structure is not None else {}
-    return {"wall_s": wall, "peak_rss_gb": peak_rss_gb(), "timings_s": result.timings_s,
-            "sugar_nodes": result.node_counts["sugar"], "chains": len(result.structure[0]) if result.structure else 0,
-            "trace_stopped_by": result.trace.stopped_by, **{k: scores.get(k) for k in KEYS}}
+    rss = peak_rss_gb()
+    out = {"wall_s": wall, "no_sequence_wall_s": wall - result.timings_s.get("sequence", 0.0), "peak_rss_gb": rss,
+           "timings_s": result.timings_s, "sugar_nodes": result.node_counts["sugar"],
+           "trace_stopped_by": result.trace.stopped_by,
+           "assignment_status": result.assignment.selection.status if result.assignment else None,
+           "candidates": result.assignment.candidates if result.assignment else 0}
+    for name, model in (("with_sequence", result.structure), ("no_sequence", result.unsequenced)):
+        scores = evaluate_model(model, ref) if model is not None else {}
+        out[name] = {"chains": len(model[0]) if model is not None else 0, **{k: scores.get(k) for k in KEYS}}
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--skip-assembly", action="store_true", help="only the 78-nt cases")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child[0])))
+        kind, level, seed, copies, *path = args.child
+        fn = prepare if kind == "prepare" else measure
+        print(json.dumps(fn(level, int(seed), int(copies), path[0] if path else None)))
         return
-    if not RNA.is_file():
-        raise SystemExit(f"{RNA} not found: the 78-nt reference model is needed")
-    results = {"machine": machine(), "reference": str(RNA)}
+    if not (RNA.is_file() and FASTA.is_file()):
+        raise SystemExit(f"{RNA} and {FASTA} are needed (../shared beside the project)")
+    results: dict = {"machine": machine(), "reference": str(RNA), "fasta": str(FASTA), "runs": {}}
     for level in LEVELS:
-        results[level] = run_child(__file__, [level])
-        print(level, results[level], flush=True)
+        for seed in SEEDS:
+            results["runs"][f"{level}/{seed}"] = run = run_child(__file__, ["measure", level, str(seed), "1"])
+            print(level, seed, run, flush=True)
+    if not args.skip_assembly:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = str(Path(tmp) / "maps.npz")
+            results["assembly_maps"] = run_child(__file__, ["prepare", "realistic", "0", str(COPIES), path])
+            results["runs"]["assembly/0"] = run_child(__file__, ["measure", "realistic", "0", str(COPIES), path])
+            print("assembly", results["assembly_maps"], results["runs"]["assembly/0"], flush=True)
     _write(results)
 
 
@@ -76,20 +140,34 @@ def _write(results: dict) -> None:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M")
     (out_dir / f"build-na-{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [
-        f"\n## Nucleic-acid model building, no sequence — {results['machine']['date']}",
+        f"\n## Nucleic-acid model building, with and without sequence — {results['machine']['date']}",
         f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores. Command: "
         f"`.venv-worker/bin/python benchmarks/bench_build_na.py`. Raw: `benchmarks/results/build-na-{stamp}.json`. "
-        "Oracle maps of 6v5b (78 nt); scores against the deposited model; trace budget 1000 solutions.",
+        "Oracle maps of 6v5b (78 nt) and its FASTA; mean over seeds "
+        f"{', '.join(map(str, SEEDS))} (min–max in brackets for coverage and recall); scores against the deposited "
+        "model. Time = whole build after detection (nodes → model), one process per build.",
         "",
-        "| corruption | coverage | precision | base recall | base precision | RMSD Å | sugar nodes | chains | s | "
-        "peak RSS GB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| corruption | model | coverage | precision | seq. recall | seq. precision | RMSD Å | s | peak RSS GB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for level in LEVELS:
-        r = results[level]
-        cells = [f"{r[k]:.3f}" if r[k] is not None else "–" for k in KEYS]
-        lines.append(f"| {level} | " + " | ".join(cells) + f" | {r['sugar_nodes']} | {r['chains']} | "
-                     f"{r['wall_s']:.1f} | {r['peak_rss_gb']:.2f} |")
+    groups = [(level, [results["runs"][f"{level}/{s}"] for s in SEEDS]) for level in LEVELS]
+    if "assembly/0" in results["runs"]:
+        groups.append((f"assembly {COPIES}×78 nt, realistic", [results["runs"]["assembly/0"]]))
+    for label, runs in groups:
+        for model, wall_key in (("with_sequence", "wall_s"), ("no_sequence", "no_sequence_wall_s")):
+            cells = []
+            for key in KEYS:
+                values = [r[model][key] for r in runs if r[model][key] is not None]
+                if not values:
+                    cells.append("–")
+                elif key in ("backbone_coverage_3A", "sequence_recall") and len(values) > 1:
+                    cells.append(f"{statistics.mean(values):.3f} ({min(values):.2f}–{max(values):.2f})")
+                else:
+                    cells.append(f"{statistics.mean(values):.3f}")
+            wall = statistics.mean(r[wall_key] for r in runs)
+            rss = max(r["peak_rss_gb"] for r in runs)
+            lines.append(f"| {label} | {model.replace('_', ' ')} | " + " | ".join(cells)
+                         + f" | {wall:.1f} | {rss:.2f} |")
     with open(REPO / "BENCHMARKS.md", "a") as fh:
         fh.write("\n".join(lines) + "\n")
     print("\n".join(lines))

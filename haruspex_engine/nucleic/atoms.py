@@ -211,14 +211,18 @@ def build_chain(residues: ChainResidues, chain_name: str, helix_far_point: bool 
     return chain
 
 
-def build_model(chains: list[ChainResidues], name: str = "haruspex", helix_far_point: bool = True) -> gemmi.Structure:
-    """One-model structure with chain k (from 0) of ``chains`` named ``chain_id(k)`` (see ``build_chain``);
-    entities set up."""
+def build_model(chains: list[ChainResidues], name: str = "haruspex", helix_far_point: bool = True,
+                chain_names: list[str] | None = None) -> gemmi.Structure:
+    """One-model structure with chain k (from 0) of ``chains`` named ``chain_names[k]`` (default ``chain_id(k)``;
+    see ``build_chain``); entities set up."""
     if not chains:
         raise ValueError("build_model needs at least one chain")
+    names = chain_names or [chain_id(k) for k in range(len(chains))]
+    if len(names) != len(chains) or len(set(names)) != len(names):
+        raise ValueError(f"need {len(chains)} distinct chain names, got {names}")
     model = gemmi.Model(1)
-    for index, residues in enumerate(chains):
-        model.add_chain(build_chain(residues, chain_id(index), helix_far_point))
+    for residues, chain_name in zip(chains, names):
+        model.add_chain(build_chain(residues, chain_name, helix_far_point))
     structure = gemmi.Structure()
     structure.name = name
     structure.add_model(model)

@@ -55,6 +55,8 @@ PHOSPHATE_REACH_A = 7.0
 BASE_NEAR_A = 10.0
 #: Å: a P pair's base vector is halved when its summed distance to the pair exceeds this.
 BASE_PAIR_SUM_A = 20.0
+#: Largest base-type score: three contributions of at most 1 each.
+MAX_BASE_SCORE = 3.0
 #: Weight of a far base node's vector.
 FAR_WEIGHT = 0.5
 

@@ -1,4 +1,5 @@
-"""The ``haruspex build-na`` subcommand: a DNA/RNA model from the maps ``haruspex detect-na`` wrote (no sequence)."""
+"""The ``haruspex build-na`` subcommand: a DNA/RNA model from the maps ``haruspex detect-na`` wrote, optionally in the
+register of given chain sequences."""
 from __future__ import annotations
 
 import argparse
@@ -14,30 +15,44 @@ def add_build_parser(commands) -> None:
     """Register ``build-na`` on the CLI's subparsers."""
     p = commands.add_parser(
         "build-na",
-        help="build a DNA/RNA model from detect-na's maps (without a sequence, for now)",
+        help="build a DNA/RNA model from detect-na's maps, with or without the chain sequences",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""\
 Build a full-atom nucleic-acid model from the maps of `haruspex detect-na` (on its default working grid), as
 CryoREAD does without a sequence: nodes by mean shift, a sugar graph, backbone tracing by vehicle routing
 (OR-Tools), phosphate and base attachment, residue choice, and nucleotides placed on phosphate / base triangles.
-Assignment of a given sequence is not available yet.
+With --sequence, windows of each traced path are aligned to the chains (dynamic programming), a consistent set
+of fragments is chosen (CP-SAT), and the model carries the chains' letters and residue numbers.
+
+FASTA: one record per chain; PDB-style headers (">1ABC_1|Chains A, B|...") give chain ids and copies; lower
+case, N and X are accepted (N/X are dropped); protein records are skipped with a message. A file with a U is
+RNA, one without is DNA. Identical chains are aligned once and each residue may be used once per copy.
 
 Outputs in OUTDIR:
-  PREFIX_model.cif         the model (one chain per traced path; B-factor = per-residue confidence 0..1)
+  PREFIX_model.cif         the model (one chain per traced path, split where the sequence register breaks;
+                           B-factor = per-residue confidence 0..1; numbering in the FASTA register)
   PREFIX_model.pdb         the same in PDB format (with --pdb; at most 62 chains)
+  PREFIX_noseq.cif         with --sequence: the model built without it
   PREFIX_confidence.csv    chain, residue number, residue name, confidence
-  PREFIX_build.json        chains, residues, how tracing stopped, node counts, timings (written last)
+  PREFIX_build.json        chains, residues, how tracing and assignment stopped, node counts, timings (last)
 When no nucleic acid is found, no model is written and the summary says so (exit status 0).""",
     )
     p.add_argument("detection", type=Path,
                    help="detect-na's summary JSON (PREFIX_summary.json), or the directory holding exactly one")
-    p.add_argument("--dna", action="store_true", help="name residues DA/DC/DG/DT (default: RNA, A/C/G/U)")
+    p.add_argument("-s", "--sequence", type=Path, metavar="FASTA",
+                   help="the DNA/RNA chain sequences to assign (FASTA); without it the letters come from the maps")
+    p.add_argument("--dna", action="store_true",
+                   help="name residues DA/DC/DG/DT (default: RNA, A/C/G/U); with --sequence only for residues no "
+                   "chain was matched to (the FASTA decides the others)")
     p.add_argument("--trace-solutions", type=int, default=1000,
                    help="tracing stops after this many routing solutions: deterministic, machine-independent "
                    "(default: 1000, the original's solution limit)")
     p.add_argument("--trace-time-limit", type=float, default=120.0,
                    help="safety limit on tracing, seconds; when it is what stops the search the result depends on "
                    "the machine's speed and the summary says so (default: 120; the original waits ≥ 3600)")
+    p.add_argument("--assign-time-limit", type=float, default=60.0,
+                   help="seconds the fragment choice (CP-SAT) may search; it stops earlier when it proves the best "
+                   "choice, and the summary says which (default: 60; the original allows 600 or more)")
     p.add_argument("--pdb", action="store_true", help="also write the model in PDB format")
     p.add_argument("-o", "--output-dir", type=Path, help="output directory (default: the detection's directory)")
     p.add_argument("--prefix", help="output file prefix (default: the detection's prefix)")
@@ -49,13 +64,27 @@ def run_build(args: argparse.Namespace) -> int:
     from haruspex_engine.cli import CommandError
     from haruspex_engine.maps import read_map
     from haruspex_engine.nucleic.atoms import write_confidence_table, write_model
-    from haruspex_engine.nucleic.build import build_without_sequence
+    from haruspex_engine.nucleic.build import build_nucleic_model
     from haruspex_engine.nucleic.classes import STAGE2_CLASSES
+    from haruspex_engine.nucleic.sequences import SequenceError, read_fasta
     from haruspex_engine.summary import write_summary
 
     t0 = time.perf_counter()
-    if args.trace_solutions < 1 or args.trace_time_limit <= 0:
-        raise CommandError("--trace-solutions must be at least 1 and --trace-time-limit positive")
+    if args.trace_solutions < 1 or args.trace_time_limit <= 0 or args.assign_time_limit <= 0:
+        raise CommandError("--trace-solutions must be at least 1, --trace-time-limit and --assign-time-limit "
+                           "positive")
+    warnings: list[str] = []
+    sequences = None
+    if args.sequence is not None:
+        try:
+            sequences = read_fasta(args.sequence)
+        except OSError as exc:
+            raise CommandError(f"{args.sequence}: cannot read the FASTA file ({exc.strerror})") from None
+        except SequenceError as exc:
+            raise CommandError(str(exc)) from None
+        for message in sequences.warnings:
+            warnings.append(message)
+            _say(message)
     summary_path = _summary_path(args.detection)
     detection = json.loads(summary_path.read_text())
     if detection.get("output_grid", "working") != "working":
@@ -75,11 +104,11 @@ def run_build(args: argparse.Namespace) -> int:
     report_path = outdir / f"{prefix}_build.json"
     report_path.unlink(missing_ok=True)
 
-    result = build_without_sequence(stage2, working.data, working.first_voxel_position, dna=args.dna,
-                                    solution_limit=args.trace_solutions, time_limit_s=args.trace_time_limit)
+    result = build_nucleic_model(stage2, working.data, working.first_voxel_position, sequences=sequences,
+                                 dna=args.dna, solution_limit=args.trace_solutions,
+                                 time_limit_s=args.trace_time_limit, assignment_time_limit_s=args.assign_time_limit)
     files: dict[str, str] = {}
     chains: list[dict[str, object]] = []
-    warnings: list[str] = []
     if result.structure is None:
         warnings.append("no nucleic acid found: no chain of two or more residues could be traced")
         _say(warnings[-1])
@@ -88,9 +117,12 @@ def run_build(args: argparse.Namespace) -> int:
         files["model"] = str(write_model(result.structure, model))
         if args.pdb:
             files["model_pdb"] = str(write_model(result.structure, model.with_suffix(".pdb")))
+        if result.unsequenced is not None:
+            files["model_without_sequence"] = str(write_model(result.unsequenced, outdir / f"{prefix}_noseq.cif"))
         files["confidence"] = str(write_confidence_table(result.structure, outdir / f"{prefix}_confidence.csv"))
-        chains = [{"id": chain.name, "residues": len(chain),
-                   "sequence": _chain_sequence(chain)} for chain in result.structure[0]]
+        chains = [{"id": chain.name, "residues": len(chain), "first": chain[0].seqid.num,
+                   "last": chain[len(chain) - 1].seqid.num, "sequence": _chain_sequence(chain)}
+                  for chain in result.structure[0]]
     trace = result.trace
     residues = sum(int(c["residues"]) for c in chains)
     write_summary(report_path, {
@@ -98,7 +130,8 @@ def run_build(args: argparse.Namespace) -> int:
         "outputs": files,
         "chains": chains,
         "residues": residues,
-        "sequence_assigned": False,
+        "sequence": None if args.sequence is None else str(args.sequence.resolve()),
+        "assignment": _assignment_report(result.assignment),
         "dna": args.dna,
         "node_counts": result.node_counts,
         "trace": None if trace is None else {"stopped_by": trace.stopped_by, "solutions": trace.solutions,
@@ -111,6 +144,16 @@ def run_build(args: argparse.Namespace) -> int:
     _say(f"{len(chains)} chains, {residues} residues; tracing stopped by "
          f"{trace.stopped_by if trace else 'nothing to trace'}; summary {report_path}")
     return 0
+
+
+def _assignment_report(assignment) -> dict[str, object] | None:
+    """What sequence assignment did, for the summary (None without a sequence)."""
+    if assignment is None:
+        return None
+    selection = assignment.selection
+    matched = sum(len(f.nodes) for fragments in assignment.fragments for f in fragments)
+    return {"candidates": assignment.candidates, "chosen": len(selection.chosen), "status": selection.status,
+            "seconds": round(selection.seconds, 3), "matched_nodes": matched}
 
 
 def _chain_sequence(chain) -> str:

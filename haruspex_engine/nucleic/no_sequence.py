@@ -54,8 +54,8 @@ def choose_residues(xyz: np.ndarray, scores: np.ndarray) -> ResidueChoice:
     return ResidueChoice(nodes, bool(reverse), bases, float(total))
 
 
-def _penalty(d: np.ndarray | float) -> np.ndarray | float:
-    """10·(d − 7)² outside (4, 10) Å, 0 inside."""
+def step_penalty(d: np.ndarray | float) -> np.ndarray | float:
+    """Cost of a step of d Å between two consecutive residues: 10·(d − 7)² outside (4, 10) Å, 0 inside."""
     low, high = STEP_RANGE_A
     outside = (d <= low) | (d >= high)
     return np.where(outside, STEP_WEIGHT * (d - IDEAL_STEP_A) ** 2, 0.0)
@@ -73,9 +73,8 @@ def _best_residues(xyz: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, flo
         for j in range(max(0, i - MAX_SKIPPED - 1), i):
             skipped = np.arange(j + 1, i)
             d_jk = np.linalg.norm(xyz[skipped] - xyz[j], axis=1)
-            free = (d_jk + next_step[skipped] < STEP_RANGE_A[1]) | (d_jk <= STEP_RANGE_A[0])
-            skip_cost = float(np.sum(np.where(free, 0.0, _penalty_always(d_jk))))
-            value = best[j] + reward[i] - float(_penalty(np.linalg.norm(xyz[i] - xyz[j]))) - skip_cost
+            skip_cost = float(np.sum(skip_penalty(d_jk, next_step[skipped])))
+            value = best[j] + reward[i] - float(step_penalty(np.linalg.norm(xyz[i] - xyz[j]))) - skip_cost
             if value > best[i]:
                 best[i], came_from[i] = value, j
     end = int(np.argmax(best))
@@ -85,6 +84,10 @@ def _best_residues(xyz: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, flo
     return np.asarray(kept[::-1], dtype=int), float(best[end])
 
 
-def _penalty_always(d: np.ndarray) -> np.ndarray:
-    """10·(d − 7)²: the cost of skipping a node that is not on the way."""
-    return STEP_WEIGHT * (d - IDEAL_STEP_A) ** 2
+def skip_penalty(d_prev_to_k: np.ndarray | float, d_k_to_next: np.ndarray | float) -> np.ndarray | float:
+    """Cost of skipping node k after the last kept node: d_prev_to_k is their distance, d_k_to_next the distance from
+    k to the node after it on the path (np.inf when there is none), both Å. Free (0) when k lies on the way
+    (d_prev_to_k + d_k_to_next < 10 Å) or on top of the kept node (d_prev_to_k ≤ 4 Å), 10·(d_prev_to_k − 7)² otherwise.
+    """
+    free = (d_prev_to_k + d_k_to_next < STEP_RANGE_A[1]) | (d_prev_to_k <= STEP_RANGE_A[0])
+    return np.where(free, 0.0, STEP_WEIGHT * (d_prev_to_k - IDEAL_STEP_A) ** 2)

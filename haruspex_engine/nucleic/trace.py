@@ -7,7 +7,12 @@ largest edge entry), max(5, ceil(N / 20)) vehicles, and every node droppable at 
 int(200 × max edge cost + 200 × 10). Guided local search from the automatic first solution. Each vehicle's route
 (depot removed) is an ordered path.
 
-Three things differ from the original:
+Four things differ from the original:
+- nodes that cannot reach each other by steps shorter than ``RELAX_DISTANCE_A`` (graph edges or not) are routed
+  as separate problems (the original routes all nodes as one). A route step of that length or more is cut
+  afterwards anyway, so such groups could only be joined by steps that are then removed; separate problems keep
+  large maps tractable (an assembly of many molecules becomes many small routing problems instead of one with
+  thousands of nodes). Groups of fewer than 3 nodes are left out (they could only give paths that are dropped);
 - starting a chain costs one more than the dearest graph edge. In the original the depot arcs are free, so the
   solver always uses every one of its max(5, N/20) vehicles, each extra one cutting a chain at an arbitrary
   (cheapest-to-lose) edge; here a chain is only cut where that saves more than any edge costs (a missing edge);
@@ -27,6 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 RELAX_DISTANCE_A = 10.0
 MIN_PATH_NODES = 3
@@ -58,14 +66,47 @@ def trace_backbone(
 
     xyz: (N, 3) node positions in Å. edges: (E, 2) node index pairs (undirected). edge_costs: (E,) positive costs
     (length / minimum density + 1, see the graph module). Returns the paths of ≥ 3 nodes after splitting at steps
-    of ``max_step_A`` Å or more.
+    of ``max_step_A`` Å or more. Each group of nodes linked by steps shorter than RELAX_DISTANCE_A is one routing
+    problem with the full solution limit; the time limit is shared (a group gets what the earlier ones left, at
+    least 1 s).
     """
     xyz = np.asarray(xyz, dtype=float)
     n = len(xyz)
-    if n < MIN_PATH_NODES:
-        return TraceResult((), "search completed", 0.0, 0, 0, n)
     edges = np.asarray(edges, dtype=int).reshape(-1, 2)
-    matrix, penalty, vehicle_cost = _cost_matrix(xyz, edges, np.asarray(edge_costs, dtype=float))
+    edge_costs = np.asarray(edge_costs, dtype=float)
+    if len(edges) and (edges.min() < 0 or edges.max() >= n):
+        raise ValueError(f"edge node indices must lie in [0, {n})")
+    if len(edge_costs) != len(edges) or np.any(edge_costs <= 0) or not np.all(np.isfinite(edge_costs)):
+        raise ValueError("one positive finite cost per edge is needed")
+    near = cKDTree(xyz).query_pairs(RELAX_DISTANCE_A - 1e-9, output_type="ndarray").reshape(-1, 2)
+    links = np.concatenate([edges, near])
+    graph = coo_matrix((np.ones(len(links)), (links[:, 0], links[:, 1])), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    parts = []
+    deadline = time.perf_counter() + time_limit_s
+    for label in np.unique(component):
+        members = np.flatnonzero(component == label)
+        if len(members) < MIN_PATH_NODES:
+            continue
+        local = np.full(n, -1)
+        local[members] = np.arange(len(members))
+        inside = component[edges[:, 0]] == label
+        budget = max(1.0, deadline - time.perf_counter())
+        part = _route(xyz[members], local[edges[inside]], edge_costs[inside], solution_limit, budget, max_step_A)
+        parts.append(TraceResult(tuple(members[p] for p in part.paths), part.stopped_by, part.seconds,
+                                 part.solutions, part.objective, part.dropped))
+    paths = sorted((p for part in parts for p in part.paths), key=len, reverse=True)
+    stops = {part.stopped_by for part in parts}
+    stopped_by = next((s for s in ("time limit", "solution limit") if s in stops), "search completed")
+    return TraceResult(tuple(paths), stopped_by, sum(p.seconds for p in parts), sum(p.solutions for p in parts),
+                       sum(p.objective for p in parts), n - sum(len(p) for p in paths))
+
+
+def _route(xyz: np.ndarray, edges: np.ndarray, edge_costs: np.ndarray, solution_limit: int, time_limit_s: float,
+           max_step_A: float) -> TraceResult:
+    """One routing problem over all of ``xyz`` (see trace_backbone)."""
+    n = len(xyz)
+    matrix, penalty, vehicle_cost = _cost_matrix(xyz, edges, edge_costs)
     vehicles = max(5, math.ceil(n / 20))
     manager = pywrapcp.RoutingIndexManager(n + 1, vehicles, 0)
     routing = pywrapcp.RoutingModel(manager)
@@ -115,10 +156,6 @@ def split_at_jumps(route: np.ndarray, xyz: np.ndarray, max_step_A: float) -> lis
 def _cost_matrix(xyz: np.ndarray, edges: np.ndarray, costs: np.ndarray) -> tuple[list[list[int]], int, int]:
     """The (N+1)² integer arc-cost matrix (depot first), the drop penalty and the cost of using a vehicle."""
     n = len(xyz)
-    if len(edges) and (edges.min() < 0 or edges.max() >= n):
-        raise ValueError(f"edge node indices must lie in [0, {n})")
-    if len(costs) != len(edges) or np.any(costs <= 0) or not np.all(np.isfinite(costs)):
-        raise ValueError("one positive finite cost per edge is needed")
     distance = np.linalg.norm(xyz[:, None, :] - xyz[None, :, :], axis=-1)
     edge_entries = np.floor(100 * costs).astype(np.int64)
     max_entry = int(edge_entries.max()) if len(edges) else 0

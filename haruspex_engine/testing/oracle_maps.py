@@ -105,7 +105,8 @@ def oracle_maps(
     stage2 = np.stack([_blob_map(np.asarray(points[c], float).reshape(-1, 3), origin, shape_zyx, blob_sigma_A)
                        for c in STAGE2_CLASSES])
     if corruption.noise_sigma > 0:
-        stage2 += rng.normal(0.0, corruption.noise_sigma, stage2.shape).astype(np.float32)
+        for channel in stage2:  # one channel at a time: large assemblies stay within memory
+            channel += np.float32(corruption.noise_sigma) * rng.standard_normal(channel.shape, dtype=np.float32)
         np.clip(stage2, 0.0, 1.0, out=stage2)
     density = _simulated_density(structure, origin, shape_zyx, resolution_A)
     return OracleMaps(

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from haruspex_engine.nucleic.build import build_without_sequence
+from haruspex_engine.nucleic.build import build_nucleic_model
 from haruspex_engine.nucleic.evaluate import evaluate_model
 from haruspex_engine.testing.oracle_maps import CLEAN, oracle_maps
 from haruspex_engine.testing.rna_models import deposited_rna, ideal_rna
@@ -14,7 +14,7 @@ from haruspex_engine.testing.rna_models import deposited_rna, ideal_rna
 def test_clean_oracle_maps_give_the_model_back(make) -> None:
     reference = make()
     maps = oracle_maps(reference, CLEAN)
-    result = build_without_sequence(maps.stage2, maps.density, maps.origin, solution_limit=300)
+    result = build_nucleic_model(maps.stage2, maps.density, maps.origin, solution_limit=300)
     assert result.structure is not None and result.trace.stopped_by == "solution limit"
     scores = evaluate_model(result.structure, reference)
     assert scores["backbone_coverage_3A"] >= 0.9 and scores["backbone_precision_3A"] >= 0.9
@@ -25,5 +25,5 @@ def test_clean_oracle_maps_give_the_model_back(make) -> None:
 
 def test_maps_without_nucleic_acid_give_no_model() -> None:
     shape = (30, 30, 30)
-    result = build_without_sequence(np.zeros((8,) + shape, np.float32), np.ones(shape, np.float32), (0.0, 0.0, 0.0))
+    result = build_nucleic_model(np.zeros((8,) + shape, np.float32), np.ones(shape, np.float32), (0.0, 0.0, 0.0))
     assert result.structure is None and result.node_counts["sugar"] == 0

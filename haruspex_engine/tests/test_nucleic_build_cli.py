@@ -14,7 +14,7 @@ from haruspex_engine.maps import write_map
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
 from haruspex_engine.nucleic.evaluate import evaluate_model
 from haruspex_engine.testing.oracle_maps import CLEAN, oracle_maps
-from haruspex_engine.testing.rna_models import ideal_rna
+from haruspex_engine.testing.rna_models import IDEAL_SEQUENCE, ideal_rna
 
 
 def _detection(directory: Path, stage2: np.ndarray, working: np.ndarray, origin) -> Path:
@@ -41,7 +41,8 @@ def test_build_na_writes_a_model_of_the_rna(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "rna_build.json").read_text())
     assert report["residues"] >= 27 and report["trace"]["stopped_by"] == "solution limit"
-    assert report["sequence_assigned"] is False and set(report["outputs"]) == {"model", "model_pdb", "confidence"}
+    assert report["sequence"] is None and report["assignment"] is None
+    assert set(report["outputs"]) == {"model", "model_pdb", "confidence"}
     model = gemmi.read_structure(report["outputs"]["model"])
     assert evaluate_model(model, structure)["backbone_coverage_3A"] >= 0.9
     assert gemmi.read_structure(report["outputs"]["model_pdb"])[0].count_atom_sites() == model[0].count_atom_sites()
@@ -65,3 +66,33 @@ def test_maps_on_the_input_grid_are_refused(tmp_path: Path) -> None:
     summary.write_text(json.dumps({"outputs": {}, "output_grid": "input"}))
     result = _run(summary)
     assert result.returncode == 1 and "--output-grid working" in result.stderr.splitlines()[-1]
+
+
+def test_build_na_with_a_fasta_numbers_chains_in_register(tmp_path: Path) -> None:
+    structure = ideal_rna()
+    maps = oracle_maps(structure, CLEAN)
+    summary = _detection(tmp_path, maps.stage2, maps.density / maps.density.max(), maps.origin)
+    fasta = tmp_path / "rna.fasta"
+    fasta.write_text(f">7XYZ_1|Chain R|ideal RNA\n{IDEAL_SEQUENCE.lower()}\n"
+                     ">7XYZ_2|Chain P|protein\nMKVLAAGIVGLLLAGCSS\n")
+    result = _run(summary, "--sequence", fasta, "--trace-solutions", "300")
+    assert result.returncode == 0, result.stderr
+    assert "protein" in result.stderr  # the skipped protein record is reported
+    report = json.loads((tmp_path / "rna_build.json").read_text())
+    assert report["assignment"]["status"] == "OPTIMAL" and report["assignment"]["matched_nodes"] >= 25
+    assert set(report["outputs"]) == {"model", "model_without_sequence", "confidence"}
+    assert report["chains"][0]["id"] == "R" and any("protein" in w for w in report["warnings"])
+    model = gemmi.read_structure(report["outputs"]["model"])
+    assert evaluate_model(model, structure)["sequence_recall"] >= 0.9
+
+
+def test_build_na_refuses_a_protein_only_fasta(tmp_path: Path) -> None:
+    structure = ideal_rna()
+    maps = oracle_maps(structure, CLEAN)
+    summary = _detection(tmp_path, maps.stage2, maps.density, maps.origin)
+    fasta = tmp_path / "protein.fasta"
+    fasta.write_text(">sp|P1|prot\nMKVLAAGIVGLLLAGCSSHHHHHH\n")
+    result = _run(summary, "--sequence", fasta)
+    assert result.returncode != 0
+    assert str(fasta) in result.stderr and "only protein" in result.stderr
+    assert not (tmp_path / "rna_model.cif").exists() and not (tmp_path / "rna_build.json").exists()

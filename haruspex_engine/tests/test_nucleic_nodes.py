@@ -171,12 +171,49 @@ def test_weak_blob_is_filtered_out():
     centres = [(8.0, 8.0, 8.0), (8.0, 8.0, 20.0), (20.0, 8.0, 8.0)]
     weights = blobs((28, 16, 28), centres, amplitudes=[1.0, 0.03, 0.2])
     weights[weights < 0.001] = 0
-    result = nodes.nodes_from_weights("sugar", weights, (0.0, 0.0, 0.0))
+    result = nodes.nodes_from_weights("sugar", weights, (0.0, 0.0, 0.0), min_relative_mass=0)
     assert len(result) == 2
     np.testing.assert_allclose(sorted(result.xyz[:, 2]), [8.0, 20.0], atol=0.3)  # z of the strong and medium blob
     weak = result.voxels[:, 2] >= 14
     assert (result.members[weak] == -1).all()
     assert (result.labels()[:, :, 14:] == -1).all()
+
+
+def test_light_node_is_dropped_by_mass():
+    """Three wide clusters and one atom-sized blob as bright at its centre: the blob has a fraction of their mass
+    (its mean-shift density lies between theirs, so the original's density filter keeps it)."""
+    weights = blobs((28, 16, 40), [(8.0, 8.0, 8.0), (8.0, 8.0, 30.0), (20.0, 8.0, 32.0), (20.0, 8.0, 2.0)],
+                    amplitudes=[1, 1, 0.5, 0.1], sigma=2.0)  # the faintest is removed by the density filter
+    weights = np.maximum(weights, blobs((28, 16, 40), [(20.0, 8.0, 16.0)], sigma=1.0))
+    weights[weights < 0.05] = 0
+    kept = nodes.nodes_from_weights("sugar", weights, (0.0, 0.0, 0.0))
+    everything = nodes.nodes_from_weights("sugar", weights, (0.0, 0.0, 0.0), min_relative_mass=0)
+    assert len(everything) == 4 and len(kept) == 3
+    np.testing.assert_allclose(sorted(kept.xyz[:, 0]), [8.0, 30.0, 32.0], atol=0.3)
+    blob = np.all(kept.voxels == [20, 8, 16], axis=1)
+    assert kept.members[blob] == -1 and set(kept.members[~blob]) <= {-1, 0, 1, 2}
+
+
+def test_drop_light_nodes_renumbers_members():
+    roots, members = nodes.drop_light_nodes(np.array([3, 5, 9]), np.array([0, 1, 1, 2, -1, 2, 2]),
+                                            np.array([1.0, 0.1, 0.1, 1.0, 1.0, 0.5, 0.5]), 0.55)
+    np.testing.assert_array_equal(roots, [3, 9])  # masses 1.0, 0.2, 2.0; median 1.0
+    np.testing.assert_array_equal(members, [0, -1, -1, 1, -1, 1, 1])
+
+
+def test_denoising_keeps_blobs_and_removes_voxel_noise():
+    shape = (24, 24, 24)
+    rng = np.random.default_rng(1)
+    sugar = np.clip(blobs(shape, [(12.0, 12.0, 12.0)]) + rng.normal(0, 0.15, shape), 0, 1).astype(np.float32)
+    stage2 = stage2_with(shape, sugar=sugar)
+    density = np.ones(shape, np.float32)
+    raw = nodes.class_weights(stage2, density, 0)["sugar"]
+    denoised = nodes.class_weights(stage2, density)["sugar"]
+    assert (raw > 0).mean() > 0.2  # a quarter of the noise voxels pass the raw 0.1 threshold
+    far = np.linalg.norm(np.indices(shape) - 12.0, axis=0) > 6
+    assert not denoised[far].any()
+    assert denoised[12, 12, 12] == sugar[12, 12, 12]  # passing voxels keep their own probability
+    assert len(nodes.nodes_from_weights("sugar", denoised, (0.0, 0.0, 0.0))) == 1
 
 
 def test_coordinates_honour_origin_and_axis_order():
@@ -202,7 +239,7 @@ def test_class_weights_thresholds():
     density = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0])
     stage2 = stage2_with((1, 1, 9), A=a, UT=ut, C=c, G=g, base=base, sugar=sugar, phosphate=phosphate,
                          protein=np.ones(9))
-    weights = {k: v.ravel() for k, v in nodes.class_weights(stage2, density.reshape(1, 1, 9)).items()}
+    weights = {k: v.ravel() for k, v in nodes.class_weights(stage2, density.reshape(1, 1, 9), 0).items()}
     assert set(weights) == set(nodes.NODE_CLASSES) and "protein" not in weights
     assert weights["A"].dtype == np.float32
     f = np.float32
@@ -224,7 +261,7 @@ def test_cluster_nodes_per_class():
     shape = (24, 24, 24)
     sugar = blobs(shape, [(6.0, 6.0, 6.0), (6.0, 6.0, 14.0)])
     phosphate = blobs(shape, [(6.0, 14.0, 10.0)])
-    base = blobs(shape, [(16.0, 12.0, 12.0)])
+    base = blobs(shape, [(16.0, 12.0, 12.0)], sigma=2.0)  # base-sized: still above 0.25 once smoothed
     stage2 = stage2_with(shape, sugar=sugar, phosphate=phosphate, base=base, A=base * 0.8, UT=base * 0.1,
                          protein=np.ones(shape))
     result = nodes.cluster_nodes(stage2, np.ones(shape, np.float32), (1.0, 2.0, 3.0))

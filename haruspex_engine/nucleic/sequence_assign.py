@@ -1,0 +1,207 @@
+"""Sequence assignment: which residue of which chain each sugar node of the traced paths is.
+
+CryoREAD's fragment approach, re-implemented from a description of its behaviour:
+
+1. **Candidates.** Each path is cut into windows (``fragment_dp.window_bounds``: 20 nodes, every 2 nodes); each
+   window is aligned by ``fragment_dp.align_windows`` against every sequence group, in the path's direction
+   (decided beforehand from geometry; the original tries both). The 20 best alignments of a window, pooled over
+   groups, become its candidate fragments.
+2. **Selection.** ``fragment_select.select_fragments`` picks a consistent, best-scoring set (CP-SAT).
+3. **Re-alignment.** Chosen fragments of a path whose windows overlap form a cluster; a cluster of several is
+   aligned again as one stretch of nodes against its chain, from 10 residues before its first to 10 after its
+   last residue, in its direction, and the best alignment replaces it (when there is one).
+4. **Gap filling.** Stretches of more than 3 path nodes that no fragment spans are aligned on their own (pieces of
+   at most 20 nodes) against every group; the best positive alignment is kept when each residue it
+   claims is still used by fewer paths than the group has copies.
+
+Chains with identical sequences form one group (aligned once; a residue may be used once per copy).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from haruspex_engine.nucleic.fragment_dp import WINDOW_SIZE, align_windows, window_bounds
+from haruspex_engine.nucleic.fragment_select import DEFAULT_TIME_LIMIT_S, Fragment, Selection, select_fragments
+from haruspex_engine.nucleic.sequences import FastaRecords, encode_sequence
+
+#: Candidates kept per window, pooled over sequence groups and directions.
+CANDIDATES_PER_WINDOW = 20
+#: Residues added on each side of a cluster's residue range when it is re-aligned.
+REALIGN_MARGIN = 10
+#: Uncovered stretches longer than this many nodes are filled.
+MIN_GAP_NODES = 4
+
+
+@dataclass(frozen=True)
+class SequenceGroup:
+    """Chains sharing one sequence: the sequence (upper case), its codes (int8, A=0 U/T=1 C=2 G=3), the chain ids
+    from the FASTA (one per copy) and whether it is DNA."""
+
+    sequence: str
+    codes: np.ndarray
+    chain_ids: tuple[str, ...]
+    dna: bool
+
+
+@dataclass(frozen=True)
+class PathInput:
+    """One traced path: xyz (L, 3) sugar node positions in path order, Å; scores (L, 4) base-type scores; reverse:
+    the chain runs against the path order (only that reading is aligned)."""
+
+    xyz: np.ndarray
+    scores: np.ndarray
+    reverse: bool
+
+
+@dataclass(frozen=True)
+class SequenceAssignment:
+    """fragments: the final fragments (after re-alignment and gap filling), per path in node order; selection: what
+    CP-SAT did; candidates: how many candidate fragments it chose from."""
+
+    fragments: list[list[Fragment]]
+    selection: Selection
+    candidates: int
+
+
+def group_sequences(records: FastaRecords) -> list[SequenceGroup]:
+    """The FASTA chains grouped by identical sequence, in order of first appearance."""
+    chains: dict[tuple[str, str], list[str]] = {}
+    for record in records:
+        chains.setdefault((record.sequence, record.kind), []).append(record.chain_id)
+    return [SequenceGroup(sequence, encode_sequence(sequence), tuple(ids), kind == "DNA")
+            for (sequence, kind), ids in chains.items()]
+
+
+def assign_sequences(paths: list[PathInput], groups: list[SequenceGroup],
+                     time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> SequenceAssignment:
+    """Fragments assigning path nodes to residues of ``groups`` (see the module docstring)."""
+    capacities = [len(g.chain_ids) for g in groups]
+    candidates = _candidates(paths, groups)
+    selection = select_fragments(candidates, capacities, time_limit_s)
+    per_path: list[list[Fragment]] = [[] for _ in paths]
+    for index in selection.chosen:
+        per_path[candidates[index].path].append(candidates[index])
+    usage: Counter[tuple[int, int]] = Counter()
+    final = []
+    for path, chosen in zip(paths, per_path):
+        fragments = [_realign(path, cluster, groups) for cluster in _clusters(chosen)]
+        for fragment in fragments:
+            usage.update((fragment.group, int(r)) for r in set(fragment.claims().tolist()))
+        final.append(fragments)
+    for index, path in enumerate(paths):
+        final[index] = sorted(final[index] + _fill_gaps(index, path, final[index], groups, capacities, usage),
+                              key=lambda f: int(f.nodes[0]))
+    return SequenceAssignment(final, selection, len(candidates))
+
+
+def _candidates(paths: list[PathInput], groups: list[SequenceGroup]) -> list[Fragment]:
+    """The best CANDIDATES_PER_WINDOW fragments of every window of every path."""
+    pooled: list[list[Fragment]] = []
+    for reverse in (False, True):
+        windows = [(p, start, stop) for p, path in enumerate(paths) if path.reverse == reverse
+                   for start, stop in window_bounds(len(path.xyz))]
+        pools: list[list[Fragment]] = [[] for _ in windows]
+        for group_index, group in enumerate(groups):
+            found = _align(paths, windows, group, reverse) if windows else []
+            for pool, (p, start, stop), alignments in zip(pools, windows, found):
+                pool.extend(_fragment(p, (start, stop), group_index, group, reverse, a) for a in alignments)
+        pooled.extend(pools)
+    fragments = []
+    for pool in pooled:
+        fragments.extend(sorted(pool, key=lambda f: -f.score)[:CANDIDATES_PER_WINDOW])
+    return fragments
+
+
+def _align(paths: list[PathInput], windows: list[tuple[int, int, int]], group: SequenceGroup, reverse: bool,
+           sequence: np.ndarray | None = None, top: int = CANDIDATES_PER_WINDOW):
+    """align_windows over node ranges (path, start, stop) against the group's codes (or ``sequence``), reversed
+    when ``reverse``."""
+    codes = group.codes if sequence is None else sequence
+    xyz, scores, steps = [], [], []
+    for p, start, stop in windows:
+        path = paths[p]
+        following = np.linalg.norm(np.diff(path.xyz, axis=0), axis=1)
+        xyz.append(path.xyz[start:stop])
+        scores.append(path.scores[start:stop])
+        steps.append(np.append(following, np.inf)[start:stop])
+    return align_windows(xyz, scores, steps, codes[::-1] if reverse else codes, top)
+
+
+def _fragment(path: int, window: tuple[int, int], group_index: int, group: SequenceGroup, reverse: bool,
+              alignment, offset: int = 0) -> Fragment:
+    """A window alignment as a Fragment: nodes made path indices, residues the group's 5′→3′ indices.
+    ``offset``: index in the group's sequence of the aligned (sub)sequence's first residue, in reading order."""
+    residues = alignment.residues + offset
+    if reverse:
+        residues = len(group.codes) - 1 - residues
+    return Fragment(path, window, group_index, reverse, alignment.nodes + window[0], residues,
+                    float(alignment.score))
+
+
+def _clusters(fragments: list[Fragment]) -> list[list[Fragment]]:
+    """Fragments of one path grouped by overlapping windows, in node order."""
+    clusters: list[list[Fragment]] = []
+    for fragment in sorted(fragments, key=lambda f: f.window):
+        if clusters and fragment.window[0] < max(f.window[1] for f in clusters[-1]):
+            clusters[-1].append(fragment)
+        else:
+            clusters.append([fragment])
+    return clusters
+
+
+def _realign(path: PathInput, cluster: list[Fragment], groups: list[SequenceGroup]) -> Fragment:
+    """One fragment for a cluster: the cluster's nodes aligned again against the stretch of its chain."""
+    best = max(cluster, key=lambda f: f.score)
+    if len(cluster) == 1:
+        return best
+    group = groups[best.group]
+    start, stop = min(f.window[0] for f in cluster), max(f.window[1] for f in cluster)
+    residues = np.concatenate([f.residues for f in cluster if f.group == best.group and f.reverse == best.reverse])
+    low = max(0, int(residues.min()) - REALIGN_MARGIN)
+    high = min(len(group.codes), int(residues.max()) + REALIGN_MARGIN + 1)
+    # in reading order (reversed chain when reverse), the stretch starts at index len - high instead of low
+    offset = len(group.codes) - high if best.reverse else low
+    stretch = group.codes[low:high]
+    found = _align([path], [(0, start, stop)], group, best.reverse, sequence=stretch, top=1)[0]
+    if not found:
+        return best
+    return _fragment(best.path, (start, stop), best.group, group, best.reverse, found[0], offset)
+
+
+def _fill_gaps(index: int, path: PathInput, fragments: list[Fragment], groups: list[SequenceGroup],
+               capacities: list[int], usage: Counter) -> list[Fragment]:
+    """Fragments for the stretches of more than 3 nodes that no fragment spans (pieces of ≤ 20 nodes)."""
+    covered = np.zeros(len(path.xyz), bool)
+    for fragment in fragments:
+        covered[fragment.nodes[0]:fragment.nodes[-1] + 1] = True
+    pieces = []
+    for start, stop in _runs(~covered):
+        if stop - start >= MIN_GAP_NODES:
+            count = -(-(stop - start) // WINDOW_SIZE)
+            bounds = np.linspace(start, stop, count + 1).round().astype(int)
+            pieces.extend((0, a, b) for a, b in zip(bounds[:-1], bounds[1:]))
+    if not pieces:
+        return []
+    options: list[list[Fragment]] = [[] for _ in pieces]
+    for group_index, group in enumerate(groups):
+        found = _align([path], pieces, group, path.reverse, top=1)
+        for option, (_, a, b), alignments in zip(options, pieces, found):
+            option.extend(_fragment(index, (a, b), group_index, group, path.reverse, x) for x in alignments)
+    filled = []
+    for option in options:
+        for fragment in sorted(option, key=lambda f: -f.score):
+            claims = [(fragment.group, int(r)) for r in set(fragment.claims().tolist())]
+            if fragment.score > 0 and all(usage[c] < capacities[fragment.group] for c in claims):
+                usage.update(claims)
+                filled.append(fragment)
+                break
+    return filled
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of the runs of True in a 1-D boolean array."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))

@@ -1,0 +1,101 @@
+"""Model building with a sequence, on oracle maps of an ideal 30-nt RNA: register, numbering, odd FASTA files."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from haruspex_engine.nucleic.build import build_nucleic_model
+from haruspex_engine.nucleic.evaluate import evaluate_model
+from haruspex_engine.nucleic.sequences import parse_fasta
+from haruspex_engine.testing.oracle_maps import CLEAN, Corruption, oracle_maps
+from haruspex_engine.testing.rna_models import IDEAL_SEQUENCE, ideal_rna
+
+CONFUSED = Corruption(noise_sigma=0.05, confusion_fraction=0.3, seed=4)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return ideal_rna()
+
+
+@pytest.fixture(scope="module")
+def clean_maps(reference):
+    return oracle_maps(reference, CLEAN)
+
+
+def _build(maps, fasta: str):
+    return build_nucleic_model(maps.stage2, maps.density, maps.origin, sequences=parse_fasta(fasta),
+                               solution_limit=300)
+
+
+def _numbers_match_register(structure, reference, offset: int = 0) -> tuple[int, int]:
+    """(residues whose number is the reference number + offset, residues within 3 Å of a reference C4′)."""
+    ref = {r.seqid.num: np.array(r["C4'"][0].pos.tolist()) for r in reference[0][0]}
+    good = near = 0
+    for chain in structure[0]:
+        for residue in chain:
+            xyz = np.array(residue["C4'"][0].pos.tolist())
+            number, distance = min(((n, np.linalg.norm(xyz - p)) for n, p in ref.items()), key=lambda t: t[1])
+            if distance < 3.0:
+                near += 1
+                good += residue.seqid.num == number + offset
+    return good, near
+
+
+def test_the_sequence_fixes_confused_bases_and_numbers_in_register(reference) -> None:
+    maps = oracle_maps(reference, CONFUSED)
+    result = _build(maps, f">A\n{IDEAL_SEQUENCE}\n")
+    with_sequence = evaluate_model(result.structure, reference)
+    without = evaluate_model(result.unsequenced, reference)
+    assert without["sequence_recall"] <= 0.75  # 30 % of the bases are painted into the wrong map
+    assert with_sequence["sequence_recall"] >= without["sequence_recall"] + 0.15
+    assert with_sequence["backbone_coverage_3A"] >= 0.9
+    good, near = _numbers_match_register(result.structure, reference)
+    assert near >= 27 and good >= 0.8 * near
+    assert {chain.name for chain in result.structure[0]} >= {"A"}
+    assignment = result.assignment
+    assert assignment.selection.status == "OPTIMAL" and assignment.candidates > 0
+
+
+def test_a_longer_sequence_numbers_the_model_in_its_register(reference, clean_maps) -> None:
+    rng = np.random.default_rng(0)
+    head = "".join(rng.choice(list("ACGU"), 17))
+    result = _build(clean_maps, f">B\n{head}{IDEAL_SEQUENCE}GGGAAACCC\n")
+    good, near = _numbers_match_register(result.structure, reference, offset=len(head))
+    assert near >= 27 and good == near
+    assert evaluate_model(result.structure, reference)["sequence_recall"] >= 0.9
+
+
+def test_a_shorter_sequence_assigns_what_it_can(reference, clean_maps) -> None:
+    result = _build(clean_maps, f">A\n{IDEAL_SEQUENCE[:15]}\n")
+    scores = evaluate_model(result.structure, reference)
+    assert scores["backbone_coverage_3A"] >= 0.9  # the rest is still built, from the maps' letters
+    numbers = [r.seqid.num for chain in result.structure[0] for r in chain]
+    assert len(numbers) >= 27
+    for chain in result.structure[0]:
+        assert all(b.seqid.num > a.seqid.num for a, b in zip(chain, list(chain)[1:]))
+
+
+def test_a_single_nucleotide_sequence_does_not_break_the_build(reference, clean_maps) -> None:
+    result = _build(clean_maps, ">A\nG\n")
+    assert result.structure is not None
+    assert evaluate_model(result.structure, reference)["backbone_coverage_3A"] >= 0.9
+
+
+def test_dna_sequence_names_dna_residues(reference, clean_maps) -> None:
+    result = _build(clean_maps, f">A\n{IDEAL_SEQUENCE.replace('U', 'T')}\n")
+    names = {r.name for chain in result.structure[0] for r in chain}
+    assert names <= {"DA", "DC", "DG", "DT"} and names
+
+
+def test_identical_chains_share_one_group_and_the_model_uses_their_ids(reference) -> None:
+    from haruspex_engine.nucleic.sequence_assign import group_sequences
+
+    records = parse_fasta(f">X_1|Chains C, D|rna\n{IDEAL_SEQUENCE}\n>E\nACGUACGU\n")
+    groups = group_sequences(records)
+    assert [g.chain_ids for g in groups] == [("C", "D"), ("E",)] and [g.dna for g in groups] == [False, False]
+    maps = oracle_maps(reference, dataclasses.replace(CLEAN, seed=1))
+    result = build_nucleic_model(maps.stage2, maps.density, maps.origin, sequences=records, solution_limit=300)
+    assert result.structure[0][0].name == "C"
