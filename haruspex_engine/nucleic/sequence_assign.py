@@ -7,9 +7,11 @@ CryoREAD's fragment approach, re-implemented from a description of its behaviour
    (decided beforehand from geometry; the original tries both). The 20 best alignments of a window, pooled over
    groups, become its candidate fragments.
 2. **Selection.** ``fragment_select.select_fragments`` picks a consistent, best-scoring set (CP-SAT).
-3. **Re-alignment.** Chosen fragments of a path whose windows overlap form a cluster; a cluster of several is
-   aligned again as one stretch of nodes against its chain, from 10 residues before its first to 10 after its
-   last residue, in its direction, and the best alignment replaces it (when there is one).
+3. **Merging.** Chosen fragments of a path whose windows overlap form a cluster, merged into one reading (they
+   agree on every node they share). The original re-aligns such a cluster as one stretch against its chain; that
+   forces one monotonic register over the whole stretch, which fails where a traced path runs from one chain end
+   onto the other (measured: a 78-nt path wrapping from residue 1 to 78 lost half its register), so the chosen
+   readings are kept as they are.
 4. **Gap filling.** Stretches of more than 3 path nodes that no fragment spans are aligned on their own (pieces of
    at most 20 nodes) against every group; the best positive alignment is kept when each residue it
    claims is still used by fewer paths than the group has copies.
@@ -29,8 +31,6 @@ from haruspex_engine.nucleic.sequences import FastaRecords, encode_sequence
 
 #: Candidates kept per window, pooled over sequence groups and directions.
 CANDIDATES_PER_WINDOW = 20
-#: Residues added on each side of a cluster's residue range when it is re-aligned.
-REALIGN_MARGIN = 10
 #: Uncovered stretches longer than this many nodes are filled.
 MIN_GAP_NODES = 4
 
@@ -86,8 +86,8 @@ def assign_sequences(paths: list[PathInput], groups: list[SequenceGroup],
         per_path[candidates[index].path].append(candidates[index])
     usage: Counter[tuple[int, int]] = Counter()
     final = []
-    for path, chosen in zip(paths, per_path):
-        fragments = [_realign(path, cluster, groups) for cluster in _clusters(chosen)]
+    for chosen in per_path:
+        fragments = [_merge(cluster) for cluster in _clusters(chosen)]
         for fragment in fragments:
             usage.update((fragment.group, int(r)) for r in set(fragment.claims().tolist()))
         final.append(fragments)
@@ -116,10 +116,9 @@ def _candidates(paths: list[PathInput], groups: list[SequenceGroup]) -> list[Fra
 
 
 def _align(paths: list[PathInput], windows: list[tuple[int, int, int]], group: SequenceGroup, reverse: bool,
-           sequence: np.ndarray | None = None, top: int = CANDIDATES_PER_WINDOW):
-    """align_windows over node ranges (path, start, stop) against the group's codes (or ``sequence``), reversed
-    when ``reverse``."""
-    codes = group.codes if sequence is None else sequence
+           top: int = CANDIDATES_PER_WINDOW):
+    """align_windows over node ranges (path, start, stop) against the group's codes, reversed when ``reverse``."""
+    codes = group.codes
     xyz, scores, steps = [], [], []
     for p, start, stop in windows:
         path = paths[p]
@@ -131,10 +130,9 @@ def _align(paths: list[PathInput], windows: list[tuple[int, int, int]], group: S
 
 
 def _fragment(path: int, window: tuple[int, int], group_index: int, group: SequenceGroup, reverse: bool,
-              alignment, offset: int = 0) -> Fragment:
-    """A window alignment as a Fragment: nodes made path indices, residues the group's 5′→3′ indices.
-    ``offset``: index in the group's sequence of the aligned (sub)sequence's first residue, in reading order."""
-    residues = alignment.residues + offset
+              alignment) -> Fragment:
+    """A window alignment as a Fragment: nodes made path indices, residues the group's 5′→3′ indices."""
+    residues = alignment.residues
     if reverse:
         residues = len(group.codes) - 1 - residues
     return Fragment(path, window, group_index, reverse, alignment.nodes + window[0], residues,
@@ -152,23 +150,20 @@ def _clusters(fragments: list[Fragment]) -> list[list[Fragment]]:
     return clusters
 
 
-def _realign(path: PathInput, cluster: list[Fragment], groups: list[SequenceGroup]) -> Fragment:
-    """One fragment for a cluster: the cluster's nodes aligned again against the stretch of its chain."""
+def _merge(cluster: list[Fragment]) -> Fragment:
+    """One fragment for a cluster: the union of its readings (which agree on every node they share, the selection
+    made sure of it), each node read by the best-scoring fragment that matches it."""
     best = max(cluster, key=lambda f: f.score)
     if len(cluster) == 1:
         return best
-    group = groups[best.group]
-    start, stop = min(f.window[0] for f in cluster), max(f.window[1] for f in cluster)
-    residues = np.concatenate([f.residues for f in cluster if f.group == best.group and f.reverse == best.reverse])
-    low = max(0, int(residues.min()) - REALIGN_MARGIN)
-    high = min(len(group.codes), int(residues.max()) + REALIGN_MARGIN + 1)
-    # in reading order (reversed chain when reverse), the stretch starts at index len - high instead of low
-    offset = len(group.codes) - high if best.reverse else low
-    stretch = group.codes[low:high]
-    found = _align([path], [(0, start, stop)], group, best.reverse, sequence=stretch, top=1)[0]
-    if not found:
-        return best
-    return _fragment(best.path, (start, stop), best.group, group, best.reverse, found[0], offset)
+    reading: dict[int, int] = {}
+    for fragment in sorted(cluster, key=lambda f: f.score):
+        if fragment.group == best.group and fragment.reverse == best.reverse:
+            reading.update(zip(fragment.nodes.tolist(), fragment.residues.tolist()))
+    nodes = np.array(sorted(reading))
+    window = (min(f.window[0] for f in cluster), max(f.window[1] for f in cluster))
+    return Fragment(best.path, window, best.group, best.reverse, nodes, np.array([reading[n] for n in nodes]),
+                    best.score)
 
 
 def _fill_gaps(index: int, path: PathInput, fragments: list[Fragment], groups: list[SequenceGroup],
