@@ -16,7 +16,6 @@ Results: appended to BENCHMARKS.md and written to benchmarks/results/annotate-<d
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import os
@@ -26,9 +25,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_common import machine, peak_rss_gb, run_child, timed
+from bench_common import REPO, append_to_benchmarks, machine, peak_rss_gb, run_child, save_results, timed
 
-REPO = Path(__file__).resolve().parents[1]
 META = REPO.parent / "shared" / "models" / "haruspex" / "model.ckpt-40000.meta"
 UPSTREAM_BATCH = 100  # baked into the published graph; the original tool feeds batches of up to 128
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quiet TensorFlow in this process and the measuring children
@@ -180,10 +178,7 @@ def main() -> None:
 
 
 def _write(results: dict) -> None:
-    out_dir = REPO / "benchmarks" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M")
-    (out_dir / f"annotate-{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
+    raw = save_results("annotate", results)
     up, f32, b16 = results["upstream"], results["fp32"], results["bf16"]
     names = {"fp32": "engine fp32, Winograd (default)", "fp32-direct": "engine fp32, direct",
              "bf16": "engine bf16, Winograd", "bf16-direct": "engine bf16, direct"}
@@ -191,7 +186,7 @@ def _write(results: dict) -> None:
         f"\n## Haruspex annotate — {results['machine']['date']}",
         f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores. "
         f"Command: `.venv-worker/bin/python benchmarks/bench_annotate.py --tiles {results['tiles']}`. "
-        f"Raw: `benchmarks/results/annotate-{stamp}.json`.",
+        f"Raw: `{raw}`.",
         "",
         "| path | batch | s / tile | peak RSS GB | throughput vs upstream | max abs Δ vs upstream | argmax agreement |",
         "|---|---|---|---|---|---|---|",
@@ -221,9 +216,7 @@ def _write(results: dict) -> None:
                          f"(inference {m['timings_s']['inference']:.1f} s), peak RSS {m['peak_rss_gb']:.2f} GB; the "
                          f"upstream graph would take {m['upstream_estimate_s']:.1f} s for the original's "
                          f"{m['upstream_tiles']} tiles ({m['speedup_vs_upstream']:.2f}×)")
-    with open(REPO / "BENCHMARKS.md", "a") as fh:
-        fh.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    append_to_benchmarks(lines)
 
 
 if __name__ == "__main__":

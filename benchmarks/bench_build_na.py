@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from bench_common import machine, peak_rss_gb, run_child
+from bench_common import REPO, append_to_benchmarks, machine, peak_rss_gb, run_child, save_results
 
-REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "cryoread-example"
 RNA, FASTA = DATA / "6v5b_drna.pdb", DATA / "21051.fasta"
 LEVELS = ("clean", "moderate", "realistic", "harsh")
@@ -135,14 +133,11 @@ def main() -> None:
 
 
 def _write(results: dict) -> None:
-    out_dir = REPO / "benchmarks" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M")
-    (out_dir / f"build-na-{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
+    raw = save_results("build-na", results)
     lines = [
         f"\n## Nucleic-acid model building, with and without sequence — {results['machine']['date']}",
         f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores. Command: "
-        f"`.venv-worker/bin/python benchmarks/bench_build_na.py`. Raw: `benchmarks/results/build-na-{stamp}.json`. "
+        f"`.venv-worker/bin/python benchmarks/bench_build_na.py`. Raw: `{raw}`. "
         "Oracle maps of 6v5b (78 nt) and its FASTA; mean over seeds "
         f"{', '.join(map(str, SEEDS))} (min–max in brackets for coverage and recall); scores against the deposited "
         "model. Time = whole build after detection (nodes → model), one process per build.",
@@ -168,9 +163,7 @@ def _write(results: dict) -> None:
             rss = max(r["peak_rss_gb"] for r in runs)
             lines.append(f"| {label} | {model.replace('_', ' ')} | " + " | ".join(cells)
                          + f" | {wall:.1f} | {rss:.2f} |")
-    with open(REPO / "BENCHMARKS.md", "a") as fh:
-        fh.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    append_to_benchmarks(lines)
 
 
 if __name__ == "__main__":

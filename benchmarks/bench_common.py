@@ -1,4 +1,5 @@
-"""What every benchmark script shares: the machine's description, peak RSS, timing and fresh-process runs."""
+"""What every benchmark script shares: the machine's description, peak RSS, timing, fresh-process runs and where
+results go (benchmarks/results/ JSON and BENCHMARKS.md)."""
 from __future__ import annotations
 
 import datetime
@@ -40,3 +41,23 @@ def run_child(script: str, args: list[str], env: dict[str, str] | None = None) -
     if done.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def save_results(name: str, results: dict) -> str:
+    """Write ``results`` to benchmarks/results/NAME-<date>-<time>.json; return that path relative to the repository."""
+    out_dir = REPO / "benchmarks" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M")
+    path = out_dir / f"{name}-{stamp}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return str(path.relative_to(REPO))
+
+
+def append_to_benchmarks(lines: list[str]) -> None:
+    """Append a report section to BENCHMARKS.md and print it."""
+    with open(REPO / "BENCHMARKS.md", "a") as fh:
+        fh.write("\n".join(lines) + "\n")
+    print("\n".join(lines))

@@ -21,7 +21,6 @@ Results: appended to BENCHMARKS.md and written to benchmarks/results/detect-na-<
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import tempfile
@@ -29,9 +28,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_common import machine, peak_rss_gb, run_child, timed
+from bench_common import REPO, append_to_benchmarks, machine, peak_rss_gb, run_child, save_results, timed
 
-REPO = Path(__file__).resolve().parents[1]
 RNA = REPO.parent / "shared" / "data" / "cryoread-example" / "6v5b_drna.pdb"
 KINDS = ("original", "fp32", "bf16")
 
@@ -267,10 +265,7 @@ def main() -> None:
 
 
 def _write(results: dict) -> None:
-    out_dir = REPO / "benchmarks" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M")
-    (out_dir / f"detect-na-{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
+    raw = save_results("detect-na", results)
     names = {"original": "original computation (fp32, all heads) — baseline", "fp32": "engine fp32 (default)",
              "bf16": "engine bf16"}
     lines = [
@@ -278,7 +273,7 @@ def _write(results: dict) -> None:
         f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores (PyTorch threads = cores). "
         f"Command: `.venv-worker/bin/python benchmarks/bench_detect_na.py --boxes {results['boxes']}"
         f"{'' if 'map' in results else ' --skip-map'}`. "
-        f"Raw: `benchmarks/results/detect-na-{stamp}.json`. Random weights in the published layout, batch 1, "
+        f"Raw: `{raw}`. Random weights in the published layout, batch 1, "
         f"steady state. Matrix-multiply rate measured here: fp32 {results['matmul']['fp32_gflops']:.0f} GFLOP/s, "
         f"bf16 {results['matmul']['bf16_gflops']:.0f} GFLOP/s.",
         "",
@@ -316,9 +311,7 @@ def _write(results: dict) -> None:
                 f"{r['stages']['stage2']['run']} ({r['stages']['stage2']['seconds']:.0f} s); peak RSS "
                 f"{r['peak_rss_gb']:.2f} GB.")
         lines.append(f"- Whole map: bf16 {m['bf16_speedup']:.2f}× fp32.")
-    with open(REPO / "BENCHMARKS.md", "a") as fh:
-        fh.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    append_to_benchmarks(lines)
 
 
 if __name__ == "__main__":
