@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -54,6 +55,11 @@ class PathInput:
     xyz: np.ndarray
     scores: np.ndarray
     reverse: bool
+
+    @cached_property
+    def next_step(self) -> np.ndarray:
+        """(L,) distance from each node to the next one on the path, Å; inf after the last."""
+        return np.append(np.linalg.norm(np.diff(self.xyz, axis=0), axis=1), np.inf)
 
 
 @dataclass(frozen=True)
@@ -118,15 +124,10 @@ def _candidates(paths: list[PathInput], groups: list[SequenceGroup]) -> list[Fra
 def _align(paths: list[PathInput], windows: list[tuple[int, int, int]], group: SequenceGroup, reverse: bool,
            top: int = CANDIDATES_PER_WINDOW):
     """align_windows over node ranges (path, start, stop) against the group's codes, reversed when ``reverse``."""
-    codes = group.codes
-    xyz, scores, steps = [], [], []
-    for p, start, stop in windows:
-        path = paths[p]
-        following = np.linalg.norm(np.diff(path.xyz, axis=0), axis=1)
-        xyz.append(path.xyz[start:stop])
-        scores.append(path.scores[start:stop])
-        steps.append(np.append(following, np.inf)[start:stop])
-    return align_windows(xyz, scores, steps, codes[::-1] if reverse else codes, top)
+    xyz = [paths[p].xyz[start:stop] for p, start, stop in windows]
+    scores = [paths[p].scores[start:stop] for p, start, stop in windows]
+    steps = [paths[p].next_step[start:stop] for p, start, stop in windows]
+    return align_windows(xyz, scores, steps, group.codes[::-1] if reverse else group.codes, top)
 
 
 def _fragment(path: int, window: tuple[int, int], group_index: int, group: SequenceGroup, reverse: bool,
