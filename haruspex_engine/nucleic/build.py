@@ -19,14 +19,13 @@ import numpy as np
 from haruspex_engine.maps import Vec3
 from haruspex_engine.nucleic import nucleotides
 from haruspex_engine.nucleic.atoms import ChainResidues, build_model, residue_coordinates
-from haruspex_engine.nucleic.attach import MAX_BASE_SCORE, PathAttachment, attach_path
-from haruspex_engine.nucleic.classes import BASE_TYPES
+from haruspex_engine.nucleic.attach import PathAttachment, attach_path
 from haruspex_engine.nucleic.fragment_select import DEFAULT_TIME_LIMIT_S
 from haruspex_engine.nucleic.graph import build_sugar_graph
 from haruspex_engine.nucleic.no_sequence import choose_residues
 from haruspex_engine.nucleic.nodes import class_weights, nodes_from_weights
 from haruspex_engine.nucleic.sequence_assign import PathInput, SequenceAssignment, assign_sequences, group_sequences
-from haruspex_engine.nucleic.sequence_model import MIN_CHAIN_RESIDUES, chain_names, path_chains
+from haruspex_engine.nucleic.sequence_model import MIN_CHAIN_RESIDUES, chain_names, path_chains, path_residues
 from haruspex_engine.nucleic.sequences import FastaRecords
 from haruspex_engine.nucleic.trace import TraceResult, trace_backbone
 
@@ -108,14 +107,9 @@ def _oriented_chain(sugar: np.ndarray, attached: PathAttachment, kept: np.ndarra
     direction runs against the path order. With too few kept residues to fit, the path order."""
     if len(kept) < MIN_CHAIN_RESIDUES:
         return None, False
-    bases = tuple(BASE_TYPES[int(i)] for i in np.argmax(attached.scores[kept], axis=1))
     candidates = []
-    for order, own_p in ((kept, attached.prev_p), (kept[::-1], attached.next_p)):
-        residues = ChainResidues(
-            p=own_p[order], sugar=sugar[order], base=attached.base_xyz[order],
-            bases=bases if order is kept else bases[::-1], dna=dna,
-            confidence=attached.scores[order].max(axis=1) / MAX_BASE_SCORE, numbers=None,
-        )
+    for reverse, order in ((False, kept), (True, kept[::-1])):
+        residues = path_residues(sugar, attached, order, reverse, np.argmax(attached.scores[order], axis=1), dna)
         c4 = np.array([xyz[nucleotides.atom_order(name).index("C4'")]
                        for xyz, name in zip(residue_coordinates(residues), residues.residue_names)])
         candidates.append((float(np.linalg.norm(c4 - residues.sugar, axis=1).mean()), residues))

@@ -159,7 +159,7 @@ def _merge(cluster: list[Fragment]) -> Fragment:
         return best
     reading: dict[int, int] = {}
     for fragment in sorted(cluster, key=lambda f: f.score):
-        if fragment.group == best.group and fragment.reverse == best.reverse:
+        if fragment.group == best.group:  # one path is read in one direction only
             reading.update(zip(fragment.nodes.tolist(), fragment.residues.tolist()))
     nodes = np.array(sorted(reading))
     window = (min(f.window[0] for f in cluster), max(f.window[1] for f in cluster))

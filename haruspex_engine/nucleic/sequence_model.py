@@ -2,7 +2,7 @@
 
 Per traced path:
 
-* **Direction**: given (decided from geometry before the alignment); fragments read the other way are ignored.
+* **Direction**: given (decided from geometry before the alignment, which reads every path in that direction only).
 * **Residues**: the fragment-matched nodes, plus the sequence-free residues outside the node ranges the fragments
   span (the original overwrites the sequence-free letters; here the fragments also decide which nodes are
   residues where they apply, because their alignment placed them).
@@ -47,10 +47,9 @@ def path_chains(sugar: np.ndarray, attached: PathAttachment, choice: ResidueChoi
     residue_of = np.full(length, -1)
     spanned = np.zeros(length, bool)
     for fragment in fragments:
-        if fragment.reverse == reverse:
-            group_of[fragment.nodes] = fragment.group
-            residue_of[fragment.nodes] = fragment.residues
-            spanned[fragment.nodes[0]:fragment.nodes[-1] + 1] = True
+        group_of[fragment.nodes] = fragment.group
+        residue_of[fragment.nodes] = fragment.residues
+        spanned[fragment.nodes[0]:fragment.nodes[-1] + 1] = True
     free = np.asarray(choice.nodes, dtype=int)
     nodes = np.union1d(np.flatnonzero(group_of >= 0), free[~spanned[free]])
     order = nodes[::-1] if reverse else nodes
@@ -102,13 +101,20 @@ def _chain(piece: list[int], sugar: np.ndarray, attached: PathAttachment, revers
         group = int(group_of[nodes[matched]][0])
         base_index[matched] = groups[group].codes[residue_of[nodes[matched]]]
         dna = groups[group].dna
-    numbers = _numbers(residue_of[nodes], matched)
-    residues = ChainResidues(
+    residues = path_residues(sugar, attached, nodes, reverse, base_index, dna, _numbers(residue_of[nodes], matched))
+    return ModelChain(residues, group)
+
+
+def path_residues(sugar: np.ndarray, attached: PathAttachment, nodes: np.ndarray, reverse: bool,
+                  base_index: np.ndarray, dna: bool, numbers: np.ndarray | None = None) -> ChainResidues:
+    """Residues at path ``nodes`` (indices in chain order) as a chain. reverse: the chain runs against the path
+    order, so each residue's own (5′) phosphate is its node's next P rather than its previous one. base_index:
+    (len(nodes),) index into BASE_TYPES of each residue's base; confidence = the node's score for that base / 3."""
+    return ChainResidues(
         p=(attached.next_p if reverse else attached.prev_p)[nodes], sugar=sugar[nodes],
         base=attached.base_xyz[nodes], bases=tuple(BASE_TYPES[int(i)] for i in base_index), dna=dna,
-        confidence=scores[np.arange(len(nodes)), base_index] / MAX_BASE_SCORE, numbers=numbers,
+        confidence=attached.scores[nodes, base_index] / MAX_BASE_SCORE, numbers=numbers,
     )
-    return ModelChain(residues, group)
 
 
 def _numbers(residue: np.ndarray, matched: np.ndarray) -> np.ndarray:
