@@ -1,12 +1,12 @@
 """build_nucleic_model: detection maps (and optionally the chain sequences) in, a full-atom DNA/RNA model out.
 
 The steps, each in its own module: node clustering (nodes) → sugar graph (graph) → backbone tracing (trace) →
-phosphate and base attachment per path (attach) → residue choice without sequence (no_sequence) and chain
-direction by full-atom fit → with sequences: fragment alignment in that direction and selection (sequence_assign)
-and chains in sequence register (sequence_model) → full atoms (atoms). The direction comes from geometry, not
-from the sequence: with noisy base calls a short path aligns about as well against the reversed chain, and a
-chain built the wrong way round misplaces every sugar. Per-residue confidence (B-factor) is the residue's score
-for its base divided by the maximum of 3.
+phosphate and base attachment per path (attach) → paths cut where they hop across a base pair (strand_hops) →
+residue choice without sequence (no_sequence) and chain direction by full-atom fit → with sequences: fragment
+alignment in that direction and selection (sequence_assign) and chains in sequence register (sequence_model) → full
+atoms (atoms). The direction comes from geometry, not from the sequence: with noisy base calls a short path aligns
+about as well against the reversed chain, and a chain built the wrong way round misplaces every sugar. Per-residue
+confidence (B-factor) is the residue's score for its base divided by the maximum of 3.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from haruspex_engine.nucleic.nodes import class_weights, nodes_from_weights
 from haruspex_engine.nucleic.sequence_assign import PathInput, SequenceAssignment, assign_sequences, group_sequences
 from haruspex_engine.nucleic.sequence_model import MIN_CHAIN_RESIDUES, chain_names, path_chains, path_residues
 from haruspex_engine.nucleic.sequences import FastaRecords
+from haruspex_engine.nucleic.strand_hops import base_pair_hops, split_at
 from haruspex_engine.nucleic.trace import TraceResult, trace_backbone
 
 
@@ -75,9 +76,7 @@ def build_nucleic_model(
 
     t0 = time.perf_counter()
     paths = []
-    for path in trace.paths:
-        sugar = graph.xyz[path]
-        attached = attach_path(sugar, nodes["phosphate"].xyz, nodes, stage2, origin)
+    for sugar, attached in _strand_pieces(trace.paths, graph.xyz, nodes, stage2, origin):
         if not np.isnan(attached.base_xyz).any():
             choice = choose_residues(sugar, attached.scores)
             chain, reverse = _oriented_chain(sugar, attached, np.sort(choice.nodes), dna)
@@ -98,6 +97,24 @@ def build_nucleic_model(
                  if chains else None)
     timings["sequence"] = time.perf_counter() - t0
     return BuildResult(structure, unsequenced_model, trace, assignment, counts, timings)
+
+
+def _strand_pieces(paths: list[np.ndarray], sugar_xyz: np.ndarray, nodes: dict, stage2: np.ndarray,
+                   origin: Vec3) -> list[tuple[np.ndarray, PathAttachment]]:
+    """The traced paths cut where they hop across a base pair (``strand_hops``), each piece with its own
+    attachment: (sugar positions (L, 3) Å, attachment), in path order."""
+    pieces = []
+    for path in paths:
+        sugar = sugar_xyz[path]
+        attached = attach_path(sugar, nodes["phosphate"].xyz, nodes, stage2, origin)
+        hops = base_pair_hops(sugar, attached)
+        if not len(hops):
+            pieces.append((sugar, attached))
+            continue
+        for start, stop in split_at(len(sugar), hops):
+            piece = sugar[start:stop]
+            pieces.append((piece, attach_path(piece, nodes["phosphate"].xyz, nodes, stage2, origin)))
+    return pieces
 
 
 def _oriented_chain(sugar: np.ndarray, attached: PathAttachment, kept: np.ndarray,

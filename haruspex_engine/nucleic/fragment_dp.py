@@ -6,13 +6,18 @@ by a dynamic programme, batched over windows with numpy.
 
 The programme, for one window of n nodes (0..n−1) and a sequence of L residues (0..L−1). Cell (i, j) holds the best
 partial alignment in which nodes 0..i are all decided (matched or skipped) and residues up to j are used or skipped,
-with its state: ``last`` (the last matched node), ``gaps`` (residues skipped so far) and the move that made it.
+with its state: ``last`` (the last matched node), ``last_residue`` (the residue it got), ``gaps`` (residues
+skipped so far) and the move that made it.
 Node 0 is always matched; residues before the first match cost nothing. Moves into (i, j), the highest wins, ties
 going to match, then skip node, then skip residue:
 
 1. match node i to residue j — i = 0: 100·score(0, seq[j]), last = 0, gaps = 0; i ≥ 1, j ≥ 1: from (i−1, j−1),
-   + 100·score(i, seq[j]) − step_penalty(d(last, i)), last = i (``no_sequence.step_penalty``: 10·(d − 7)² outside
-   (4, 10) Å);
+   + 100·score(i, seq[j]) − step_penalty(d(last, i) / (g + 1)), last = i, where g is the number of residues
+   skipped since the last match (``no_sequence.step_penalty``: 10·(d − 7)² outside (4, 10) Å). The original
+   charges step_penalty(d(last, i)) whatever g is; dividing by the residues spanned makes a skipped residue cost
+   nothing extra where the gap is as long as the missing residue would make it (~12 Å for one), and a lot where
+   it is not (a 6 Å step cannot hide a residue) — so a wrong register can no longer buy matches with cheap
+   residue skips;
 2. skip node i (i ≥ 1): from (i−1, j), − skip_penalty(d(last, i), d(i, i+1)) (``no_sequence.skip_penalty``: free when
    node i lies on the way or on top of ``last``, 10·(d − 7)² otherwise);
 3. skip residue j (j ≥ 1): from (i, j−1) with c gaps, − 25·(c + 1) when c > cap = int(0.15·n), else − 25; gaps = c + 1.
@@ -122,6 +127,7 @@ def _align_batch(
     n_windows, n_nodes = next_step.shape
     length = sequence.size
     windows = np.arange(n_windows)
+    residues = np.arange(length)
     cap = (GAP_ALLOWANCE * sizes).astype(int)
     pair = np.linalg.norm(xyz[:, :, None] - xyz[:, None, :], axis=-1)  # (B, N, N) node distances, Å
     moves = np.zeros((n_windows, n_nodes, length), np.int8)
@@ -131,19 +137,22 @@ def _align_batch(
         if i == 0:
             value = gain
             last = np.zeros((length, n_windows), int)
+            last_residue = np.repeat(residues[:, None], n_windows, axis=1)
             gaps = np.zeros((length, n_windows), int)
             move = np.full((length, n_windows), _MATCH, np.int8)
         else:
             dist = pair[windows, last, i]  # (L, B): from each cell's last matched node to node i
             skip = value - skip_penalty(dist, next_step[:, i])
             match = np.full_like(value, -np.inf)
-            match[1:] = value[:-1] + gain[1:] - step_penalty(dist[:-1])
+            spanned = residues[1:, None] - last_residue[:-1]  # residues from the last match to j: skipped + 1
+            match[1:] = value[:-1] + gain[1:] - step_penalty(dist[:-1] / spanned)
             take_skip = skip > match
             value = np.where(take_skip, skip, match)
             last = np.where(take_skip, last, i)
+            last_residue = np.where(take_skip, last_residue, residues[:, None])
             gaps[1:] = np.where(take_skip[1:], gaps[1:], gaps[:-1])
             move = np.where(take_skip, _SKIP_NODE, _MATCH).astype(np.int8)
-        _skip_residues(value, last, gaps, move, cap)
+        _skip_residues(value, last, last_residue, gaps, move, cap)
         moves[:, i] = move.T
         ending = sizes - 1 == i
         end[:, ending] = np.where(move == _SKIP_RESIDUE, -np.inf, value)[:, ending]
@@ -158,8 +167,9 @@ def _align_batch(
     return results
 
 
-def _skip_residues(value: np.ndarray, last: np.ndarray, gaps: np.ndarray, move: np.ndarray, cap: np.ndarray) -> None:
-    """Move 3 along one row, in place: value, last, gaps, move are (L, B), cap (B,)."""
+def _skip_residues(value: np.ndarray, last: np.ndarray, last_residue: np.ndarray, gaps: np.ndarray, move: np.ndarray,
+                   cap: np.ndarray) -> None:
+    """Move 3 along one row, in place: value, last, last_residue, gaps, move are (L, B), cap (B,)."""
     for j in range(1, len(value)):
         c = gaps[j - 1]
         skipped = value[j - 1] - RESIDUE_SKIP_COST * np.where(c > cap, c + 1, 1)
@@ -167,6 +177,7 @@ def _skip_residues(value: np.ndarray, last: np.ndarray, gaps: np.ndarray, move: 
         if better.any():
             np.copyto(value[j], skipped, where=better)
             np.copyto(last[j], last[j - 1], where=better)
+            np.copyto(last_residue[j], last_residue[j - 1], where=better)
             np.copyto(gaps[j], c + 1, where=better)
             move[j][better] = _SKIP_RESIDUE
 

@@ -27,3 +27,20 @@ def test_maps_without_nucleic_acid_give_no_model() -> None:
     shape = (30, 30, 30)
     result = build_nucleic_model(np.zeros((8,) + shape, np.float32), np.ones(shape, np.float32), (0.0, 0.0, 0.0))
     assert result.structure is None and result.node_counts["sugar"] == 0
+
+
+def test_no_chain_runs_across_a_base_pair_at_realistic_corruption() -> None:
+    """On these maps (seed 0) the trace links the sugars of two paired residues at a helix end (64 → 15 of the
+    deposited chain); the path must be cut there, so every built chain follows one strand of the reference."""
+    from scipy.spatial import cKDTree
+
+    from haruspex_engine.testing.oracle_maps import REALISTIC
+
+    reference = deposited_rna()
+    c4 = np.array([residue["C4'"][0].pos.tolist() for residue in reference[0][0]])
+    maps = oracle_maps(reference, REALISTIC)
+    result = build_nucleic_model(maps.stage2, maps.density, maps.origin, solution_limit=300)
+    for chain in result.structure[0]:
+        distance, index = cKDTree(c4).query([residue["C4'"][0].pos.tolist() for residue in chain])
+        steps = np.abs(np.diff(index[distance < 3.0]))
+        assert steps.size and steps.max() <= 3, (chain.name, index.tolist())

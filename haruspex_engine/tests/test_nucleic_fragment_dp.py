@@ -32,23 +32,25 @@ def _reference(xyz: np.ndarray, scores: np.ndarray, next_step: np.ndarray, seq: 
     def step(d: float) -> float:
         return 10 * (d - 7) ** 2 if d <= 4 or d >= 10 else 0.0
 
-    cell: dict[tuple[int, int], tuple[float, int, int, str]] = {}  # (score, last, gaps, move)
+    cell: dict[tuple[int, int], tuple[float, int, int, int, str]] = {}  # (score, last, last residue, gaps, move)
     for i in range(n):
         for j in range(length):
             options = []  # in tie-break order
             if i == 0:
-                options.append((100 * float(scores[0, seq[j]]), 0, 0, "match"))
+                options.append((100 * float(scores[0, seq[j]]), 0, j, 0, "match"))
             elif j >= 1 and (i - 1, j - 1) in cell:
-                s, last, gaps, _ = cell[i - 1, j - 1]
-                options.append((s + 100 * float(scores[i, seq[j]]) - step(dist(last, i)), i, gaps, "match"))
+                s, last, last_residue, gaps, _ = cell[i - 1, j - 1]
+                penalty = step(dist(last, i) / (j - last_residue))
+                options.append((s + 100 * float(scores[i, seq[j]]) - penalty, i, j, gaps, "match"))
             if i >= 1 and (i - 1, j) in cell:
-                s, last, gaps, _ = cell[i - 1, j]
+                s, last, last_residue, gaps, _ = cell[i - 1, j]
                 d = dist(last, i)
                 free = d + float(next_step[i]) < 10 or d <= 4
-                options.append((s - (0.0 if free else 10 * (d - 7) ** 2), last, gaps, "skip node"))
+                options.append((s - (0.0 if free else 10 * (d - 7) ** 2), last, last_residue, gaps, "skip node"))
             if j >= 1 and (i, j - 1) in cell:
-                s, last, gaps, _ = cell[i, j - 1]
-                options.append((s - (25 * (gaps + 1) if gaps > cap else 25), last, gaps + 1, "skip residue"))
+                s, last, last_residue, gaps, _ = cell[i, j - 1]
+                options.append((s - (25 * (gaps + 1) if gaps > cap else 25), last, last_residue, gaps + 1,
+                                "skip residue"))
             if options:
                 best = options[0]
                 for option in options[1:]:
@@ -56,13 +58,13 @@ def _reference(xyz: np.ndarray, scores: np.ndarray, next_step: np.ndarray, seq: 
                         best = option
                 cell[i, j] = best
     ends = [(cell[n - 1, j][0], j) for j in range(length)
-            if (n - 1, j) in cell and cell[n - 1, j][3] != "skip residue" and cell[n - 1, j][0] > -1000]
+            if (n - 1, j) in cell and cell[n - 1, j][4] != "skip residue" and cell[n - 1, j][0] > -1000]
     ends.sort(key=lambda e: (-e[0], e[1]))
     out = []
     for score, j in ends[:top]:
         i, pairs = n - 1, []
         while i >= 0:
-            move = cell[i, j][3]
+            move = cell[i, j][4]
             if move == "match":
                 pairs.append((i, j))
             i -= move != "skip residue"
@@ -159,20 +161,34 @@ def test_a_false_node_on_the_way_is_skipped_and_the_register_kept() -> None:
     assert best.score == pytest.approx(10 * 300.0)  # 1.5 Å from node 4: a free skip
 
 
-def test_a_residue_without_a_node_is_skipped() -> None:
+def _straight(residues: list[int], step: float = 6.0) -> np.ndarray:
+    """Nodes on the x axis where residues of those indices would be, ``step`` Å per residue."""
+    return np.array([[step * r, 0.0, 0.0] for r in residues])
+
+
+def test_a_residue_without_a_node_is_skipped_where_the_gap_leaves_room_for_it() -> None:
     sequence = np.random.default_rng(1).integers(0, 4, size=30)
     residues = [5, 6, 7, 8, 10, 11, 12, 13, 14]
     assert sequence[9] not in (sequence[8], sequence[10])  # no equally good shifted register
-    xyz = _zigzag(len(residues))
+    xyz = _straight(residues)  # a 12 Å gap between the nodes of residues 8 and 10: 6 Å per residue spanned
     best = align_windows([xyz], [_encoding(sequence[residues])], [_next_step(xyz)], sequence)[0][0]
     assert best.nodes.tolist() == list(range(9)) and best.residues.tolist() == residues
     assert best.score == pytest.approx(9 * 300.0 - 25.0)
 
 
+def test_a_residue_skip_across_a_single_step_pays_for_the_short_distance() -> None:
+    sequence = np.random.default_rng(1).integers(0, 4, size=30)
+    residues = [5, 6, 7, 8, 10, 11, 12, 13, 14]
+    xyz = _straight(range(len(residues)))  # 6 Å everywhere: no room for residue 9 between 8 and 10
+    best = align_windows([xyz], [_encoding(sequence[residues])], [_next_step(xyz)], sequence, top=40)[0]
+    skip = next(a for a in best if a.residues.tolist() == residues)
+    assert skip.score == pytest.approx(9 * 300.0 - 25.0 - 10 * (6.0 / 2 - 7) ** 2)  # 3 Å per residue spanned
+
+
 def test_residue_skips_beyond_the_allowance_cost_more() -> None:
     sequence = np.array([0, 1, 2, 3, 0, 1, 2, 3, 3, 3, 2, 1, 0, 0])
     residues = [0, 1, 2, 3, 7, 8, 9]  # seven nodes: allowance int(1.05) = 1 skipped residue at 25
-    xyz = _zigzag(len(residues))
+    xyz = _straight(residues)
     best = align_windows([xyz], [_encoding(sequence[residues])], [_next_step(xyz)], sequence)[0][0]
     assert best.residues.tolist() == residues
     assert best.score == pytest.approx(7 * 300.0 - 25.0 - 25.0 - 75.0)  # gaps 0, 1 within it; the third 25·3
