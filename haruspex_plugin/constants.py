@@ -42,3 +42,11 @@ OUTPUT_NAMES = {
 }
 WEIGHTED_OUTPUT = "outputWeighted"
 WEIGHTED_SUFFIX = "_weighted"
+
+# Nucleic-acid building (ProtHaruspexBuildNucleicAcids): protocol outputs, and the Scipion attribute (pwem's
+# _scipion_attributes mmCIF category, per residue) carrying the worker's per-residue confidence 0..1.
+NA_DETECTION_OUTPUT = "outputDetectionMaps"
+NA_MAP_OUTPUTS = {"sugar": "outputSugar", "phosphate": "outputPhosphate", "protein": "outputProtein"}
+NA_MODEL_OUTPUT = "outputModel"
+NA_MODEL_NO_SEQUENCE_OUTPUT = "outputModelNoSequence"
+NA_CONFIDENCE_ATTRIBUTE = "haruspex_confidence"

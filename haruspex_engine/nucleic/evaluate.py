@@ -40,6 +40,8 @@ import gemmi
 import numpy as np
 from scipy.spatial import cKDTree
 
+from haruspex_engine.model_files import ModelFileError, read_model
+
 RESIDUE_CUTOFF_A = 3.0
 ATOM_CUTOFF_A = 5.0
 SUGAR_ATOMS = ("C1'", "C2'", "O2'", "C3'", "O3'", "C4'", "O4'", "C5'")
@@ -90,15 +92,10 @@ def evaluate_files(model_path: str | os.PathLike, reference_path: str | os.PathL
 
 
 def _read_structure(path: str | os.PathLike) -> gemmi.Structure:
-    path = Path(path)
-    if not path.is_file():
-        raise EvaluationError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise EvaluationError(f"{path}: the file is empty")
     try:
-        return gemmi.read_structure(str(path))
-    except (RuntimeError, ValueError) as exc:
-        raise EvaluationError(f"{path}: not a readable PDB/mmCIF file ({exc})") from None
+        return read_model(path)
+    except ModelFileError as exc:
+        raise EvaluationError(str(exc)) from None
 
 
 def _nucleotides(structure: gemmi.Structure, label: str) -> _Nucleotides:

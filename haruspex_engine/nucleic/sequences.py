@@ -7,8 +7,8 @@ Rules (CryoREAD's, with the differences marked *):
   is neither a nucleotide nor an amino-acid code.
 - N and X (unknown residues) are removed, and so* are the other IUPAC ambiguity letters (R, Y, ...) of a nucleic
   record; how many were removed is reported.
-- A record whose residues (N and X not counted) are at most 90 % A/C/G/U/T is a protein: it is skipped, with a
-  message in ``warnings``. Only protein records, an empty record or a record of N/X only are errors.
+- A record whose residues (N and X not counted) are at most 90 % A/C/G/U/T is a protein (``looks_nucleic``): it is
+  skipped, with a message in ``warnings``. Only protein records, an empty record or a record of N/X only are errors.
 - Kind, *per record (the original decides per file: DNA if no U anywhere in the file). A complex holding a DNA
   chain and an RNA chain gets both right: a record with a U is RNA (any T in it is read as U, with a message); a
   record with a T and no U is DNA; a record of A/C/G only is RNA or DNA as its header says ("RNA" or "DNA" in upper
@@ -44,11 +44,14 @@ import numpy as np
 
 NUCLEOTIDES = frozenset("ACGTU")
 UNKNOWN_RESIDUES = frozenset("NX")
+#: IUPAC nucleotide codes (bases and ambiguity letters).
+NUCLEIC_CODES = frozenset("ACGTURYSWKMBDHVN")
 NUCLEIC_MIN_FRACTION = 0.9  # a record is nucleic when more than this fraction of its residues are A/C/G/U/T
 BASE_CODES = {"A": 0, "U": 1, "T": 1, "C": 2, "G": 3}
 CHAIN_ID_ALPHABET = string.ascii_uppercase + string.ascii_lowercase + string.digits
 
-_CHAINS_FIELD = re.compile(r"\s*chains?\s+(.+)", re.IGNORECASE)
+#: The header field naming the chains of a PDB-style record, e.g. 'Chains A, B[auth C]'.
+CHAINS_FIELD = re.compile(r"\s*chains?\s+(.+)", re.IGNORECASE)
 _AUTH_ID = re.compile(r"(\S+?)\s*\[\s*auth\s+(\S+?)\s*\]", re.IGNORECASE)
 _VALID_CHAIN_ID = re.compile(r"[A-Za-z0-9]{1,4}")
 
@@ -77,7 +80,9 @@ class FastaRecords(list[NucleicSequence]):
 
 
 @dataclass
-class _Record:
+class FastaRecord:
+    """One FASTA record as written: header (without '>'), its 1-based line number, residues (upper case)."""
+
     header: str
     line: int  # 1-based line number of the header
     residues: str = ""
@@ -97,12 +102,12 @@ def parse_fasta(text: str, source: str = "<string>") -> FastaRecords:
     """The nucleic-acid chains of FASTA ``text``; ``source`` names it in messages. Raises ``SequenceError``."""
     if not text.strip():
         raise SequenceError(f"{source}: the file is empty")
-    records = _split_records(text, source)
+    records = split_records(text, source)
     if not records:
         raise SequenceError(f"{source}: no FASTA records (no line starts with '>')")
     warnings: list[str] = []
-    nucleic: list[_Record] = []
-    proteins: list[_Record] = []
+    nucleic: list[FastaRecord] = []
+    proteins: list[FastaRecord] = []
     for record in records:
         where = f"{source}, line {record.line}: record '>{record.header}'"
         if _is_protein(record, where, warnings):
@@ -114,7 +119,7 @@ def parse_fasta(text: str, source: str = "<string>") -> FastaRecords:
         lines = ", ".join(str(r.line) for r in proteins)
         raise SequenceError(f"{source}: only protein sequences (records at lines {lines}); give the DNA/RNA chains")
     file_has_u = any("U" in r.residues for r in nucleic)
-    kinds = [_kind(r, file_has_u) for r in nucleic]
+    kinds = [nucleic_kind(r, file_has_u) for r in nucleic]
     requested = [_requested_chain_ids(r, f"{source}, line {r.line}", warnings) for r in nucleic]
     assigned = _assign_chain_ids(nucleic, requested, source, warnings)
     sequences = []
@@ -141,16 +146,16 @@ def encode_sequence(sequence: str) -> np.ndarray:
     return codes
 
 
-def _split_records(text: str, source: str) -> list[_Record]:
+def split_records(text: str, source: str) -> list[FastaRecord]:
     """Records with their residues (upper case, no whitespace); checks the characters."""
-    records: list[_Record] = []
+    records: list[FastaRecord] = []
     lines: list[list[tuple[int, str]]] = []  # per record: (line number, sequence text)
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith(";"):
             continue
         if line.startswith(">"):
-            records.append(_Record(line[1:].strip(), number))
+            records.append(FastaRecord(line[1:].strip(), number))
             lines.append([])
         elif not records:
             raise SequenceError(f"{source}, line {number}: sequence before the first '>' header")
@@ -172,16 +177,27 @@ def _split_records(text: str, source: str) -> list[_Record]:
     return records
 
 
-def _is_protein(record: _Record, where: str, warnings: list[str]) -> bool:
-    """Whether the record is a protein (at most 90 % A/C/G/U/T among residues other than N and X)."""
-    counts = Counter(record.residues)
-    known = len(record.residues) - sum(counts[c] for c in UNKNOWN_RESIDUES)
-    if known == 0:
+def looks_nucleic(residues: str) -> bool:
+    """Whether upper-case ``residues`` read as a nucleic acid: more than NUCLEIC_MIN_FRACTION of the letters other
+    than N and X are A/C/G/U/T. N only is nucleic, X only (the protein convention) is not."""
+    share = nucleotide_share(residues)
+    return "X" not in residues if share is None else share > NUCLEIC_MIN_FRACTION
+
+
+def nucleotide_share(residues: str) -> float | None:
+    """Fraction of A/C/G/U/T among the residues other than N and X (None when there are none)."""
+    known = sum(c not in UNKNOWN_RESIDUES for c in residues)
+    return sum(c in NUCLEOTIDES for c in residues) / known if known else None
+
+
+def _is_protein(record: FastaRecord, where: str, warnings: list[str]) -> bool:
+    """Whether the record is a protein (``looks_nucleic`` says no); a record of N and X only is an error."""
+    share = nucleotide_share(record.residues)
+    if share is None:
         raise SequenceError(f"{where} has only unknown residues (N/X)")
-    fraction = sum(counts[c] for c in NUCLEOTIDES) / known
-    if fraction > NUCLEIC_MIN_FRACTION:
+    if looks_nucleic(record.residues):
         return False
-    warnings.append(f"{where} skipped: a protein sequence ({fraction:.0%} A/C/G/U/T)")
+    warnings.append(f"{where} skipped: a protein sequence ({share:.0%} A/C/G/U/T)")
     return True
 
 
@@ -195,7 +211,7 @@ def _strip_unknown(residues: str, where: str, warnings: list[str]) -> str:
     return "".join(c for c in residues if c in NUCLEOTIDES)
 
 
-def _kind(record: _Record, file_has_u: bool) -> Literal["RNA", "DNA"]:
+def nucleic_kind(record: FastaRecord, file_has_u: bool) -> Literal["RNA", "DNA"]:
     """RNA or DNA for one nucleic record (rules in the module docstring)."""
     if "U" in record.residues:
         return "RNA"
@@ -207,10 +223,10 @@ def _kind(record: _Record, file_has_u: bool) -> Literal["RNA", "DNA"]:
     return "RNA" if file_has_u else "DNA"
 
 
-def _requested_chain_ids(record: _Record, where: str, warnings: list[str]) -> list[str | None]:
+def _requested_chain_ids(record: FastaRecord, where: str, warnings: list[str]) -> list[str | None]:
     """The chain ids the header asks for (None: no usable id); several for a PDB-style "Chains A, B" field."""
     fields = record.header.split("|")
-    chains = _CHAINS_FIELD.fullmatch(fields[1]) if len(fields) > 1 else None
+    chains = CHAINS_FIELD.fullmatch(fields[1]) if len(fields) > 1 else None
     if chains is None:
         words = fields[0].split()
         candidate = words[0].rsplit("_", 1)[-1] if words else ""
@@ -229,7 +245,7 @@ def _requested_chain_ids(record: _Record, where: str, warnings: list[str]) -> li
     return requested or [None]
 
 
-def _assign_chain_ids(records: list[_Record], requested: list[list[str | None]], source: str,
+def _assign_chain_ids(records: list[FastaRecord], requested: list[list[str | None]], source: str,
                       warnings: list[str]) -> list[list[str]]:
     """Unique chain ids for every record: requested ids first (in file order), then free ones for the None."""
     used: set[str] = set()

@@ -11,6 +11,7 @@ from haruspex_engine.nucleic.sequences import (
     NucleicSequence,
     SequenceError,
     encode_sequence,
+    looks_nucleic,
     parse_fasta,
     read_fasta,
 )
@@ -213,3 +214,15 @@ def test_encoding_a0_ut1_c2_g3():
     assert encode_sequence("").tolist() == []
     with pytest.raises(ValueError, match="position 3: 'N'"):
         encode_sequence("ACNG")
+
+
+@pytest.mark.parametrize(("residues", "nucleic"), [
+    ("ACGUACGUAC", True),
+    ("ACGTACGTACNNNRACGTACGT", True),  # 19 of 20 letters other than N are A/C/G/T
+    ("NNNN", True),
+    ("XXXX", False),  # X alone is the protein convention
+    ("ACGUACGUAL", False),  # 90 %: not more than 90 %
+    ("MKVLAAGIVG", False),
+])
+def test_looks_nucleic(residues: str, nucleic: bool) -> None:
+    assert looks_nucleic(residues) is nucleic

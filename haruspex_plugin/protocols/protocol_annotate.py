@@ -1,17 +1,12 @@
 """ProtHaruspexAnnotate: annotate a map into helix, sheet, nucleic-acid and unassigned probability maps."""
 from __future__ import annotations
 
-import json
 import os
-import re
-import shlex
-import subprocess
 
 import pyworkflow.protocol.params as params
 import pyworkflow.utils as pwutils
 from pwem.convert.headers import Ccp4Header
 from pwem.objects import SetOfVolumes, Volume
-from pwem.protocols import EMProtocol
 from pyworkflow.constants import BETA
 
 from .. import Plugin
@@ -22,13 +17,13 @@ from ..constants import (
     OUTPUT_NAMES,
     WEIGHTED_OUTPUT,
     WEIGHTED_SUFFIX,
-    WORKER_ERROR_PREFIX,
 )
+from .worker_protocol import HaruspexWorkerProtocol, checked_files, read_json
 
 PRECISIONS = ("fp32", "bf16")
 
 
-class ProtHaruspexAnnotate(EMProtocol):
+class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
     """Annotates a cryo-EM map with Haruspex (Mostosi et al. 2020): the network predicts, for every voxel, the
     probability of α-helix, β-sheet, nucleic acid or none of these. Outputs the four probability maps and an argmax
     label map (0 unassigned, 1 helix, 2 sheet, 3 nucleic acid), all on the input's grid, sampling and origin.
@@ -95,15 +90,7 @@ class ProtHaruspexAnnotate(EMProtocol):
     def annotateStep(self):
         """Run ``haruspex annotate`` in the worker environment; fail with the worker's own message."""
         pwutils.cleanPath(self.getSummaryPath())
-        program = Plugin.getWorkerCommand()
-        args = self._workerArgs()
-        if self.useGpu.get():
-            program = f"CUDA_VISIBLE_DEVICES=%(GPU)s {program}"
-            args = args.replace("%", "%%")  # runJob %-formats the arguments with the GPU list
-        try:
-            self.runJob(program, args, env=Plugin.getEnviron(), cwd=self._getExtraPath())
-        except subprocess.CalledProcessError as exc:
-            raise RuntimeError(f"Haruspex worker failed ({self._workerError() or exc})") from None
+        self.runWorker(self._workerArgs(), gpu=self.useGpu.get())
 
     def createOutputStep(self):
         """Register the maps listed in the worker's summary, all at once, once every one is known to exist."""
@@ -159,11 +146,6 @@ class ProtHaruspexAnnotate(EMProtocol):
         return ["Mostosi2020"]
 
     # --------------------------- UTILS functions ----------------------------------------------------------------
-    def getPrefix(self) -> str:
-        """Output file prefix: the input map's file name without extension, made file-system safe."""
-        name = pwutils.removeBaseExt(self.inputVolume.get().getFileName().replace(":mrc", ""))
-        return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "map"
-
     def getInputMapPath(self) -> str:
         """The converted input map given to the worker (in the protocol's extra folder)."""
         return self._getExtraPath(f"{self.getPrefix()}.mrc")
@@ -174,10 +156,9 @@ class ProtHaruspexAnnotate(EMProtocol):
 
     def getWorkerSummary(self) -> dict:
         """The worker's JSON summary (see docs/worker-contract.md)."""
-        with open(self.getSummaryPath()) as handle:
-            return json.load(handle)
+        return read_json(self.getSummaryPath())
 
-    def _workerArgs(self) -> str:
+    def _workerArgs(self) -> list[str]:
         args = ["annotate", os.path.abspath(self.getInputMapPath()),
                 "-o", os.path.abspath(self._getExtraPath()),
                 "--prefix", self.getPrefix(),
@@ -188,30 +169,14 @@ class ProtHaruspexAnnotate(EMProtocol):
             args.append("--compat")
         if self.densityWeighted.get():
             args.append("--density-weighted")
-        return " ".join(shlex.quote(arg) for arg in args)
-
-    def _workerError(self) -> str:
-        """The worker's one-line error (``haruspex: error: ...``) from this run's logs, or ''."""
-        for log in (self.getStderrLog(), self.getStdoutLog()):
-            if not os.path.exists(log):
-                continue
-            with open(log, errors="replace") as handle:
-                errors = [line.strip() for line in handle if line.strip().startswith(WORKER_ERROR_PREFIX)]
-            if errors:
-                return errors[-1]
-        return ""
+        return args
 
     def _checkedOutputFiles(self, summary: dict) -> dict[str, str]:
         """Output key -> project-relative path, after checking every expected and listed file exists."""
-        listed = summary.get("outputs", {})
         expected = list(OUTPUT_NAMES)
         if self.densityWeighted.get():
             expected += [c + WEIGHTED_SUFFIX for c in CLASSES]
-        problems = [f"{key}: not listed" for key in expected if key not in listed]
-        problems += [f"{key}: {path} missing" for key, path in listed.items() if not os.path.exists(path)]
-        if problems:
-            raise RuntimeError(f"{self.getSummaryPath()}: the worker's outputs are incomplete: " + "; ".join(problems))
-        return {key: os.path.relpath(path) for key, path in listed.items()}
+        return checked_files(self.getSummaryPath(), summary.get("outputs", {}), expected)
 
     def _weightedSet(self, files: dict[str, str], volume: Volume) -> SetOfVolumes:
         weighted = self._createSetOfVolumes(suffix="Weighted")

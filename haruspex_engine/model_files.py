@@ -1,0 +1,29 @@
+"""Reading atomic model files (PDB / mmCIF, optionally gzipped) with one clear error per unusable file."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import gemmi
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be used; the message names the file and the problem."""
+
+
+def read_model(path: str | os.PathLike) -> gemmi.Structure:
+    """The structure in ``path`` (entities set up); ModelFileError when the file is missing, empty, unreadable or
+    has no atoms in its first model."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ModelFileError(f"{path}: the file is empty")
+    try:
+        structure = gemmi.read_structure(str(path))
+    except (RuntimeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: not a readable PDB/mmCIF file ({exc})") from None
+    if len(structure) == 0 or not any(len(residue) for chain in structure[0] for residue in chain):
+        raise ModelFileError(f"{path}: the model has no atoms")
+    structure.setup_entities()
+    return structure

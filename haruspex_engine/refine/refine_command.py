@@ -1,0 +1,136 @@
+"""The ``haruspex refine-na`` subcommand: a built model refined into its map with servalcat."""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from haruspex_engine.refine.refine import DEFAULT_CYCLES, DEFAULT_MASK_RADIUS_A
+
+MODEL_SUFFIXES = (".gz", ".cif", ".mmcif", ".pdb", ".ent")
+
+
+def add_refine_parser(commands) -> None:
+    """Register ``refine-na`` on the CLI's subparsers."""
+    p = commands.add_parser(
+        "refine-na",
+        help="refine a (nucleic-acid) model into its map with servalcat; geometry and map fit before and after",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=f"""\
+Refine a model into a cryo-EM map with servalcat (refine_spa_norefmac: coordinates and B-factors against the map
+inside a mask around the model, with geometry restraints from the CCP4 monomer library; no REFMAC, no licence).
+Give one map, or the two half maps (better: servalcat then weights the map by its own FSC). The map's header
+origin is honoured.
+
+Chain breaks stay open: consecutive nucleotides are bonded only when O3'-P < 2.4 Å, or when their residue numbers
+are consecutive and P-P <= 7.5 Å (one nucleotide step; such near-misses of a built chain are closed); other steps
+are breaks and get no restraint (build-na puts separate traced fragments in separate chains).
+
+Needs servalcat and a monomer library in the worker environment: $HARUSPEX_MONOMER_LIBRARY, else the one in the
+coot-headless-api package (`pip install servalcat coot-headless-api`).
+
+Outputs in OUTDIR:
+  PREFIX_refined.cif     the refined model (B-factors refined, Å²; hydrogens not written)
+  PREFIX_servalcat.log   servalcat's full log
+  PREFIX_refine.json     geometry (bond Å / angle ° r.m.s.d.) and FSCaverage before and after, backbone links
+                         and breaks, r.m.s. shift, timings, warnings (written last)
+Defaults: {DEFAULT_CYCLES} cycles, mask radius {DEFAULT_MASK_RADIUS_A:g} Å (servalcat's).""",
+    )
+    p.add_argument("model", type=Path, help="the model to refine (mmCIF or PDB, e.g. build-na's PREFIX_model.cif)")
+    p.add_argument("maps", type=Path, nargs="+", metavar="MAP", help="the map (MRC/CCP4), or its two half maps")
+    p.add_argument("--resolution", type=float, required=True, help="map resolution, Å")
+    p.add_argument("--cycles", type=int, default=DEFAULT_CYCLES,
+                   help=f"refinement cycles (default: {DEFAULT_CYCLES})")
+    p.add_argument("--mask-radius", type=float, default=DEFAULT_MASK_RADIUS_A,
+                   help="radius of the mask around the atoms that the map is cut to, Å "
+                   f"(default: {DEFAULT_MASK_RADIUS_A:g})")
+    p.add_argument("-o", "--output-dir", type=Path, help="output directory (default: the model's directory)")
+    p.add_argument("--prefix", help="output file prefix (default: the model's file name without extensions)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=run_refine)
+
+
+def run_refine(args: argparse.Namespace) -> int:
+    """Run a parsed ``refine-na`` command; returns the exit status (errors raise CommandError)."""
+    from haruspex_engine.cli import CommandError
+    from haruspex_engine.maps import read_map
+    from haruspex_engine.model_files import read_model
+    from haruspex_engine.nucleic.atoms import write_model
+    from haruspex_engine.refine.monomers import MonomerLibraryError, check_dictionaries, locate_monomer_library
+    from haruspex_engine.refine.refine import RefinementError, refine_structure, servalcat_version
+    from haruspex_engine.summary import describe_input, write_summary
+
+    t0 = time.perf_counter()
+    if len(args.maps) > 2:
+        raise CommandError(f"give one map or two half maps, not {len(args.maps)} files")
+    if args.resolution <= 0 or args.cycles < 1 or args.mask_radius <= 0:
+        raise CommandError("--resolution and --mask-radius must be positive, --cycles at least 1")
+    structure = read_model(args.model)
+    maps = [read_map(path) for path in args.maps]
+    version = servalcat_version()
+    if version is None:
+        raise CommandError("servalcat is not installed in the worker environment; install it with "
+                           "`pip install servalcat` (and `coot-headless-api` for the monomer library)")
+    try:
+        library = locate_monomer_library()
+        check_dictionaries(library, {residue.name for chain in structure[0] for residue in chain}, str(args.model))
+    except MonomerLibraryError as exc:
+        raise CommandError(str(exc)) from None
+
+    prefix = args.prefix or _default_prefix(args.model)
+    outdir = (args.output_dir or args.model.parent).resolve()
+    outdir.mkdir(parents=True, exist_ok=True)
+    report_path = outdir / f"{prefix}_refine.json"
+    report_path.unlink(missing_ok=True)
+    log_path = outdir / f"{prefix}_servalcat.log"
+    _say(f"{args.model}: {sum(len(chain) for chain in structure[0])} residues into "
+         f"{', '.join(map(str, args.maps))} at {args.resolution:g} Å, {args.cycles} cycles (servalcat {version})")
+    workdir = Path(tempfile.mkdtemp(prefix=f".{prefix}_refine-", dir=outdir))
+    try:
+        result = refine_structure(structure, maps, args.resolution, monomer_library=library, workdir=workdir,
+                                  log_path=log_path, cycles=args.cycles, mask_radius_A=args.mask_radius,
+                                  progress=not args.quiet)
+    except RefinementError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    model_path = write_model(result.structure, outdir / f"{prefix}_refined.cif")
+    for message in result.warnings:
+        _say(message)
+    write_summary(report_path, {
+        "model": str(args.model.resolve()),
+        "maps": [describe_input(density) for density in maps],
+        "half_maps": len(maps) == 2,
+        "resolution_A": args.resolution,
+        "outputs": {"model": str(model_path), "log": str(log_path)},
+        "residues": sum(len(chain) for chain in result.structure[0]),
+        "geometry": result.geometry,
+        "fsc_average": result.fsc_average,
+        "rms_shift_A": result.rms_shift_A,
+        "backbone": result.links.report(),
+        "servalcat": {"version": version, "cycles": result.cycles, "weight": result.weight,
+                      "mask_radius_A": args.mask_radius, "monomer_library": str(library)},
+        "warnings": result.warnings,
+        "timings_s": {"servalcat": round(result.seconds, 3), "total": round(time.perf_counter() - t0, 3)},
+    })
+    before, after = result.geometry["before"], result.geometry["after"]
+    _say(f"bond r.m.s.d. {before['bond_rmsd_A']} -> {after['bond_rmsd_A']} Å, angle {before['angle_rmsd_deg']} -> "
+         f"{after['angle_rmsd_deg']}°, FSCaverage {result.fsc_average['before']} -> {result.fsc_average['after']}; "
+         f"{len(result.links.breaks)} chain breaks kept open; summary {report_path}")
+    return 0
+
+
+def _default_prefix(path: Path) -> str:
+    """File name without its model extension(s): 6v5b_model.cif.gz -> 6v5b_model."""
+    name = path.name
+    for suffix in MODEL_SUFFIXES:
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return name or path.stem
+
+
+def _say(message: str) -> None:
+    print(f"refine-na: {message}", file=sys.stderr, flush=True)

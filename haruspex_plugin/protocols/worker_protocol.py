@@ -1,0 +1,63 @@
+"""HaruspexWorkerProtocol: what every Haruspex protocol shares to launch the worker and read what it wrote."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+
+import pyworkflow.utils as pwutils
+from pwem.protocols import EMProtocol
+
+from .. import Plugin
+from ..constants import WORKER_ERROR_PREFIX
+
+
+class HaruspexWorkerProtocol(EMProtocol):
+    """Base of the protocols that run the Haruspex worker (docs/worker-contract.md) on an ``inputVolume``."""
+
+    def getPrefix(self) -> str:
+        """Output file prefix: the input map's file name without extension, made file-system safe."""
+        name = pwutils.removeBaseExt(self.inputVolume.get().getFileName().replace(":mrc", ""))
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "map"
+
+    def runWorker(self, args: list[str], gpu: bool) -> None:
+        """Run ``haruspex ARGS`` in the worker environment, in the extra folder, on the GPUs Scipion gives the step
+        when *gpu*; fail with the worker's own one-line message."""
+        program = Plugin.getWorkerCommand()
+        line = " ".join(shlex.quote(arg) for arg in args)
+        if gpu:
+            program = f"CUDA_VISIBLE_DEVICES=%(GPU)s {program}"
+            line = line.replace("%", "%%")  # runJob %-formats the arguments with the GPU list
+        try:
+            self.runJob(program, line, env=Plugin.getEnviron(), cwd=self._getExtraPath())
+        except subprocess.CalledProcessError as exc:
+            raise RuntimeError(f"Haruspex worker failed ({self.workerError() or exc})") from None
+
+    def workerError(self) -> str:
+        """The worker's one-line error (``haruspex: error: ...``) from this run's logs, or ''."""
+        for log in (self.getStderrLog(), self.getStdoutLog()):
+            if not os.path.exists(log):
+                continue
+            with open(log, errors="replace") as handle:
+                errors = [line.strip() for line in handle if line.strip().startswith(WORKER_ERROR_PREFIX)]
+            if errors:
+                return errors[-1]
+        return ""
+
+
+def read_json(path: str) -> dict:
+    """A worker summary or report (JSON)."""
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def checked_files(report: str, listed: dict[str, str], expected) -> dict[str, str]:
+    """Output key -> project-relative path of the files a worker *report* lists, after checking that every
+    *expected* key is listed and every listed file exists (RuntimeError naming the report otherwise)."""
+    problems = [f"{key}: not listed" for key in expected if key not in listed]
+    problems += [f"{key}: {path} missing" for key, path in listed.items() if not os.path.exists(path)]
+    if problems:
+        raise RuntimeError(f"{report}: the worker's outputs are incomplete: " + "; ".join(problems))
+    return {key: os.path.relpath(path) for key, path in listed.items()}
