@@ -3,8 +3,13 @@
     haruspex annotate MAP -o OUTDIR        helix / sheet / nucleic-acid / unassigned maps of a density map
     haruspex detect-na MAP --resolution R -o OUTDIR
                                            sugar / phosphate / base-type maps (CryoREAD's detection networks)
-    haruspex build-na DETECTION_SUMMARY    a DNA/RNA model from detect-na's maps (no sequence yet)
+    haruspex build-na DETECTION_SUMMARY    a DNA/RNA model from detect-na's maps, with or without the sequences
     haruspex evaluate-na MODEL REFERENCE   compare a nucleic-acid model with a reference (coverage, sequence, RMSD)
+    haruspex refine-na MODEL MAP --resolution R
+                                           refine a model into its map with servalcat (chain breaks kept open)
+    haruspex training-data MAP MODEL -o DIR
+                                           labelled 70³ training segments (the Haruspex paper's labelling)
+    haruspex train SEGMENTS_DIR -o PREFIX  train or fine-tune the Haruspex network (published checkpoint layout)
     haruspex weights download|verify|path  the published network weights
     haruspex example OUT.mrc               write the built-in example map (simulated from ideal helices and a sheet)
 """
@@ -19,6 +24,9 @@ from haruspex_engine import __version__, weights
 from haruspex_engine.nucleic.build_command import add_build_parser
 from haruspex_engine.nucleic.command import add_detect_parser
 from haruspex_engine.nucleic.evaluate_command import add_evaluate_parser
+from haruspex_engine.refine.refine_command import add_refine_parser
+from haruspex_engine.training.data_command import add_training_data_parser
+from haruspex_engine.training.train_command import add_train_parser
 
 EXIT_FAILED = 1
 
@@ -40,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_detect_parser(commands)
     add_build_parser(commands)
     add_evaluate_parser(commands)
+    add_refine_parser(commands)
+    add_training_data_parser(commands)
+    add_train_parser(commands)
     weights.add_weights_parser(commands)
     example = commands.add_parser(
         "example",
@@ -190,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     from haruspex_engine.checkpoints import CheckpointError
     from haruspex_engine.devices import DeviceError
     from haruspex_engine.maps import MapError
+    from haruspex_engine.model_files import ModelFileError
 
     args = build_parser().parse_args(argv)
     try:
@@ -197,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     except weights.WeightsMissingError as exc:
         print(f"haruspex: error: {exc}", file=sys.stderr)
         return weights.EXIT_NO_WEIGHTS
-    except (CommandError, MapError, CheckpointError, DeviceError, weights.WeightsError) as exc:
+    except (CommandError, MapError, ModelFileError, CheckpointError, DeviceError, weights.WeightsError) as exc:
         print(f"haruspex: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except OSError as exc:  # e.g. an output directory that cannot be created or written

@@ -68,6 +68,24 @@ def needs_resampling(voxel_size: tuple[float, float, float]) -> bool:
     return max(voxel_size) > high or min(voxel_size) < low
 
 
+def working_map(density: DensityMap) -> DensityMap:
+    """``density`` on the grid Haruspex works on (see ``annotate_map``).
+
+    Unchanged when every voxel edge is in [1.0, 1.2] Å. Otherwise zoomed per axis by voxel / 1.1 with
+    ``maps.zoom_by`` (cubic spline, corner-aligned), so voxel (0, 0, 0) keeps its position and the spacing becomes
+    voxel · (n_in − 1) / (n_out − 1) ≈ 1.1 Å; the result carries that position as its origin and nstart 0.
+    """
+    if not needs_resampling(density.voxel_size):
+        return density
+    factors = tuple(v / WORKING_VOXEL_SIZE for v in reversed(density.voxel_size))  # z, y, x
+    data = zoom_by(density.data, factors)
+    voxel = tuple(
+        float(v * (n_in - 1) / max(n_out - 1, 1))
+        for v, n_in, n_out in zip(density.voxel_size, reversed(density.data.shape), reversed(data.shape))
+    )
+    return DensityMap(data=data, voxel_size=voxel, origin=density.first_voxel_position, path=density.path)
+
+
 def annotate_map(
     density: DensityMap,
     predict: PredictFn,
@@ -85,16 +103,10 @@ def annotate_map(
     timings: dict[str, float] = {}
     warnings: list[str] = []
     t0 = time.perf_counter()
-    resampled = needs_resampling(density.voxel_size)
-    work = density.data
-    working_voxel = density.voxel_size
-    if resampled:
-        factors = tuple(v / WORKING_VOXEL_SIZE for v in reversed(density.voxel_size))  # z, y, x
-        work = zoom_by(density.data, factors)
-        working_voxel = tuple(
-            v * (n_in - 1) / max(n_out - 1, 1)
-            for v, n_in, n_out in zip(density.voxel_size, reversed(density.data.shape), reversed(work.shape))
-        )
+    working = working_map(density)
+    resampled = working is not density
+    work = working.data
+    working_voxel = working.voxel_size
     timings["resample"] = time.perf_counter() - t0
 
     layout = (tiling.compat_layout if compat else tiling.full_coverage_layout)(work.shape, BOX, CORE)

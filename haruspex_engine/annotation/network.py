@@ -19,6 +19,8 @@ conv3d (1 input channel) and conv3d_7 (4 output channels) stay direct: there the
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from haruspex_engine.annotation.checkpoint import BOX, NETWORK_TENSORS
@@ -87,27 +89,33 @@ class HaruspexNetwork:
             raise DeviceOutOfMemory(f"{len(boxes)} tiles do not fit in {self.device} memory") from exc
 
     def _logits(self, x: tf.Tensor) -> tf.Tensor:
-        w = self._w
-        x = tf.cast(x, PRECISIONS[self.precision])
-        batch = tf.shape(x)[0]
-        x = _conv(x, w, "conv3d")
-        skip_a = _conv(x, w, "conv3d_1")                                  # 36³ × 64
-        x = tf.nn.max_pool3d(skip_a, ksize=2, strides=2, padding="VALID")  # 18³
-        skip_b = _conv(x, w, "conv3d_2")                                  # 16³ × 128
-        x = tf.nn.max_pool3d(skip_b, ksize=2, strides=2, padding="VALID")  # 8³
-        x = _conv(x, w, "conv3d_3", padding="SAME")                       # 8³ × 256
-        x = _up(x, w["conv3d_transpose/kernel"], batch, 16)               # 16³ × 256
-        x = tf.concat([skip_b, x], axis=-1)                               # 16³ × 384
-        x = _conv(x, w, "conv3d_4")                                       # 14³ × 256
-        x = _conv(x, w, "conv3d_5")                                       # 12³ × 128
-        x = _up(x, w["conv3d_transpose_1/kernel"], batch, 24)             # 24³ × 128
-        x = tf.concat([skip_a[:, 6:30, 6:30, 6:30, :], x], axis=-1)       # 24³ × 192
-        x = _conv(x, w, "conv3d_6")                                       # 22³ × 128
-        x = _conv(x, w, "conv3d_7", relu=False)                           # 20³ × 4 logits
-        return tf.cast(x, tf.float32)
+        return tf.cast(network_logits(tf.cast(x, PRECISIONS[self.precision]), self._w), tf.float32)
 
 
-def _conv(x: tf.Tensor, w: dict, name: str, padding: str = "VALID", relu: bool = True) -> tf.Tensor:
+def network_logits(x: tf.Tensor, w: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """Logits of the central 20³ of each box: x (B, 40, 40, 40, 1) NDHWC -> (B, 20, 20, 20, 4), in x's dtype.
+
+    w: the NETWORK_TENSORS as tensors or tf.Variables (the training model passes its variables, so training
+    differentiates exactly this forward pass); a ``{layer}/winograd`` entry computes that layer with Winograd.
+    """
+    batch = tf.shape(x)[0]
+    x = _conv(x, w, "conv3d")
+    skip_a = _conv(x, w, "conv3d_1")                                  # 36³ × 64
+    x = tf.nn.max_pool3d(skip_a, ksize=2, strides=2, padding="VALID")  # 18³
+    skip_b = _conv(x, w, "conv3d_2")                                  # 16³ × 128
+    x = tf.nn.max_pool3d(skip_b, ksize=2, strides=2, padding="VALID")  # 8³
+    x = _conv(x, w, "conv3d_3", padding="SAME")                       # 8³ × 256
+    x = _up(x, w["conv3d_transpose/kernel"], batch, 16)               # 16³ × 256
+    x = tf.concat([skip_b, x], axis=-1)                               # 16³ × 384
+    x = _conv(x, w, "conv3d_4")                                       # 14³ × 256
+    x = _conv(x, w, "conv3d_5")                                       # 12³ × 128
+    x = _up(x, w["conv3d_transpose_1/kernel"], batch, 24)             # 24³ × 128
+    x = tf.concat([skip_a[:, 6:30, 6:30, 6:30, :], x], axis=-1)       # 24³ × 192
+    x = _conv(x, w, "conv3d_6")                                       # 22³ × 128
+    return _conv(x, w, "conv3d_7", relu=False)                        # 20³ × 4 logits
+
+
+def _conv(x: tf.Tensor, w: Mapping[str, tf.Tensor], name: str, padding: str = "VALID", relu: bool = True) -> tf.Tensor:
     if f"{name}/winograd" in w:
         if padding == "SAME":
             x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [1, 1], [0, 0]])

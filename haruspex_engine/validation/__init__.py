@@ -1,0 +1,1 @@
+"""Model validation against annotation maps: per-residue secondary structure of atomic models."""
