@@ -10,6 +10,7 @@
     haruspex training-data MAP MODEL -o DIR
                                            labelled 70³ training segments (the Haruspex paper's labelling)
     haruspex train SEGMENTS_DIR -o PREFIX  train or fine-tune the Haruspex network (published checkpoint layout)
+    haruspex validate MODEL ANNOTATION     per-residue secondary structure of a model against an annotation
     haruspex weights download|verify|path  the published network weights
     haruspex example OUT.mrc               write the built-in example map (simulated from ideal helices and a sheet)
 """
@@ -27,6 +28,7 @@ from haruspex_engine.nucleic.evaluate_command import add_evaluate_parser
 from haruspex_engine.refine.refine_command import add_refine_parser
 from haruspex_engine.training.data_command import add_training_data_parser
 from haruspex_engine.training.train_command import add_train_parser
+from haruspex_engine.validation.validate_command import add_validate_parser
 
 EXIT_FAILED = 1
 
@@ -51,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_refine_parser(commands)
     add_training_data_parser(commands)
     add_train_parser(commands)
+    add_validate_parser(commands)
     weights.add_weights_parser(commands)
     example = commands.add_parser(
         "example",

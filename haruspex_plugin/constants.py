@@ -50,3 +50,38 @@ NA_MAP_OUTPUTS = {"sugar": "outputSugar", "phosphate": "outputPhosphate", "prote
 NA_MODEL_OUTPUT = "outputModel"
 NA_MODEL_NO_SEQUENCE_OUTPUT = "outputModelNoSequence"
 NA_CONFIDENCE_ATTRIBUTE = "haruspex_confidence"
+# The build's nucleic-acid-masked map (1 Å working grid) and its servalcat-refined model.
+NA_MASKED_MAP_OUTPUT = "outputMaskedMap"
+NA_MODEL_REFINED_OUTPUT = "outputModelRefined"
+
+# Refinement (ProtHaruspexRefineNucleicAcids): the refined model.
+REFINED_MODEL_OUTPUT = "outputModel"
+
+# Batch annotation (ProtHaruspexAnnotate on a SetOfVolumes): one SetOfVolumes per worker output key, whose item of
+# id i is the annotation of the input set's map of id i; with density weighting, one more set per class.
+BATCH_OUTPUT_NAMES = {
+    "helix": "outputHelixMaps",
+    "sheet": "outputSheetMaps",
+    "nucleic": "outputNucleicMaps",
+    "unassigned": "outputUnassignedMaps",
+    "labels": "outputLabelMaps",
+}
+BATCH_WEIGHTED_OUTPUT_NAMES = {
+    "helix": "outputHelixWeightedMaps",
+    "sheet": "outputSheetWeightedMaps",
+    "nucleic": "outputNucleicWeightedMaps",
+    "unassigned": "outputUnassignedWeightedMaps",
+}
+
+# Validation (ProtHaruspexValidate): the model with per-residue Scipion attributes (pwem's _scipion_attributes),
+# each taken from a column of `haruspex validate`'s table. Classes are label values (0 unassigned, 1 helix, 2 sheet,
+# 3 nucleic acid); agreement is 1 where the predicted class is the model's; residues off the map have none.
+VALIDATION_MODEL_OUTPUT = "outputModel"
+VALIDATION_AGREEMENT_ATTRIBUTE = "haruspex_agreement"
+VALIDATION_ATTRIBUTES = {
+    VALIDATION_AGREEMENT_ATTRIBUTE: "agreement",
+    "haruspex_predicted_class": "predicted_class",
+    "haruspex_model_class": "model_class",
+    "haruspex_model_class_probability": "model_class_probability",
+    "haruspex_backbone_density": "backbone_density_rmsd",
+}

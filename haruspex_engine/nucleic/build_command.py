@@ -34,6 +34,9 @@ Outputs in OUTDIR:
   PREFIX_model.pdb         the same in PDB format (with --pdb; at most 62 chains)
   PREFIX_noseq.cif         with --sequence: the model built without it
   PREFIX_confidence.csv    chain, residue number, residue name, confidence
+  PREFIX_na_masked.mrc     the working map with protein and non-nucleic-acid density zeroed (CryoREAD's map for
+                           refinement: protein probability >= 0.6, sugar + phosphate + base <= 0.1, or density at
+                           or below the contour); written even when no model is built
   PREFIX_build.json        chains, residues, how tracing and assignment stopped, node counts, timings (last)
 When no nucleic acid is found, no model is written and the summary says so (exit status 0).""",
     )
@@ -62,10 +65,11 @@ When no nucleic acid is found, no model is written and the summary says so (exit
 def run_build(args: argparse.Namespace) -> int:
     """Run a parsed ``build-na`` command; returns the exit status."""
     from haruspex_engine.cli import CommandError
-    from haruspex_engine.maps import read_map
+    from haruspex_engine.maps import read_map, write_like
     from haruspex_engine.nucleic.atoms import write_confidence_table, write_model
     from haruspex_engine.nucleic.build import build_nucleic_model
     from haruspex_engine.nucleic.classes import STAGE2_CLASSES
+    from haruspex_engine.nucleic.na_mask import nucleic_acid_masked
     from haruspex_engine.nucleic.sequences import SequenceError, read_fasta
     from haruspex_engine.summary import write_summary
 
@@ -107,7 +111,10 @@ def run_build(args: argparse.Namespace) -> int:
     result = build_nucleic_model(stage2, working.data, working.first_voxel_position, sequences=sequences,
                                  dna=args.dna, solution_limit=args.trace_solutions,
                                  time_limit_s=args.trace_time_limit, assignment_time_limit_s=args.assign_time_limit)
-    files: dict[str, str] = {}
+    masked = outdir / f"{prefix}_na_masked.mrc"
+    contour = float((detection.get("contour") or {}).get("normalised", 0.0))
+    write_like(masked, nucleic_acid_masked(working.data, stage2, contour), working)
+    files: dict[str, str] = {"na_masked_map": str(masked)}
     chains: list[dict[str, object]] = []
     if result.structure is None:
         warnings.append("no nucleic acid found: no chain of two or more residues could be traced")

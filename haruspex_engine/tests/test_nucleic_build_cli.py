@@ -42,7 +42,7 @@ def test_build_na_writes_a_model_of_the_rna(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "rna_build.json").read_text())
     assert report["residues"] >= 27 and report["trace"]["stopped_by"] == "solution limit"
     assert report["sequence"] is None and report["assignment"] is None
-    assert set(report["outputs"]) == {"model", "model_pdb", "confidence"}
+    assert set(report["outputs"]) == {"model", "model_pdb", "confidence", "na_masked_map"}
     model = gemmi.read_structure(report["outputs"]["model"])
     assert evaluate_model(model, structure)["backbone_coverage_3A"] >= 0.9
     assert gemmi.read_structure(report["outputs"]["model_pdb"])[0].count_atom_sites() == model[0].count_atom_sites()
@@ -57,7 +57,8 @@ def test_no_nucleic_acid_is_a_result_not_a_crash(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "no nucleic acid found" in result.stderr
     report = json.loads((tmp_path / "rna_build.json").read_text())
-    assert report["residues"] == 0 and report["outputs"] == {} and not (tmp_path / "rna_model.cif").exists()
+    assert report["residues"] == 0 and set(report["outputs"]) == {"na_masked_map"}
+    assert not (tmp_path / "rna_model.cif").exists()
     assert summary.exists()
 
 
@@ -80,7 +81,7 @@ def test_build_na_with_a_fasta_numbers_chains_in_register(tmp_path: Path) -> Non
     assert "protein" in result.stderr  # the skipped protein record is reported
     report = json.loads((tmp_path / "rna_build.json").read_text())
     assert report["assignment"]["status"] == "OPTIMAL" and report["assignment"]["matched_nodes"] >= 25
-    assert set(report["outputs"]) == {"model", "model_without_sequence", "confidence"}
+    assert set(report["outputs"]) == {"model", "model_without_sequence", "confidence", "na_masked_map"}
     assert report["chains"][0]["id"] == "R" and any("protein" in w for w in report["warnings"])
     model = gemmi.read_structure(report["outputs"]["model"])
     assert evaluate_model(model, structure)["sequence_recall"] >= 0.9

@@ -2,5 +2,8 @@
 from .protocol_annotate import ProtHaruspexAnnotate
 from .protocol_build_nucleic_acids import ProtHaruspexBuildNucleicAcids
 from .protocol_import_sequences import ProtHaruspexImportSequences
+from .protocol_refine import ProtHaruspexRefineNucleicAcids
+from .protocol_validate import ProtHaruspexValidate
 
-__all__ = ["ProtHaruspexAnnotate", "ProtHaruspexBuildNucleicAcids", "ProtHaruspexImportSequences"]
+__all__ = ["ProtHaruspexAnnotate", "ProtHaruspexBuildNucleicAcids", "ProtHaruspexImportSequences",
+           "ProtHaruspexRefineNucleicAcids", "ProtHaruspexValidate"]

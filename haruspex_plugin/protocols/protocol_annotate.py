@@ -11,6 +11,8 @@ from pyworkflow.constants import BETA
 
 from .. import Plugin
 from ..constants import (
+    BATCH_OUTPUT_NAMES,
+    BATCH_WEIGHTED_OUTPUT_NAMES,
     CLASS_LABELS,
     CLASSES,
     DISPLAY_ORDER,
@@ -27,30 +29,38 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
     """Annotates a cryo-EM map with Haruspex (Mostosi et al. 2020): the network predicts, for every voxel, the
     probability of α-helix, β-sheet, nucleic acid or none of these. Outputs the four probability maps and an argmax
     label map (0 unassigned, 1 helix, 2 sheet, 3 nucleic acid), all on the input's grid, sampling and origin.
+
+    A set of maps is annotated map by map, one restartable worker run each (files in extra/map_<id>/), and gives one
+    set per output kind (helix, sheet, nucleic acid, unassigned, labels): its item of id i is the annotation of the
+    input map of id i, with that map's sampling and origin. A fixed set of output names, unlike one output per map,
+    can be declared before the run (so workflows connect to them) and hands each class to set-consuming protocols.
     """
     _label = "annotate map"
     _devStatus = BETA
-    _possibleOutputs = {**{name: Volume for name in OUTPUT_NAMES.values()}, WEIGHTED_OUTPUT: SetOfVolumes}
+    _possibleOutputs = {
+        **{name: Volume for name in OUTPUT_NAMES.values()},
+        WEIGHTED_OUTPUT: SetOfVolumes,
+        **{name: SetOfVolumes for name in BATCH_OUTPUT_NAMES.values()},
+        **{name: SetOfVolumes for name in BATCH_WEIGHTED_OUTPUT_NAMES.values()},
+    }
 
     # --------------------------- DEFINE param functions ---------------------------------------------------------
     def _defineParams(self, form):
-        form.addHidden(params.USE_GPU, params.BooleanParam, default=True,
-                       label="Use GPU?",
-                       help="Yes: run the network on the first GPU given below when the worker can use it; when "
-                            "no GPU is usable the worker runs on the CPU and says so loudly in the log and the "
-                            "summary. No: run on the CPU.")
-        form.addHidden(params.GPU_LIST, params.StringParam, default="0",
-                       label="GPU IDs", help="GPUs made visible to the worker, which runs on the first of them.")
+        self.addGpuParams(form, "Yes: run the network on the first GPU given below when the worker can use it; when "
+                                "no GPU is usable the worker runs on the CPU and says so loudly in the log and the "
+                                "summary. No: run on the CPU.")
         form.addSection(label=pwutils.Message.LABEL_INPUT)
-        form.addParam("inputVolume", params.PointerParam, pointerClass="Volume", important=True,
-                      label="Input map",
-                      help="Density map to annotate. Haruspex was trained on maps at 1.1 Å/voxel; maps with a "
-                           "voxel size outside [1.0, 1.2] Å are resampled to 1.1 Å for the network and the "
-                           "predictions are resampled back. Raw intensities are used (no normalisation).")
+        form.addParam("inputVolume", params.PointerParam, pointerClass="Volume,SetOfVolumes", important=True,
+                      label="Input map(s)",
+                      help="Density map to annotate, or a set of maps to annotate one after the other. Haruspex "
+                           "was trained on maps at 1.1 Å/voxel; maps with a voxel size outside [1.0, 1.2] Å are "
+                           "resampled to 1.1 Å for the network and the predictions are resampled back. Raw "
+                           "intensities are used (no normalisation).")
         form.addParam("densityWeighted", params.BooleanParam, default=False,
                       label="Also write density-weighted maps?",
                       help="Also output each probability map multiplied by the input density (the original "
-                           "tool's -d option, which its documentation always uses), as a set of 4 volumes.")
+                           "tool's -d option, which its documentation always uses), as a set of 4 volumes "
+                           "(for a set of maps: one set per class).")
         form.addParam("compat", params.BooleanParam, default=False,
                       label="Reproduce the original tiling exactly?",
                       help="The original Haruspex script writes the last one or two 20³ output tiles along each "
@@ -71,34 +81,33 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
 
     # --------------------------- INSERT steps functions ---------------------------------------------------------
     def _insertAllSteps(self):
-        self._insertFunctionStep(self.convertInputStep, self.inputVolume.get().getObjId(), needsGPU=False)
-        self._insertFunctionStep(self.annotateStep, needsGPU=True)
+        for volume in self.getInputMaps():
+            self._insertFunctionStep(self.convertInputStep, volume.getObjId(), volume.getFileName(), needsGPU=False)
+            self._insertFunctionStep(self.annotateStep, volume.getObjId(), needsGPU=True)
         self._insertFunctionStep(self.createOutputStep, needsGPU=False)
 
     # --------------------------- STEPS functions ----------------------------------------------------------------
-    def convertInputStep(self, volumeId):
-        """Write the input as a standard MRC file with the Scipion sampling rate and origin in its header.
+    def convertInputStep(self, mapId: int, fileName: str):
+        """Write input map *mapId* as a standard MRC file with the Scipion sampling rate and origin in its header.
 
-        *volumeId* is not used: it records the input in the step, so a continued run redoes the step when the
-        input changed.
+        *fileName* is not used: with *mapId* it records the input in the step, so a continued run redoes the step
+        when the input changed.
         """
-        volume = self.inputVolume.get()
+        volume = self.getInputMap(mapId)
+        pwutils.makePath(self.getMapFolder(mapId))
         shifts = volume.getOrigin(force=True).getShifts()
-        Ccp4Header.fixFile(volume, self.getInputMapPath(), shifts, sampling=volume.getSamplingRate(),
+        Ccp4Header.fixFile(volume, self.getInputMapPath(mapId), shifts, sampling=volume.getSamplingRate(),
                            originField=Ccp4Header.ORIGIN)
 
-    def annotateStep(self):
-        """Run ``haruspex annotate`` in the worker environment; fail with the worker's own message."""
-        pwutils.cleanPath(self.getSummaryPath())
-        self.runWorker(self._workerArgs(), gpu=self.useGpu.get())
+    def annotateStep(self, mapId: int | None = None):
+        """Run ``haruspex annotate`` on the input map (*mapId*: the map of an input set) in the worker environment;
+        fail with the worker's own message."""
+        pwutils.cleanPath(self.getSummaryPath(mapId))
+        self.runWorker(self._workerArgs(mapId), gpu=self.useGpu.get())
 
     def createOutputStep(self):
-        """Register the maps listed in the worker's summary, all at once, once every one is known to exist."""
-        files = self._checkedOutputFiles(self.getWorkerSummary())
-        volume = self.inputVolume.get()
-        outputs = {name: _new_volume(files[key], volume) for key, name in OUTPUT_NAMES.items()}
-        if self.densityWeighted.get():
-            outputs[WEIGHTED_OUTPUT] = self._weightedSet(files, volume)
+        """Register the maps listed in the worker's summaries, all at once, once every one is known to exist."""
+        outputs = self._batchOutputs() if self.isBatch() else self._singleOutputs()
         self._defineOutputs(**outputs)
         for output in outputs.values():
             self._defineSourceRelation(self.inputVolume, output)
@@ -106,9 +115,13 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
     # --------------------------- INFO functions -----------------------------------------------------------------
     def _validate(self):
         errors = []
-        volume = self.inputVolume.get()
-        if volume is not None and not (volume.getSamplingRate() or 0) > 0:
-            errors.append("The input map has no sampling rate: set it (Å/voxel) when importing the map.")
+        maps = self.getInputMaps() if self.inputVolume.get() is not None else []
+        if self.isBatch() and not maps:
+            errors.append("The input set of maps is empty.")
+        for volume in maps:
+            if not (volume.getSamplingRate() or 0) > 0:
+                errors.append(f"{self._mapName(volume).capitalize()} has no sampling rate: set it (Å/voxel) when "
+                              "importing the map.")
         if self.useGpu.get() and not self.getGpuList():
             errors.append("Give a GPU ID, or answer No to 'Use GPU?' to run on the CPU.")
         if not Plugin.validateInstallation():  # otherwise Scipion already lists the installation problems
@@ -116,52 +129,91 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
         return errors
 
     def _summary(self):
-        summary = self.getWorkerSummary() if os.path.exists(self.getSummaryPath()) else None
-        if summary is None:
+        maps = self.getInputMaps() if self.inputVolume.get() is not None else []
+        summaries = {volume.getObjId(): self.getWorkerSummary(volume.getObjId()) for volume in maps
+                     if os.path.exists(self.getSummaryPath(volume.getObjId()))}
+        if not summaries:
             return ["Outputs not ready yet."]
-        fractions = summary.get("class_fractions", {})
-        lines = ["Class fractions (share of map voxels): "
-                 + ", ".join(f"{CLASS_LABELS[c]} {100 * fractions.get(c, 0):.1f}%" for c in DISPLAY_ORDER)]
-        timing = summary.get("timings_s", {}).get("total")
-        lines.append(f"Device: {summary.get('device', '?')}, {summary.get('precision', '?')}, "
-                     f"{summary.get('tiles', '?')} tiles of 40³ voxels"
-                     + (f", {timing:.1f} s." if isinstance(timing, (int, float)) else "."))
-        if summary.get("resampled"):
-            working = _format_voxel(summary.get("working_voxel_size_xyz"))
-            lines.append(f"The map was resampled to {working} Å/voxel for the network, and the predictions back "
-                         "to the input grid.")
-        lines += [f"Warning: {warning}" for warning in summary.get("warnings", [])]
+        if self.isBatch():
+            lines = [f"{len(summaries)} of {len(maps)} maps annotated. Class fractions (share of each map's voxels):"]
+            lines += [f"map {mapId} ({self.getPrefix(self.getInputMap(mapId))}): {_fractions(summary)}"
+                      for mapId, summary in summaries.items()]
+        else:
+            lines = [f"Class fractions (share of map voxels): {_fractions(next(iter(summaries.values())))}"]
+        lines.append(_device_line(list(summaries.values())))
+        lines += [_resampled_line(summary, f"Map {mapId}" if self.isBatch() else "The map")
+                  for mapId, summary in summaries.items() if summary.get("resampled")]
+        warnings = [w for summary in summaries.values() for w in summary.get("warnings", [])]
+        lines += [f"Warning: {warning}" for warning in dict.fromkeys(warnings)]  # each once, in order
         return lines
 
     def _methods(self):
-        if not self.hasAttribute(OUTPUT_NAMES["labels"]):
+        labels = BATCH_OUTPUT_NAMES["labels"] if self.isBatch() else OUTPUT_NAMES["labels"]
+        if not self.hasAttribute(labels):
             return []
         placement = "the original tile placement (compatibility mode)" if self.compat.get() else "corrected tiling"
-        return [f"The map {self.getObjectTag('inputVolume')} was annotated with Haruspex [Mostosi2020], which "
-                f"predicts for every voxel the probability of α-helix, β-sheet, nucleic acid or none, using "
-                f"{placement} and {PRECISIONS[self.precision.get()]} arithmetic. The label map gives the most "
-                f"probable class of each voxel."]
+        if self.isBatch():
+            subject = f"Each of the {self.inputVolume.get().getSize()} maps of {self.getObjectTag('inputVolume')} was"
+            labelMaps = "The label maps give"
+        else:
+            subject = f"The map {self.getObjectTag('inputVolume')} was"
+            labelMaps = "The label map gives"
+        return [f"{subject} annotated with Haruspex [Mostosi2020], which predicts for every voxel the probability "
+                f"of α-helix, β-sheet, nucleic acid or none, using {placement} and "
+                f"{PRECISIONS[self.precision.get()]} arithmetic. {labelMaps} the most probable class of each voxel."]
 
     def _citations(self):
         return ["Mostosi2020"]
 
     # --------------------------- UTILS functions ----------------------------------------------------------------
-    def getInputMapPath(self) -> str:
-        """The converted input map given to the worker (in the protocol's extra folder)."""
-        return self._getExtraPath(f"{self.getPrefix()}.mrc")
+    def isBatch(self) -> bool:
+        """Whether the input is a set of maps (annotated map by map) rather than one Volume."""
+        return isinstance(self.inputVolume.get(), SetOfVolumes)
 
-    def getSummaryPath(self) -> str:
-        """The worker's JSON summary; written last, so its presence means the worker succeeded."""
-        return self._getExtraPath(f"{self.getPrefix()}_summary.json")
+    def getInputMaps(self) -> list[Volume]:
+        """The maps to annotate: the input Volume, or copies of the input set's maps in id order."""
+        given = self.inputVolume.get()
+        if isinstance(given, SetOfVolumes):
+            return [volume.clone() for volume in given.iterItems(orderBy="id")]
+        return [given]
 
-    def getWorkerSummary(self) -> dict:
-        """The worker's JSON summary (see docs/worker-contract.md)."""
-        return read_json(self.getSummaryPath())
+    def getInputMap(self, mapId: int | None = None) -> Volume:
+        """The input Volume, or the input set's map of id *mapId* (which a set input requires)."""
+        given = self.inputVolume.get()
+        if not isinstance(given, SetOfVolumes):
+            return given
+        volume = given[mapId] if mapId is not None else None
+        if volume is None:
+            raise ValueError(f"{given.getFileName()}: the input set of maps has no map of id {mapId}")
+        return volume
 
-    def _workerArgs(self) -> list[str]:
-        args = ["annotate", os.path.abspath(self.getInputMapPath()),
-                "-o", os.path.abspath(self._getExtraPath()),
-                "--prefix", self.getPrefix(),
+    def getMapFolder(self, mapId: int | None = None) -> str:
+        """Folder of one map's files: the extra folder for an input Volume, extra/map_<id> for the input set's map
+        of id *mapId*."""
+        if not self.isBatch():
+            return self._getExtraPath()
+        return self._getExtraPath(f"map_{self.getInputMap(mapId).getObjId():03d}")
+
+    def getInputMapPath(self, mapId: int | None = None) -> str:
+        """The converted input map given to the worker (*mapId*: the map of an input set)."""
+        return os.path.join(self.getMapFolder(mapId), f"{self.getPrefix(self.getInputMap(mapId))}.mrc")
+
+    def getSummaryPath(self, mapId: int | None = None) -> str:
+        """The worker's JSON summary (*mapId*: of the map of an input set); written last, so its presence means
+        the worker succeeded."""
+        return os.path.join(self.getMapFolder(mapId), f"{self.getPrefix(self.getInputMap(mapId))}_summary.json")
+
+    def getWorkerSummary(self, mapId: int | None = None) -> dict:
+        """The worker's JSON summary (see docs/worker-contract.md; *mapId*: of the map of an input set)."""
+        return read_json(self.getSummaryPath(mapId))
+
+    def _mapName(self, volume: Volume) -> str:
+        return f"map {volume.getObjId()} of the input set" if self.isBatch() else "the input map"
+
+    def _workerArgs(self, mapId: int | None) -> list[str]:
+        args = ["annotate", os.path.abspath(self.getInputMapPath(mapId)),
+                "-o", os.path.abspath(self.getMapFolder(mapId)),
+                "--prefix", self.getPrefix(self.getInputMap(mapId)),
                 "--batch-size", str(self.batchSize.get()),
                 "--precision", PRECISIONS[self.precision.get()],
                 "--device", "auto" if self.useGpu.get() else "cpu"]
@@ -171,12 +223,45 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
             args.append("--density-weighted")
         return args
 
-    def _checkedOutputFiles(self, summary: dict) -> dict[str, str]:
-        """Output key -> project-relative path, after checking every expected and listed file exists."""
-        expected = list(OUTPUT_NAMES)
+    def _outputKeys(self) -> list[str]:
+        """The worker's output keys this run registers."""
+        keys = list(OUTPUT_NAMES)
         if self.densityWeighted.get():
-            expected += [c + WEIGHTED_SUFFIX for c in CLASSES]
-        return checked_files(self.getSummaryPath(), summary.get("outputs", {}), expected)
+            keys += [c + WEIGHTED_SUFFIX for c in CLASSES]
+        return keys
+
+    def _checkedOutputFiles(self, mapId: int | None = None) -> dict[str, str]:
+        """Output key -> project-relative path of map *mapId*'s outputs, after checking every expected and listed
+        file exists."""
+        summary = self.getWorkerSummary(mapId)
+        return checked_files(self.getSummaryPath(mapId), summary.get("outputs", {}), self._outputKeys())
+
+    def _singleOutputs(self) -> dict:
+        """Output name -> object for an input Volume: a Volume per output key, a set for the weighted maps."""
+        volume = self.inputVolume.get()
+        files = self._checkedOutputFiles()
+        outputs = {name: _new_volume(files[key], volume) for key, name in OUTPUT_NAMES.items()}
+        if self.densityWeighted.get():
+            outputs[WEIGHTED_OUTPUT] = self._weightedSet(files, volume)
+        return outputs
+
+    def _batchOutputs(self) -> dict:
+        """Output name -> SetOfVolumes for an input set: one set per output key, item id = input map id. Every
+        map's files are checked before any set is written."""
+        maps = self.getInputMaps()
+        files = {volume.getObjId(): self._checkedOutputFiles(volume.getObjId()) for volume in maps}
+        names = {**BATCH_OUTPUT_NAMES, **{c + WEIGHTED_SUFFIX: BATCH_WEIGHTED_OUTPUT_NAMES[c] for c in CLASSES}}
+        return {names[key]: self._outputKeySet(key, maps, files) for key in self._outputKeys()}
+
+    def _outputKeySet(self, key: str, maps: list[Volume], files: dict[int, dict[str, str]]) -> SetOfVolumes:
+        """The worker's output *key* of every input map, each item with its map's id, sampling and origin."""
+        output = self._createSetOfVolumes(suffix=key.title().replace("_", ""))
+        output.setSamplingRate(self.inputVolume.get().getSamplingRate())
+        for volume in maps:
+            item = _new_volume(files[volume.getObjId()][key], volume)
+            item.setObjId(volume.getObjId())
+            output.append(item)
+        return output
 
     def _weightedSet(self, files: dict[str, str], volume: Volume) -> SetOfVolumes:
         weighted = self._createSetOfVolumes(suffix="Weighted")
@@ -195,6 +280,29 @@ def _new_volume(path: str, like: Volume) -> Volume:
     volume.setSamplingRate(like.getSamplingRate())
     volume.setOrigin(like.getOrigin(force=True).clone())
     return volume
+
+
+def _fractions(summary: dict) -> str:
+    """'α-helix 12.3%, β-sheet ...': a worker summary's class fractions, in display order."""
+    fractions = summary.get("class_fractions", {})
+    return ", ".join(f"{CLASS_LABELS[c]} {100 * fractions.get(c, 0):.1f}%" for c in DISPLAY_ORDER)
+
+
+def _device_line(summaries: list[dict]) -> str:
+    """Device and precision of the first worker run; tiles and seconds summed over all of them."""
+    first = summaries[0]
+    tiles = [s.get("tiles") for s in summaries]
+    timings = [s.get("timings_s", {}).get("total") for s in summaries]
+    tileText = sum(tiles) if all(isinstance(t, int) for t in tiles) else "?"
+    timeText = (f", {sum(timings):.1f} s." if all(isinstance(t, (int, float)) for t in timings) else ".")
+    return (f"Device: {first.get('device', '?')}, {first.get('precision', '?')}, {tileText} tiles of 40³ voxels"
+            + timeText)
+
+
+def _resampled_line(summary: dict, subject: str) -> str:
+    working = _format_voxel(summary.get("working_voxel_size_xyz"))
+    return (f"{subject} was resampled to {working} Å/voxel for the network, and the predictions back to the input "
+            "grid.")
 
 
 def _format_voxel(voxel: list | None) -> str:

@@ -5,7 +5,6 @@ import os
 
 import pyworkflow.protocol.params as params
 import pyworkflow.utils as pwutils
-from pwem.convert.atom_struct import AtomicStructHandler, addScipionAttribute
 from pwem.convert.headers import Ccp4Header
 from pwem.objects import AtomStruct, Sequence, SetOfVolumes, Transform, Volume
 from pyworkflow.constants import BETA
@@ -21,8 +20,18 @@ from ..constants import (
     NA_CONFIDENCE_ATTRIBUTE,
     NA_DETECTION_OUTPUT,
     NA_MAP_OUTPUTS,
+    NA_MASKED_MAP_OUTPUT,
     NA_MODEL_NO_SEQUENCE_OUTPUT,
     NA_MODEL_OUTPUT,
+    NA_MODEL_REFINED_OUTPUT,
+)
+from ..convert import write_confidence_attribute
+from .protocol_refine import (
+    model_with_volume,
+    refine_args,
+    refinement_lines,
+    refinement_method,
+    refinement_tool_problems,
 )
 from .worker_protocol import HaruspexWorkerProtocol, checked_files, read_json
 
@@ -31,22 +40,26 @@ WEIGHT_SETS = tuple(WEIGHT_SET_CHOICES)  # auto, default, paper, 0-3A, 5-10A: th
 MAX_RESOLUTION_A = 10.0  # CryoREAD's networks were trained on maps up to 10 Å
 # Build-report output key -> protocol output name, for the two models.
 MODEL_OUTPUTS = {"model": NA_MODEL_OUTPUT, "model_without_sequence": NA_MODEL_NO_SEQUENCE_OUTPUT}
+MASKED_MAP_KEY = "na_masked_map"  # build report output key of the nucleic-acid-masked map
 
 
 class ProtHaruspexBuildNucleicAcids(HaruspexWorkerProtocol):
     """Builds a DNA/RNA model into a cryo-EM map, as CryoREAD does (Wang, Terashi & Kihara 2023): two deep networks
     detect sugar, phosphate, base and base-type (A, U/T, C, G) density and protein, then the backbone is traced
     through the sugar detections, nucleotides are placed, and, when chain sequences are given, the model is put in
-    their register. Outputs the eight detection maps (1 Å grid over the input map), the model with its per-residue
-    confidence and, with a sequence, the model built without it.
+    their register. Outputs the eight detection maps (1 Å grid over the input map), the map masked to the nucleic
+    acids (CryoREAD's map for refinement), the model with its per-residue confidence, with a sequence the model built
+    without it, and optionally the model refined into the map with servalcat.
     """
     _label = "build nucleic acids"
     _devStatus = BETA
     _possibleOutputs = {
         NA_DETECTION_OUTPUT: SetOfVolumes,
         **{name: Volume for name in NA_MAP_OUTPUTS.values()},
+        NA_MASKED_MAP_OUTPUT: Volume,
         NA_MODEL_OUTPUT: AtomStruct,
         NA_MODEL_NO_SEQUENCE_OUTPUT: AtomStruct,
+        NA_MODEL_REFINED_OUTPUT: AtomStruct,
     }
     # What pwem's ChimeraAttributeViewer colours the model by.
     _OUTNAME = NA_MODEL_OUTPUT
@@ -54,13 +67,9 @@ class ProtHaruspexBuildNucleicAcids(HaruspexWorkerProtocol):
 
     # --------------------------- DEFINE param functions ---------------------------------------------------------
     def _defineParams(self, form):
-        form.addHidden(params.USE_GPU, params.BooleanParam, default=True,
-                       label="Use GPU?",
-                       help="Yes: run the detection networks on the first GPU given below when the worker can use "
-                            "it; when no GPU is usable the worker runs on the CPU (much slower) and says so in the "
-                            "log and the summary. No: run on the CPU.")
-        form.addHidden(params.GPU_LIST, params.StringParam, default="0",
-                       label="GPU IDs", help="GPUs made visible to the worker, which runs on the first of them.")
+        self.addGpuParams(form, "Yes: run the detection networks on the first GPU given below when the worker can use "
+                                "it; when no GPU is usable the worker runs on the CPU (much slower) and says so in the "
+                                "log and the summary. No: run on the CPU.")
         form.addSection(label=pwutils.Message.LABEL_INPUT)
         form.addParam("inputVolume", params.PointerParam, pointerClass="Volume", important=True,
                       label="Input map",
@@ -88,6 +97,14 @@ class ProtHaruspexBuildNucleicAcids(HaruspexWorkerProtocol):
                       label="Name unassigned residues as DNA?",
                       help="Residues no sequence was matched to are named as RNA (A, C, G, U) by default; Yes "
                            "names them as DNA (DA, DC, DG, DT). Residues matched to a given chain take its kind.")
+        form.addParam("refineModel", params.BooleanParam, default=True,
+                      label="Refine the model with servalcat?",
+                      help="Yes: refine the built model into the input map at the given resolution with servalcat "
+                           "(coordinates and B-factors, CCP4 monomer library restraints; chain breaks between "
+                           "traced fragments stay open) and output it as a second model, with its geometry and "
+                           "map fit before and after in the summary. The worker environment installs servalcat "
+                           "and the monomer library; validation checks they are usable. The same refinement is "
+                           "the protocol 'refine model (servalcat)'.")
 
         form.addSection(label="Detection and building")
         form.addParam("weightSet", params.EnumParam, choices=list(WEIGHT_SETS), default=0,
@@ -130,6 +147,9 @@ class ProtHaruspexBuildNucleicAcids(HaruspexWorkerProtocol):
         self._insertFunctionStep(self.detectStep, self._detectArgs(), needsGPU=True)
         self._insertFunctionStep(self.buildStep, self._buildArgs(), needsGPU=False)
         self._insertFunctionStep(self.createOutputStep, needsGPU=False)
+        if self.refineModel.get():  # after the build's outputs are registered: a failed refinement keeps them
+            self._insertFunctionStep(self.refineStep, self._refineArgs(), needsGPU=False)
+            self._insertFunctionStep(self.createRefinedOutputStep, needsGPU=False)
 
     # --------------------------- STEPS functions ----------------------------------------------------------------
     def convertInputStep(self, volumeId, sequencesId):
@@ -155,30 +175,40 @@ class ProtHaruspexBuildNucleicAcids(HaruspexWorkerProtocol):
 
     def buildStep(self, args):
         """Run ``haruspex build-na`` on the finished detection; return its report."""
-        pwutils.cleanPath(self.getBuildReportPath())
+        pwutils.cleanPath(self.getBuildReportPath(), self.getRefineReportPath())
         self.runWorker(args, gpu=False)
         return [self.getBuildReportPath()]
+
+    def refineStep(self, args):
+        """Run ``haruspex refine-na`` on the built model against the input map; return its report (nothing when no
+        model was built)."""
+        pwutils.cleanPath(self.getRefineReportPath())
+        if self.getBuildReport().get("residues", 0) == 0:
+            self.info("No model was built: nothing to refine.")
+            return []
+        self.runWorker(args, gpu=False)
+        return [self.getRefineReportPath()]
 
     def createOutputStep(self):
         """Register the detection maps and, when a model was built, the models, all at once, after checking every
         file the worker listed exists. Outputs of an earlier run of this protocol are replaced."""
         detection, build = self.getDetectionSummary(), self.getBuildReport()
         maps = checked_files(self.getDetectionSummaryPath(), detection.get("outputs", {}), STAGE2_CLASSES)
-        expected = ["model"] if build.get("residues", 0) > 0 else []
-        models = checked_files(self.getBuildReportPath(), build.get("outputs", {}), expected)
+        expected = [MASKED_MAP_KEY, *(["model"] if build.get("residues", 0) > 0 else [])]
+        built = checked_files(self.getBuildReportPath(), build.get("outputs", {}), expected)
 
         grid = detection["working_grid"]
         outputs = {NA_DETECTION_OUTPUT: self._detectionSet(maps, grid)}
         for cls, name in NA_MAP_OUTPUTS.items():
-            outputs[name] = _grid_volume(maps[cls], grid, cls)
-        for key in (key for key in MODEL_OUTPUTS if key in models):
-            path = os.path.join(os.path.dirname(models[key]), f"{pwutils.removeBaseExt(models[key])}_scipion.cif")
-            write_confidence_attribute(models[key], path)
-            model = AtomStruct(filename=path)
-            volume = Volume()  # a copy: storing the model gives its volume a new id, which must not be the input's
-            volume.copy(self.inputVolume.get(), copyId=False)
-            model.setVolume(volume)
-            outputs[MODEL_OUTPUTS[key]] = model
+            outputs[name] = _probability_volume(maps[cls], grid, cls)
+        outputs[NA_MASKED_MAP_OUTPUT] = _grid_volume(
+            built[MASKED_MAP_KEY], grid, "nucleic-acid masked map",
+            "working density without protein (p >= 0.6) and non-nucleic-acid (sugar + phosphate + base <= 0.1) "
+            "voxels: CryoREAD's map for refinement")
+        for key in (key for key in MODEL_OUTPUTS if key in built):
+            path = os.path.join(os.path.dirname(built[key]), f"{pwutils.removeBaseExt(built[key])}_scipion.cif")
+            write_confidence_attribute(built[key], path)
+            outputs[MODEL_OUTPUTS[key]] = model_with_volume(path, self.inputVolume.get())
 
         # A continued run replaces this run's outputs. (Scipion's project keeps any output name a continued run no
         # longer defines, e.g. a model when the new build found none: use Restart for a clean slate.)
@@ -189,6 +219,19 @@ class ProtHaruspexBuildNucleicAcids(HaruspexWorkerProtocol):
             self._defineSourceRelation(self.inputVolume, output)
             if self.hasSequences() and isinstance(output, AtomStruct):
                 self._defineSourceRelation(self.inputSequences, output)
+
+    def createRefinedOutputStep(self):
+        """Register the refined model with the input map attached (nothing when no model was built)."""
+        if not os.path.exists(self.getRefineReportPath()):
+            return
+        files = checked_files(self.getRefineReportPath(), self.getRefineReport().get("outputs", {}), ("model",))
+        if self.hasAttribute(NA_MODEL_REFINED_OUTPUT):  # a continued run replaces it
+            self.deleteOutput(getattr(self, NA_MODEL_REFINED_OUTPUT))
+        model = model_with_volume(files["model"], self.inputVolume.get())
+        self._defineOutputs(**{NA_MODEL_REFINED_OUTPUT: model})
+        self._defineSourceRelation(self.inputVolume, model)
+        if self.hasSequences():
+            self._defineSourceRelation(self.inputSequences, model)
 
     # --------------------------- INFO functions -----------------------------------------------------------------
     def _validate(self):
@@ -206,7 +249,8 @@ class ProtHaruspexBuildNucleicAcids(HaruspexWorkerProtocol):
         if self.hasSequences():
             errors += self._sequenceProblems()
         if not Plugin.validateInstallation():  # otherwise Scipion already lists the installation problems
-            errors += Plugin.checkInstallation() or (self._weightProblems() if resolutionOk else [])
+            errors += Plugin.checkInstallation() or [*(self._weightProblems() if resolutionOk else []),
+                                                     *self._refinementProblems()]
         return errors
 
     def _summary(self):
@@ -222,6 +266,10 @@ class ProtHaruspexBuildNucleicAcids(HaruspexWorkerProtocol):
             build = self.getBuildReport()
             lines += self._buildLines(build)
             warnings += [w for w in build.get("warnings", []) if w not in warnings]
+            if self.refineModel.get() and build.get("residues", 0) == 0:
+                lines.append("Refinement: skipped, no model was built.")
+        if os.path.exists(self.getRefineReportPath()):
+            lines += refinement_lines(self.getRefineReport())
         lines += [f"Warning: {warning}" for warning in warnings]
         return lines
 
@@ -237,9 +285,12 @@ class ProtHaruspexBuildNucleicAcids(HaruspexWorkerProtocol):
             return [text + "No nucleic-acid chain could be traced."]
         sequence = (f"and assigned to the sequences {self.getObjectTag('inputSequences')}"
                     if self.hasSequences() else "without sequence information")
-        return [text + f"A model of {build['residues']} nucleotides in {_count(len(build.get('chains', [])), 'chain')} "
-                       f"was built by tracing the backbone through the sugar detections {sequence}; each residue's "
-                       "confidence (0 to 1) is in its B-factor."]
+        text += (f"A model of {build['residues']} nucleotides in {_count(len(build.get('chains', [])), 'chain')} "
+                 f"was built by tracing the backbone through the sugar detections {sequence}; each residue's "
+                 "confidence (0 to 1) is in its B-factor.")
+        if self.hasAttribute(NA_MODEL_REFINED_OUTPUT):
+            text += " It was then refined into the map " + refinement_method(self.getRefineReport())
+        return [text]
 
     def _citations(self):
         return ["Wang2023"]
@@ -260,6 +311,18 @@ class ProtHaruspexBuildNucleicAcids(HaruspexWorkerProtocol):
     def getBuildReportPath(self) -> str:
         """build-na's JSON report; written last, so its presence means the build finished."""
         return self._getExtraPath(f"{self.getPrefix()}_build.json")
+
+    def getModelPath(self) -> str:
+        """build-na's model (mmCIF, B-factor = confidence), when one was built."""
+        return self._getExtraPath(f"{self.getPrefix()}_model.cif")
+
+    def getRefineReportPath(self) -> str:
+        """refine-na's JSON report on the built model; written last, so its presence means refinement finished."""
+        return self._getExtraPath(f"{self.getPrefix()}_refine.json")
+
+    def getRefineReport(self) -> dict:
+        """refine-na's report (see docs/worker-contract.md)."""
+        return read_json(self.getRefineReportPath())
 
     def getDetectionSummary(self) -> dict:
         """detect-na's summary (see docs/worker-contract.md)."""
@@ -307,6 +370,19 @@ class ProtHaruspexBuildNucleicAcids(HaruspexWorkerProtocol):
             args.append("--dna")
         return args
 
+    def _refineArgs(self) -> list[str]:
+        """refine-na on build-na's model (``<prefix>_model.cif``) into the converted input map; outputs
+        ``<prefix>_refined.cif`` and ``<prefix>_refine.json`` in the extra folder."""
+        return refine_args(self.getModelPath(), [self.getInputMapPath()], self.resolution.get(), self._getExtraPath(),
+                           self.getPrefix())
+
+    def _refinementProblems(self) -> list[str]:
+        """Why the asked-for refinement could not run (the worker's check), with what to do; [] otherwise."""
+        if not self.refineModel.get():
+            return []
+        return [f"{problem}. Install it, or answer No to 'Refine the model with servalcat?'."
+                for problem in refinement_tool_problems()]
+
     def _sequenceProblems(self) -> list[str]:
         """Why the sequence input cannot be used (the worker's own FASTA rules), or []."""
         try:
@@ -328,7 +404,7 @@ class ProtHaruspexBuildNucleicAcids(HaruspexWorkerProtocol):
         detection = self._createSetOfVolumes(suffix="Detection")
         detection.setSamplingRate(float(grid["voxel_size_xyz"][0]))
         for cls in STAGE2_CLASSES:
-            detection.append(_grid_volume(maps[cls], grid, cls))
+            detection.append(_probability_volume(maps[cls], grid, cls))
         return detection
 
     def _buildLines(self, build: dict) -> list[str]:
@@ -359,33 +435,13 @@ class ProtHaruspexBuildNucleicAcids(HaruspexWorkerProtocol):
                 f"fragment choice {assignment.get('status', '?')}.")
 
 
-def write_confidence_attribute(model_path: str, output_path: str) -> None:
-    """Copy the mmCIF model at *model_path* to *output_path* with each residue's confidence (its B-factor, which
-    build-na sets to the residue's confidence 0..1) as the per-residue Scipion attribute ``NA_CONFIDENCE_ATTRIBUTE``
-    (pwem's ``_scipion_attributes`` category, specifier ``chain:number``, what ChimeraAttributeViewer reads).
-
-    The model is re-written by Biopython (pwem's low-level mmCIF access), which cannot write empty values: those
-    become '?' (unknown). Written under a temporary name and renamed when complete.
-    """
-    handler = AtomicStructHandler()
-    cif = handler.readLowLevel(model_path)
-    for key, value in cif.items():
-        if isinstance(value, list):
-            cif[key] = [item if item != "" else "?" for item in value]
-        elif value == "":
-            cif[key] = "?"
-    confidence = {}
-    for chain, number, bfactor in zip(cif["_atom_site.auth_asym_id"], cif["_atom_site.auth_seq_id"],
-                                      cif["_atom_site.B_iso_or_equiv"]):
-        confidence.setdefault(f"{chain}:{number}", bfactor)
-    addScipionAttribute(cif, confidence, NA_CONFIDENCE_ATTRIBUTE)
-    partial = output_path + ".part.cif"
-    handler._writeLowLevel(partial, cif)
-    os.replace(partial, output_path)
+def _probability_volume(path: str, grid: dict, cls: str) -> Volume:
+    """A Volume for the detection map of class *cls* (see _grid_volume)."""
+    return _grid_volume(path, grid, cls, f"{cls}: CryoREAD stage-2 probability (0..1)")
 
 
-def _grid_volume(path: str, grid: dict, label: str) -> Volume:
-    """A Volume for a detection map on the worker's working grid (1 Å voxels; origin (x, y, z) Å of voxel 0)."""
+def _grid_volume(path: str, grid: dict, label: str, comment: str) -> Volume:
+    """A Volume for a map on the worker's working grid (1 Å voxels; origin (x, y, z) Å of voxel 0)."""
     volume = Volume()
     volume.setFileName(path)
     volume.setSamplingRate(float(grid["voxel_size_xyz"][0]))
@@ -393,7 +449,7 @@ def _grid_volume(path: str, grid: dict, label: str) -> Volume:
     origin.setShifts(*(float(v) for v in grid["origin_xyz"]))
     volume.setOrigin(origin)
     volume.setObjLabel(label)
-    volume.setObjComment(f"{label}: CryoREAD stage-2 probability (0..1)")
+    volume.setObjComment(comment)
     return volume
 
 

@@ -7,7 +7,9 @@ import re
 import shlex
 import subprocess
 
+import pyworkflow.protocol.params as params
 import pyworkflow.utils as pwutils
+from pwem.objects import Volume
 from pwem.protocols import EMProtocol
 
 from .. import Plugin
@@ -17,9 +19,18 @@ from ..constants import WORKER_ERROR_PREFIX
 class HaruspexWorkerProtocol(EMProtocol):
     """Base of the protocols that run the Haruspex worker (docs/worker-contract.md) on an ``inputVolume``."""
 
-    def getPrefix(self) -> str:
-        """Output file prefix: the input map's file name without extension, made file-system safe."""
-        name = pwutils.removeBaseExt(self.inputVolume.get().getFileName().replace(":mrc", ""))
+    @staticmethod
+    def addGpuParams(form, useGpuHelp: str) -> None:
+        """Scipion's hidden GPU parameters (``useGpu``, ``gpuList``); *useGpuHelp* says what the GPU runs here."""
+        form.addHidden(params.USE_GPU, params.BooleanParam, default=True, label="Use GPU?", help=useGpuHelp)
+        form.addHidden(params.GPU_LIST, params.StringParam, default="0",
+                       label="GPU IDs", help="GPUs made visible to the worker, which runs on the first of them.")
+
+    def getPrefix(self, volume: Volume | None = None) -> str:
+        """Output file prefix: the file name without extension of *volume* (default: the input map), made
+        file-system safe."""
+        volume = self.inputVolume.get() if volume is None else volume
+        name = pwutils.removeBaseExt(volume.getFileName().replace(":mrc", ""))
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "map"
 
     def runWorker(self, args: list[str], gpu: bool) -> None:

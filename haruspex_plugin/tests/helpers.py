@@ -1,13 +1,18 @@
-"""Shared test data and checks: a synthetic map, MRC I/O, ChimeraX script and PNG checks, environment overrides."""
+"""Shared test data and checks: a synthetic map, MRC I/O, ChimeraX script and PNG checks, environment overrides,
+commands run in the worker environment (generated weights, engine helpers)."""
 from __future__ import annotations
 
 import contextlib
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import mrcfile
 import numpy as np
+
+from haruspex_plugin import Plugin
+from haruspex_plugin.constants import HARUSPEX_CHECKPOINT
 
 SHAPE_ZYX = (44, 36, 30)
 VOXEL_SIZE = 1.1
@@ -48,10 +53,16 @@ def read_mrc(path) -> tuple[np.ndarray, tuple, tuple]:
 CXC_COMMANDS = [
     re.compile(r'open "(?P<path>[^"]+)"'),
     re.compile(r"rename #(?P<model>\d+) (?P<name>\w+)"),
-    re.compile(r"volume #(?P<model>\d+) style (mesh|surface)( level (?P<level>[0-9.]+))?( step 1)? "
-               r"color (?P<color>[a-z]+)"),
+    re.compile(r"volume #(?P<model>\d+) style (mesh|surface)( level (?P<level>-?[0-9.]+(e[-+][0-9]+)?))?( step 1)?"
+               r"( transparency (?P<transparency>[0-9.]+))? color (?P<color>[a-z]+)"),
     re.compile(r"volume #(?P<model>\d+) hide"),
     re.compile(r"color sample #1 map #(?P<labels>\d+) palette (?P<palette>[0-9a-z,:]+)"),
+    # Nucleic-acid builds: the model's colourings as aliases (ChimeraX `alias`, `color bfactor ... palette`,
+    # `color ... bynucleotide`), and an alias applied.
+    re.compile(r"alias (?P<alias>confidence) color bfactor #(?P<model>\d+) "
+               r"palette (?P<confidence_palette>[0-9.a-z,:]+)"),
+    re.compile(r"alias (?P<alias>bases) color #(?P<model>\d+) bynucleotide"),
+    re.compile(r"(?P<colouring>confidence|bases)"),
     re.compile(r"view"),
 ]
 # The label map's values (0 unassigned, 1 helix, 2 sheet, 3 nucleic acid) in the paper's colours.
@@ -120,3 +131,32 @@ def environment(**values: str):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+#: Environment variable pointing the worker at CryoREAD weights (generated ones in tests).
+CRYOREAD_WEIGHTS = "HARUSPEX_CRYOREAD_WEIGHTS"
+
+
+def run_worker(*args: str) -> str:
+    """Run ``<worker python> ARGS`` (e.g. ``-m haruspex_engine ...``); return its stdout (RuntimeError with its
+    stderr when it fails)."""
+    result = subprocess.run([Plugin.getWorkerPython(), *args], capture_output=True, text=True,
+                            env=Plugin.getEnviron(), check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"worker {' '.join(args[:3])} failed: {result.stderr.strip()[-2000:]}")
+    return result.stdout
+
+
+def make_test_checkpoint(directory) -> str:
+    """Random Haruspex weights in the published layout, written by the worker; returns the checkpoint prefix."""
+    return run_worker("-m", "haruspex_engine.testing.random_weights", str(directory)).strip().splitlines()[-1]
+
+
+def use_test_checkpoint(test_class) -> str:
+    """Generate random Haruspex weights for a BaseTest class and point the worker at them (HARUSPEX_CHECKPOINT)
+    until the class's tests are done; returns the checkpoint prefix."""
+    checkpoint = make_test_checkpoint(test_class.getOutputPath("weights"))
+    stack = contextlib.ExitStack()
+    test_class.addClassCleanup(stack.close)
+    stack.enter_context(environment(**{HARUSPEX_CHECKPOINT: checkpoint}))
+    return checkpoint

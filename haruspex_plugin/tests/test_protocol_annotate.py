@@ -2,10 +2,11 @@
 
 The worker runs with random weights generated in the published checkpoint layout (the root conftest.py allows
 them with HARUSPEX_ALLOW_TEST_WEIGHTS=1), so the maps are meaningless but every file, header and relation is real.
+Batch mode: a set of two maps, the second with a NaN voxel, fails at that map's worker run; its converted map is
+then replaced by a valid one (a fix after a failure) and the protocol is continued, as a user would.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -15,11 +16,15 @@ from pathlib import Path
 from unittest import mock
 
 import numpy as np
-from pwem.protocols import ProtImportVolumes
+from pwem.objects import SetOfVolumes, Volume
+from pwem.protocols import EMProtocol, ProtImportVolumes
+from pyworkflow.protocol import STATUS_FAILED
 from pyworkflow.tests import BaseTest, setupTestProject
 
 from haruspex_plugin import Plugin
 from haruspex_plugin.constants import (
+    BATCH_OUTPUT_NAMES,
+    BATCH_WEIGHTED_OUTPUT_NAMES,
     CLASS_LABELS,
     CLASSES,
     HARUSPEX_CACHE,
@@ -39,20 +44,10 @@ from haruspex_plugin.tests.helpers import (
     environment,
     read_mrc,
     synthetic_map,
+    use_test_checkpoint,
     write_mrc,
 )
 from haruspex_plugin.viewers import HaruspexAnnotateViewer, chimerax_script_for_protocol, summary_plot_for_protocol
-
-
-def make_test_checkpoint(directory) -> str:
-    """Random weights in the published layout, written by the worker; returns the checkpoint prefix."""
-    result = subprocess.run(
-        [Plugin.getWorkerPython(), "-m", "haruspex_engine.testing.random_weights", str(directory)],
-        capture_output=True, text=True, env=Plugin.getEnviron(), check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"random weights not generated: {result.stderr.strip()[-2000:]}")
-    return result.stdout.strip().splitlines()[-1]
 
 
 class TestHaruspexAnnotate(BaseTest):
@@ -61,10 +56,7 @@ class TestHaruspexAnnotate(BaseTest):
     @classmethod
     def setUpClass(cls):
         setupTestProject(cls)
-        cls.checkpoint = make_test_checkpoint(cls.getOutputPath("weights"))
-        stack = contextlib.ExitStack()
-        cls.addClassCleanup(stack.close)
-        stack.enter_context(environment(**{HARUSPEX_CHECKPOINT: cls.checkpoint}))
+        cls.checkpoint = use_test_checkpoint(cls)
         cls.inputVolume = cls.importMap("in_map.mrc", synthetic_map())
         cls.prot = cls.newProtocol(ProtHaruspexAnnotate, inputVolume=cls.inputVolume, useGpu=False,
                                    densityWeighted=True, batchSize=8)
@@ -306,6 +298,142 @@ class TestHaruspexAnnotate(BaseTest):
     # --- helpers ------------------------------------------------------------------------------------------------
     def outputFile(self, key: str) -> str:
         return getattr(self.prot, OUTPUT_NAMES[key]).getFileName()
+
+
+class TestHaruspexAnnotateBatch(BaseTest):
+    """A SetOfVolumes of two maps annotated map by map: a failing map, a continued run, the per-class output sets."""
+
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls)
+        use_test_checkpoint(cls)
+        cls.densities = {"map_a": synthetic_map(seed=7), "map_b": synthetic_map(seed=11)}
+        broken = cls.densities["map_b"].copy()
+        broken[5, 6, 7] = np.nan  # the worker refuses maps with NaN values
+        folder = cls.getOutputPath("maps")
+        os.makedirs(folder, exist_ok=True)
+        write_mrc(os.path.join(folder, "map_a.mrc"), cls.densities["map_a"])
+        write_mrc(os.path.join(folder, "map_b.mrc"), broken)
+        x, y, z = (-value for value in ORIGIN_XYZ)
+        importer = cls.newProtocol(ProtImportVolumes, filesPath=folder, filesPattern="map_*.mrc",
+                                   samplingRate=VOXEL_SIZE, setOrigCoord=True, x=x, y=y, z=z)
+        cls.launchProtocol(importer)
+        cls.inputSet = importer.outputVolumes
+        stems = {v.getObjId(): Path(v.getFileName().replace(":mrc", "")).stem for v in cls.inputSet}
+        cls.ids = {name: mapId for mapId, stem in stems.items() for name in cls.densities if stem.endswith(name)}
+
+        cls.prot = cls.newProtocol(ProtHaruspexAnnotate, inputVolume=cls.inputSet, useGpu=False,
+                                   densityWeighted=True)
+        cls.proj.launchProtocol(cls.prot, wait=True)  # map_b fails
+        cls.failed = {"status": cls.prot.getStatus(), "error": cls.prot.getErrorMessage(),
+                      "outputs": [name for name, _ in cls.prot.iterOutputAttributes()],
+                      "summaries": {name: os.path.exists(cls.prot.getSummaryPath(i)) for name, i in cls.ids.items()},
+                      "summaryA": os.stat(cls.prot.getSummaryPath(cls.ids["map_a"])).st_mtime_ns}
+        write_mrc(cls.prot.getInputMapPath(cls.ids["map_b"]), cls.densities["map_b"])  # the fix
+        cls.launchProtocol(cls.prot)  # continue: only map_b's worker run and the output step run
+
+    def test_a_failing_map_fails_the_run_and_registers_nothing(self):
+        self.assertEqual(self.failed["status"], STATUS_FAILED)
+        self.assertIn("haruspex: error:", self.failed["error"])
+        self.assertIn("NaN", self.failed["error"])
+        self.assertEqual(self.failed["outputs"], [])
+        self.assertEqual(self.failed["summaries"], {"map_a": True, "map_b": False})
+
+    def test_continue_reruns_only_the_failed_map(self):
+        self.assertTrue(self.prot.isFinished(), self.prot.getStatus())
+        self.assertEqual(os.stat(self.prot.getSummaryPath(self.ids["map_a"])).st_mtime_ns, self.failed["summaryA"])
+        self.assertTrue(os.path.exists(self.prot.getSummaryPath(self.ids["map_b"])))
+        runs = [s.funcName.get() for s in self.prot.loadSteps()]
+        self.assertEqual(runs, ["convertInputStep", "annotateStep"] * 2 + ["createOutputStep"])
+
+    def test_one_set_per_output_with_each_input_map_as_its_item(self):
+        names = list(BATCH_OUTPUT_NAMES.values()) + list(BATCH_WEIGHTED_OUTPUT_NAMES.values())
+        self.assertEqual(sorted(name for name, _ in self.prot.iterOutputAttributes()), sorted(names))
+        inputs = {v.getObjId(): v.clone() for v in self.inputSet}
+        for name in names:
+            output = getattr(self.prot, name)
+            self.assertIsInstance(output, SetOfVolumes, name)
+            self.assertIs(self.prot._possibleOutputs[name], SetOfVolumes)
+            self.assertEqual(output.getSamplingRate(), VOXEL_SIZE)
+            items = {item.getObjId(): item.clone() for item in output}
+            self.assertEqual(sorted(items), sorted(inputs), name)
+            for mapId, item in items.items():
+                with self.subTest(output=name, map=mapId):
+                    self.assertTrue(os.path.samefile(os.path.dirname(item.getFileName()),
+                                                     self.prot.getMapFolder(mapId)))
+                    self.assertEqual(item.getDim(), SHAPE_ZYX[::-1])
+                    self.assertEqual(item.getSamplingRate(), inputs[mapId].getSamplingRate())
+                    np.testing.assert_allclose(item.getOrigin(force=True).getShifts(),
+                                               inputs[mapId].getOrigin(force=True).getShifts())
+                    data, voxel, origin = read_mrc(item.getFileName())
+                    np.testing.assert_allclose(voxel, (VOXEL_SIZE,) * 3, rtol=1e-5)
+                    np.testing.assert_allclose(origin, ORIGIN_XYZ, atol=1e-4)
+                    self.assertTrue(np.isfinite(data).all())
+
+    def test_each_item_is_the_annotation_of_its_own_map(self):
+        for name, mapId in self.ids.items():
+            density = read_mrc(self.prot.getInputMapPath(mapId))[0]
+            np.testing.assert_allclose(density, self.densities[name], atol=1e-6)
+            probabilities = np.stack([read_mrc(self.itemFile(BATCH_OUTPUT_NAMES[c], mapId))[0] for c in CLASSES])
+            np.testing.assert_allclose(probabilities.sum(axis=0), 1.0, atol=1e-4)
+            for index, cls in enumerate(CLASSES):
+                weighted = read_mrc(self.itemFile(BATCH_WEIGHTED_OUTPUT_NAMES[cls], mapId))[0]
+                np.testing.assert_allclose(weighted, probabilities[index] * density,
+                                           atol=1e-5 * float(np.abs(density).max()), err_msg=f"{name} {cls}")
+            fractions = self.prot.getWorkerSummary(mapId)["class_fractions"]
+            labels = read_mrc(self.itemFile(BATCH_OUTPUT_NAMES["labels"], mapId))[0]
+            for value, cls in enumerate(CLASSES):
+                self.assertAlmostEqual(fractions[cls], float(np.mean(labels == value)), places=6)
+
+    def test_summary_and_methods_cover_every_map(self):
+        text = "\n".join(self.prot.summary())
+        self.assertIn("2 of 2 maps annotated", text)
+        for mapId in self.ids.values():
+            fractions = self.prot.getWorkerSummary(mapId)["class_fractions"]
+            line = f"map {mapId} ({Path(self.prot.getInputMapPath(mapId)).stem}): " + ", ".join(
+                f"{CLASS_LABELS[c]} {100 * fractions[c]:.1f}%" for c in ("helix", "sheet", "nucleic", "unassigned"))
+            self.assertIn(line, text)
+        self.assertIn("Device: cpu", text)
+        self.assertEqual(text.count("RANDOM TEST WEIGHTS"), 1)  # the same warning of both runs, once
+        self.assertIn("Each of the 2 maps", "\n".join(self.prot.methods()))
+
+    def test_outputs_derive_from_the_input_set(self):
+        for name, output in self.prot.iterOutputAttributes():
+            parents = self.proj.getSourceParents(output)
+            self.assertEqual([p.getObjId() for p in parents], [self.inputSet.getObjId()], name)
+
+    def test_validate_names_a_map_without_sampling_rate(self):
+        unsampled = self.registerSet("unsampled", [0.0, VOXEL_SIZE])
+        prot = self.newProtocol(ProtHaruspexAnnotate, inputVolume=unsampled, useGpu=False)
+        errors = prot.validate()
+        self.assertIn("Map 1 of the input set has no sampling rate: set it (Å/voxel) when importing the map.", errors)
+        self.assertFalse(any("Map 2" in e for e in errors), errors)
+
+    def test_validate_refuses_an_empty_set(self):
+        prot = self.newProtocol(ProtHaruspexAnnotate, inputVolume=self.registerSet("empty", []), useGpu=False)
+        self.assertIn("The input set of maps is empty.", prot.validate())
+
+    # --- helpers ------------------------------------------------------------------------------------------------
+    def itemFile(self, outputName: str, mapId: int) -> str:
+        return getattr(self.prot, outputName)[mapId].getFileName()
+
+    @classmethod
+    def registerSet(cls, label: str, samplings: list[float]) -> SetOfVolumes:
+        """A SetOfVolumes of maps with the given sampling rates, registered as the output of a saved protocol."""
+        holder = cls.newProtocol(EMProtocol)
+        holder.setObjLabel(label)
+        cls.proj.saveProtocol(holder)
+        holder.makePathsAndClean()
+        volumes = SetOfVolumes(filename=holder._getPath("volumes.sqlite"))
+        for index, sampling in enumerate(samplings):
+            volume = Volume(location=write_mrc(holder._getExtraPath(f"{index}.mrc"), synthetic_map()))
+            volume.setSamplingRate(sampling)
+            volumes.append(volume)
+        volumes.write()
+        holder._defineOutputs(outputVolumes=volumes)
+        holder.setFinished()
+        cls.proj._storeProtocol(holder)
+        return holder.outputVolumes
 
 
 class _RecordingInstallEnv:

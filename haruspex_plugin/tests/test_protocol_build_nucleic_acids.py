@@ -8,7 +8,9 @@ from its build step after the detection maps in its extra folder were replaced b
 the detection's own working grid (``haruspex_engine.testing.oracle_detection``): first with the working map
 missing, so the build step fails, then, the map restored, continued again as a user would after a failure.
 Detection runs once on the RNA map (~1-2 min of CPU); everything else reuses it, which is itself the restartability
-check. A nearly empty map (two positive voxels: every box is skipped) gives the "no nucleic acid" result in seconds.
+check. The build refines its model with servalcat (the default), so the continued run also shows the refined model
+and the nucleic-acid-masked map. A nearly empty map (two positive voxels: every box is skipped) gives the "no nucleic
+acid" result in seconds.
 """
 from __future__ import annotations
 
@@ -17,7 +19,6 @@ import csv
 import json
 import os
 import shutil
-import subprocess
 import types
 from pathlib import Path
 from unittest import mock
@@ -31,33 +32,24 @@ from pwem.viewers.viewer_localres import replaceOcuppancyWithAttribute
 from pyworkflow.protocol import STATUS_NEW
 from pyworkflow.tests import BaseTest, setupTestProject
 
-from haruspex_plugin import Plugin
 from haruspex_plugin.constants import (
     NA_CONFIDENCE_ATTRIBUTE,
     NA_DETECTION_OUTPUT,
     NA_MAP_OUTPUTS,
+    NA_MASKED_MAP_OUTPUT,
     NA_MODEL_NO_SEQUENCE_OUTPUT,
     NA_MODEL_OUTPUT,
+    NA_MODEL_REFINED_OUTPUT,
 )
 from haruspex_plugin.protocols import ProtHaruspexBuildNucleicAcids
-from haruspex_plugin.tests.helpers import environment, read_mrc, write_mrc
+from haruspex_plugin.tests.helpers import CRYOREAD_WEIGHTS, environment, read_mrc, run_worker, write_mrc
 from haruspex_plugin.wizards import HaruspexContourWizard, proposed_contour
 
-CRYOREAD_WEIGHTS = "HARUSPEX_CRYOREAD_WEIGHTS"
 CLASSES = ("sugar", "phosphate", "A", "UT", "C", "G", "protein", "base")  # docs/worker-contract.md, in order
 RNA_SEQUENCE = "GGCAUCAGUCCA"  # oracle_detection.EXAMPLE_SEQUENCE: the strand the example map is simulated from
 RNA_HEADER = "7XYZ_1|Chain R|ideal RNA"
 PROTEIN_HEADER = "7XYZ_2|Chain P|a protein"
 FAST_BUILD = {"traceSolutions": 100, "traceTimeLimit": 30.0, "assignTimeLimit": 10.0}
-
-
-def run_worker(*args: str) -> str:
-    """Run ``<worker python> -m <args>``; return its stdout (RuntimeError with its stderr when it fails)."""
-    result = subprocess.run([Plugin.getWorkerPython(), "-m", *args], capture_output=True, text=True,
-                            env=Plugin.getEnviron(), check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(args[:2])} failed: {result.stderr.strip()[-2000:]}")
-    return result.stdout
 
 
 class TestHaruspexBuildNucleicAcids(BaseTest):
@@ -68,13 +60,13 @@ class TestHaruspexBuildNucleicAcids(BaseTest):
     def setUpClass(cls):
         setupTestProject(cls)
         weights = cls.getOutputPath("cryoread-weights")
-        run_worker("haruspex_engine.testing.random_cryoread_weights", weights)
+        run_worker("-m", "haruspex_engine.testing.random_cryoread_weights", weights)
         stack = contextlib.ExitStack()
         cls.addClassCleanup(stack.close)
         stack.enter_context(environment(**{CRYOREAD_WEIGHTS: weights}))
         cls.reference = cls.getOutputPath("rna_reference.cif")
         mapPath = cls.getOutputPath("rna_map.mrc")
-        run_worker("haruspex_engine.testing.oracle_detection", "example", cls.reference, mapPath)
+        run_worker("-m", "haruspex_engine.testing.oracle_detection", "example", cls.reference, mapPath)
         cls.inputVolume = cls.importMap(mapPath)
         cls.sequences = cls.registerSequences({RNA_HEADER: RNA_SEQUENCE, PROTEIN_HEADER: "MKVLAAGIVGLLLAGCSS"})
 
@@ -87,10 +79,10 @@ class TestHaruspexBuildNucleicAcids(BaseTest):
 
         # Oracle maps on the detection's grid; the build first fails (working map missing), then is continued.
         summary = cls.prot.getDetectionSummaryPath()
-        run_worker("haruspex_engine.testing.oracle_detection", "replace", summary, cls.reference)
+        run_worker("-m", "haruspex_engine.testing.oracle_detection", "replace", summary, cls.reference)
         working = cls.prot.getDetectionSummary()["outputs"]["working"]
         shutil.move(working, working + ".aside")
-        cls.resetSteps(cls.prot, "buildStep", "createOutputStep")
+        cls.resetSteps(cls.prot, "buildStep", "createOutputStep", "refineStep", "createRefinedOutputStep")
         cls.proj.launchProtocol(cls.prot, wait=True)
         cls.failedBuild = cls.snapshot(cls.prot)
         shutil.move(working + ".aside", working)
@@ -143,9 +135,10 @@ class TestHaruspexBuildNucleicAcids(BaseTest):
     def snapshot(cls, prot) -> types.SimpleNamespace:
         """What a run left: status, error, outputs (name -> object), reports, summary text, step end times."""
         build = prot.getBuildReport() if os.path.exists(prot.getBuildReportPath()) else None
+        refine = prot.getRefineReport() if os.path.exists(prot.getRefineReportPath()) else None
         return types.SimpleNamespace(
             status=prot.getStatus(), error=prot.getErrorMessage(), outputs=dict(prot.iterOutputAttributes()),
-            detection=prot.getDetectionSummary(), build=build, summary="\n".join(prot.summary()),
+            detection=prot.getDetectionSummary(), build=build, refine=refine, summary="\n".join(prot.summary()),
             methods="\n".join(prot.methods()), steps=cls.stepEndTimes(prot),
             detectionMtime=os.stat(prot.getDetectionSummaryPath()).st_mtime_ns,
         )
@@ -192,6 +185,9 @@ class TestHaruspexBuildNucleicAcids(BaseTest):
         self.assertEqual(NA_MODEL_OUTPUT in run.outputs, "model" in listed)
         self.assertEqual(NA_MODEL_NO_SEQUENCE_OUTPUT in run.outputs, "model_without_sequence" in listed)
         self.assertEqual(run.build["residues"] > 0, "model" in listed)
+        self.assertEqual(NA_MODEL_REFINED_OUTPUT in run.outputs, "model" in listed)  # refined by default
+        self.assertEqual(run.refine is not None, "model" in listed)
+        self.assertIn(NA_MASKED_MAP_OUTPUT, run.outputs)
 
     def test_sequences_go_to_the_worker_as_fasta_and_protein_is_skipped(self):
         fasta = Path(self.prot.getFastaPath()).read_text()
@@ -226,7 +222,7 @@ class TestHaruspexBuildNucleicAcids(BaseTest):
         self.assertEqual([(c["id"], c["first"], c["last"]) for c in build["chains"]], [("R", 1, 12)])
         self.assertEqual(build["chains"][0]["sequence"], RNA_SEQUENCE)
         model = self.oracleRun.outputs[NA_MODEL_OUTPUT]
-        scores = json.loads(run_worker("haruspex_engine", "evaluate-na", os.path.abspath(model.getFileName()),
+        scores = json.loads(run_worker("-m", "haruspex_engine", "evaluate-na", os.path.abspath(model.getFileName()),
                                        self.reference))
         self.assertGreaterEqual(scores["backbone_coverage_3A"], 0.9)
         self.assertGreaterEqual(scores["sequence_recall"], 0.9)
@@ -245,6 +241,52 @@ class TestHaruspexBuildNucleicAcids(BaseTest):
                 self.assertEqual(model.getVolume().getSamplingRate(), self.inputVolume.getSamplingRate())
                 parents = {p.getObjId() for p in self.proj.getSourceParents(model)}
                 self.assertEqual(parents, {self.inputVolume.getObjId(), self.sequences.getObjId()})
+
+    def test_masked_map_keeps_the_working_density_where_nucleic_acid_was_detected(self):
+        run = self.oracleRun
+        grid = run.detection["working_grid"]
+        volume = run.outputs[NA_MASKED_MAP_OUTPUT]
+        self.assertIsInstance(volume, Volume)
+        self.assertTrue(os.path.samefile(volume.getFileName(), run.build["outputs"]["na_masked_map"]))
+        self.assertEqual(volume.getSamplingRate(), 1.0)
+        np.testing.assert_allclose(volume.getOrigin(force=True).getShifts(), grid["origin_xyz"])
+        masked, voxel, origin = read_mrc(volume.getFileName())
+        np.testing.assert_allclose(voxel, (1.0, 1.0, 1.0))
+        np.testing.assert_allclose(origin, grid["origin_xyz"])
+        working = read_mrc(run.detection["outputs"]["working"])[0]
+        self.assertEqual(masked.shape, working.shape)
+        self.assertTrue(np.all((masked == 0) | (masked == working)))  # density kept or zeroed, nothing else
+        nucleic = sum(read_mrc(run.detection["outputs"][cls])[0] for cls in ("sugar", "phosphate", "base"))
+        self.assertFalse(masked[nucleic < 0.05].any())  # sugar + phosphate + base at most 0.1: zeroed
+        kept = (nucleic > 0.5) & (working > 0)
+        self.assertTrue(kept.any())
+        np.testing.assert_array_equal(masked[kept], working[kept])
+
+    def test_refined_model_is_registered_with_the_input_map_and_summarised(self):
+        run = self.oracleRun
+        model = run.outputs[NA_MODEL_REFINED_OUTPUT]
+        self.assertIsInstance(model, AtomStruct)
+        self.assertTrue(os.path.samefile(model.getFileName(), run.refine["outputs"]["model"]))
+        self.assertTrue(model.getFileName().endswith(".cif"))
+        self.assertEqual(model.getVolume().getFileName(), self.inputVolume.getFileName())
+        np.testing.assert_allclose(model.getVolume().getOrigin(force=True).getShifts(),
+                                   self.inputVolume.getOrigin(force=True).getShifts())
+        self.assertTrue(os.path.samefile(run.refine["model"], self.prot.getModelPath()))
+        self.assertTrue(os.path.samefile(run.refine["maps"][0]["path"], self.prot.getInputMapPath()))
+        self.assertEqual(run.refine["resolution_A"], 3.5)
+        before, after = run.refine["geometry"]["before"], run.refine["geometry"]["after"]
+        self.assertLess(after["bond_rmsd_A"], 0.05)  # the built model starts ideal; restraints keep it near
+        self.assertGreater(run.refine["fsc_average"]["after"], run.refine["fsc_average"]["before"])
+        built, refined = (json.loads(run_worker("-m", "haruspex_engine", "evaluate-na", os.path.abspath(path),
+                                                self.reference))
+                          for path in (run.outputs[NA_MODEL_OUTPUT].getFileName(), model.getFileName()))
+        self.assertGreaterEqual(refined["backbone_coverage_3A"], 0.9)  # still in the input map's frame
+        self.assertLess(refined["rmsd_A"], 0.5 * built["rmsd_A"])  # closer to the strand the map shows
+        self.assertIn(f"bond r.m.s.d. {before['bond_rmsd_A']:g} → {after['bond_rmsd_A']:g} Å", run.summary)
+        self.assertIn("chain breaks kept open", run.summary)
+        self.assertIn("It was then refined into the map at 3.5 Å with servalcat", run.methods)
+        parents = {p.getObjId() for p in self.proj.getSourceParents(model)}
+        self.assertEqual(parents, {self.inputVolume.getObjId(), self.sequences.getObjId()})
 
     def test_confidence_is_a_per_residue_scipion_attribute(self):
         model = self.oracleRun.outputs[NA_MODEL_OUTPUT]
@@ -275,8 +317,11 @@ class TestHaruspexBuildNucleicAcids(BaseTest):
         run = self.snapshot(prot)
         self.assertEqual(run.build["residues"], 0)
         self.assertEqual(run.detection["stages"]["stage1"]["skipped"], run.detection["stages"]["stage1"]["boxes"])
-        self.assertEqual(set(run.outputs), {NA_DETECTION_OUTPUT, *NA_MAP_OUTPUTS.values()})
+        self.assertEqual(set(run.outputs), {NA_DETECTION_OUTPUT, *NA_MAP_OUTPUTS.values(), NA_MASKED_MAP_OUTPUT})
+        self.assertFalse(read_mrc(run.outputs[NA_MASKED_MAP_OUTPUT].getFileName())[0].any())
+        self.assertIsNone(run.refine)
         self.assertIn("No nucleic acid found", run.summary)
+        self.assertIn("Refinement: skipped, no model was built.", run.summary)
         self.assertIn("No nucleic-acid chain could be traced", run.methods)
         grid = run.detection["working_grid"]  # 1 Å grid starting at the input's first voxel, cropped
         np.testing.assert_allclose(grid["origin_xyz"], np.array([5.0, -3.0, 2.0]) + grid["crop_start_zyx"][::-1])
@@ -315,6 +360,17 @@ class TestHaruspexBuildNucleicAcids(BaseTest):
         self.assertEqual(len(errors), 1, errors)
         self.assertIn("CryoREAD weights not usable", errors[0])
         self.assertIn(missing, errors[0])
+
+    def test_validate_reports_missing_refinement_tools_unless_refinement_is_off(self):
+        missing = self.getOutputPath("no-such-monomer-library")
+        with environment(HARUSPEX_MONOMER_LIBRARY=missing):
+            errors = self.newProtocol(ProtHaruspexBuildNucleicAcids, inputVolume=self.inputVolume, resolution=3.5,
+                                      useGpu=False).validate()
+            self.assertEqual(len(errors), 1, errors)
+            self.assertIn(f"{missing} (from $HARUSPEX_MONOMER_LIBRARY): no such directory", errors[0])
+            self.assertIn("answer No to 'Refine the model with servalcat?'", errors[0])
+            self.assertEqual(self.newProtocol(ProtHaruspexBuildNucleicAcids, inputVolume=self.inputVolume,
+                                              resolution=3.5, useGpu=False, refineModel=False).validate(), [])
 
     def test_validate_refuses_resolutions_beyond_10_A(self):
         for resolution in (12.0, 0.0):
@@ -358,6 +414,10 @@ class TestHaruspexBuildNucleicAcids(BaseTest):
         self.assertFalse(buildProgram.startswith("CUDA_VISIBLE_DEVICES"), buildProgram)  # building is CPU work
         self.assertIn("--dna", buildArgs)
         self.assertNotIn("--sequence", buildArgs)
+        refine = prot._refineArgs()
+        self.assertEqual(refine[:3], ["refine-na", os.path.abspath(prot.getModelPath()),
+                                      os.path.abspath(prot.getInputMapPath())])
+        self.assertIn("--resolution 6.0", " ".join(refine))
 
     # --- wizard, citations, menu -------------------------------------------------------------------------------
     def test_contour_wizard_proposes_half_a_noise_based_author_level(self):
