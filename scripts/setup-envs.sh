@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates (or updates) the two Python environments the project uses:
-#   .venv         Scipion side: scipion-pyworkflow, scipion-em, the plugin (editable), pytest, ruff
+#   .venv         Scipion side: scipion-pyworkflow, scipion-em, the plugin (editable), pytest, ruff, and the
+#                 PHENIX / CCP4 / ChimeraX Scipion plugins (for the hand-off tests)
 #   .venv-worker  engine side: TensorFlow, numpy, scipy, mrcfile, gemmi, the engine (editable), pytest
 # Idempotent: once both environments are built from the current requirements, a second run returns at once.
 set -euo pipefail
@@ -24,6 +25,9 @@ make_env .venv-worker
 make_env .venv
 .venv/bin/python -m pip install --quiet "scipion-pyworkflow==3.11.7" "scipion-em==3.11.1" pytest ruff
 .venv/bin/python -m pip install --quiet -e .
+# Downstream Scipion protocols our AtomStructs feed (PHENIX, CCP4 refmac, ChimeraX): their protocols are tested to
+# accept our outputs (haruspex_plugin/tests/test_downstream_protocols.py); the programs themselves are not needed.
+.venv/bin/python -m pip install --quiet "scipion-em-phenix==3.2.1" "scipion-em-ccp4==3.2.0" "scipion-em-chimera==4.0.1"
 rm -f .venv/.haruspex-setup-*
 touch "$stamp"
 echo "environments ready: .venv (Scipion) and .venv-worker (engine)"

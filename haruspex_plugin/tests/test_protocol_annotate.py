@@ -397,6 +397,14 @@ class TestHaruspexAnnotateBatch(BaseTest):
         self.assertEqual(text.count("RANDOM TEST WEIGHTS"), 1)  # the same warning of both runs, once
         self.assertIn("Each of the 2 maps", "\n".join(self.prot.methods()))
 
+    def test_the_viewer_says_it_shows_single_map_runs(self):
+        viewer = HaruspexAnnotateViewer(project=self.proj, protocol=self.prot)
+        viewer.setProtocol(self.prot)
+        with mock.patch.object(HaruspexAnnotateViewer, "errorMessage", side_effect=lambda msg, title: msg):
+            for key in ("displayChimeraX", "displaySummaryPlot"):
+                message, = viewer._getVisualizeDict()[key](key)
+                self.assertIn("annotated a set of maps", message)
+
     def test_outputs_derive_from_the_input_set(self):
         for name, output in self.prot.iterOutputAttributes():
             parents = self.proj.getSourceParents(output)

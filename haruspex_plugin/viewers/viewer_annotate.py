@@ -10,7 +10,7 @@ import pyworkflow.protocol.params as params
 from pwem.viewers import ChimeraView, EmPlotter
 from pyworkflow.viewer import DESKTOP_TKINTER, ProtocolViewer
 
-from ..constants import DISPLAY_ORDER, OUTPUT_NAMES
+from ..constants import BATCH_OUTPUT_NAMES, DISPLAY_ORDER, OUTPUT_NAMES
 from ..protocols import ProtHaruspexAnnotate
 from .chimerax import write_chimerax_script
 from .plots import draw_annotation_summary, plot_annotation_summary, read_label_map
@@ -49,17 +49,29 @@ class HaruspexAnnotateViewer(ProtocolViewer):
         return {"displayChimeraX": self._showChimeraX, "displaySummaryPlot": self._showSummaryPlot}
 
     def _showChimeraX(self, paramName=None):
-        if not self.protocol.hasAttribute(OUTPUT_NAMES["labels"]):
-            return [self.errorMessage("The protocol has no outputs yet.", "No annotation")]
+        problem = self._whyNothingToShow()
+        if problem:
+            return [self.errorMessage(problem, "No annotation")]
         return [ChimeraView(str(chimerax_script_for_protocol(self.protocol)))]
 
     def _showSummaryPlot(self, paramName=None):
-        if not self.protocol.hasAttribute(OUTPUT_NAMES["labels"]):
-            return [self.errorMessage("The protocol has no outputs yet.", "No annotation")]
+        problem = self._whyNothingToShow()
+        if problem:
+            return [self.errorMessage(problem, "No annotation")]
         plotter = EmPlotter(x=1, y=2, windowTitle="Haruspex annotation", figsize=(11, 4.5))
         labels, z_angstrom = read_label_map(_output_file(self.protocol, OUTPUT_NAMES["labels"]))
         draw_annotation_summary(plotter.getFigure(), labels, z_angstrom, _title(self.protocol))
         return [plotter]
+
+
+    def _whyNothingToShow(self) -> str:
+        """Why this viewer cannot show the run ('' when it can): unfinished, or a set of maps annotated."""
+        if self.protocol.hasAttribute(OUTPUT_NAMES["labels"]):
+            return ""
+        if self.protocol.hasAttribute(BATCH_OUTPUT_NAMES["labels"]):
+            return ("This run annotated a set of maps: open the maps of each class from its output sets "
+                    f"({', '.join(BATCH_OUTPUT_NAMES.values())}); this viewer shows runs on a single map.")
+        return "The protocol has no outputs yet."
 
 
 def _output_file(protocol: ProtHaruspexAnnotate, name: str) -> str:
