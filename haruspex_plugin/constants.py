@@ -85,3 +85,8 @@ VALIDATION_ATTRIBUTES = {
     "haruspex_model_class_probability": "model_class_probability",
     "haruspex_backbone_density": "backbone_density_rmsd",
 }
+
+# Training (ProtHaruspexTrain): the trained checkpoint, an EMFile whose file name is the checkpoint prefix
+# (``.../model.ckpt-<step>``, what `haruspex annotate --checkpoint` takes; the files are PREFIX.index and
+# PREFIX.data-00000-of-00001).
+TRAINED_CHECKPOINT_OUTPUT = "outputCheckpoint"

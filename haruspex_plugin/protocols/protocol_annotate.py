@@ -78,6 +78,17 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
                       label="Precision",
                       help="fp32 reproduces the published network. bf16 is faster on CPUs and GPUs with native "
                            "bfloat16 support, with slightly different probabilities.")
+        form.addParam("trainingRun", params.PointerParam, pointerClass="ProtHaruspexTrain", allowsNull=True,
+                      expertLevel=params.LEVEL_ADVANCED,
+                      label="Network weights from a training run",
+                      help="Annotate with the checkpoint a finished 'train network' run wrote instead of the "
+                           "installed published weights. Leave empty (and the checkpoint prefix below too) for the "
+                           "published weights.")
+        form.addParam("checkpointPrefix", params.PathParam, allowsNull=True,
+                      expertLevel=params.LEVEL_ADVANCED,
+                      label="... or a checkpoint prefix",
+                      help="Or annotate with the Haruspex checkpoint at this prefix (…/model.ckpt-5000: the files "
+                           "PREFIX.index and PREFIX.data-00000-of-00001), e.g. one written by `haruspex train`.")
 
     # --------------------------- INSERT steps functions ---------------------------------------------------------
     def _insertAllSteps(self):
@@ -124,9 +135,22 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
                               "importing the map.")
         if self.useGpu.get() and not self.getGpuList():
             errors.append("Give a GPU ID, or answer No to 'Use GPU?' to run on the CPU.")
+        errors += self._checkpointErrors()
         if not Plugin.validateInstallation():  # otherwise Scipion already lists the installation problems
-            errors += Plugin.checkInstallation() or Plugin.checkWeights()
+            problems = Plugin.checkInstallation()
+            errors += problems or ([] if self.getCheckpoint() else Plugin.checkWeights())
         return errors
+
+    def _checkpointErrors(self) -> list[str]:
+        """Problems with the weights chosen in the form (none when the installed weights are used)."""
+        run, prefix = self.trainingRun.get(), self.checkpointPrefix.get()
+        if run is not None and prefix:
+            return ["Choose the network weights from a training run or from a checkpoint prefix, not both."]
+        if run is not None and run.getCheckpointPrefix() is None:
+            return ["The chosen training run has no checkpoint: it has not finished."]
+        if prefix and not os.path.isfile(f"{prefix}.index"):
+            return [f"{prefix}.index: missing; give a checkpoint prefix such as …/model.ckpt-5000."]
+        return []
 
     def _summary(self):
         maps = self.getInputMaps() if self.inputVolume.get() is not None else []
@@ -141,6 +165,8 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
         else:
             lines = [f"Class fractions (share of map voxels): {_fractions(next(iter(summaries.values())))}"]
         lines.append(_device_line(list(summaries.values())))
+        if self.getCheckpoint():
+            lines.append(f"Network weights: {next(iter(summaries.values())).get('checkpoint', '?')}")
         lines += [_resampled_line(summary, f"Map {mapId}" if self.isBatch() else "The map")
                   for mapId, summary in summaries.items() if summary.get("resampled")]
         warnings = [w for summary in summaries.values() for w in summary.get("warnings", [])]
@@ -158,14 +184,26 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
         else:
             subject = f"The map {self.getObjectTag('inputVolume')} was"
             labelMaps = "The label map gives"
-        return [f"{subject} annotated with Haruspex [Mostosi2020], which predicts for every voxel the probability "
-                f"of α-helix, β-sheet, nucleic acid or none, using {placement} and "
-                f"{PRECISIONS[self.precision.get()]} arithmetic. {labelMaps} the most probable class of each voxel."]
+        methods = [f"{subject} annotated with Haruspex [Mostosi2020], which predicts for every voxel the probability "
+                   f"of α-helix, β-sheet, nucleic acid or none, using {placement} and "
+                   f"{PRECISIONS[self.precision.get()]} arithmetic. {labelMaps} the most probable class of each voxel."]
+        if self.getCheckpoint():
+            source = self.getObjectTag("trainingRun") if self.trainingRun.get() else self.getCheckpoint()
+            methods.append(f"The network weights were those of {source}, not the published ones.")
+        return methods
 
     def _citations(self):
         return ["Mostosi2020"]
 
     # --------------------------- UTILS functions ----------------------------------------------------------------
+    def getCheckpoint(self) -> str | None:
+        """Absolute prefix of the checkpoint chosen in the form (a training run's, or a given prefix), or None for
+        the installed published weights."""
+        run, prefix = self.trainingRun.get(), self.checkpointPrefix.get()
+        if run is not None and run.getCheckpointPrefix():
+            return os.path.abspath(run.getCheckpointPrefix())
+        return os.path.abspath(prefix) if prefix else None
+
     def isBatch(self) -> bool:
         """Whether the input is a set of maps (annotated map by map) rather than one Volume."""
         return isinstance(self.inputVolume.get(), SetOfVolumes)
@@ -221,6 +259,8 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
             args.append("--compat")
         if self.densityWeighted.get():
             args.append("--density-weighted")
+        if self.getCheckpoint():
+            args += ["--checkpoint", self.getCheckpoint()]
         return args
 
     def _outputKeys(self) -> list[str]:

@@ -1,10 +1,12 @@
 """Matplotlib plots (headless, Agg): the class fractions and per-slice class profile of a Haruspex label map; the
-per-residue confidence along each chain of a nucleic-acid model and the coverage of its chain sequences."""
+per-residue confidence along each chain of a nucleic-acid model and the coverage of its chain sequences; the
+agreement of a model's secondary structure with a Haruspex annotation along each chain."""
 from __future__ import annotations
 
 import csv
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,12 @@ CONFIDENCE_COLUMNS = ("chain", "residue_number", "residue_name", "confidence")
 # State of each residue of a chain sequence in the coverage plot (index = state value), and its colour.
 COVERAGE_STATES = ("not modelled", "modelled with the sequence's base", "modelled with another base")
 COVERAGE_COLORS = ("lightgray", "seagreen", "darkorange")
+# Columns of validate's <prefix>_validation.csv (docs/worker-contract.md) the agreement plot reads, one row per
+# validated residue; the bands it draws per chain (y = index) and the row of the disagreement marks above them.
+AGREEMENT_COLUMNS = ("chain", "residue_number", "model_class", "predicted_class", "counted", "agreement")
+AGREEMENT_ROWS = ("predicted", "model", "disagreement")
+BELOW_LEVEL_ALPHA = 0.25  # opacity of residues below the backbone-density level (not counted): greyed out
+DISAGREEMENT_MARKER = "v"
 MAX_PANEL_COLUMNS = 4
 CHAINS_PER_COLUMN = 5  # confidence panels stacked in one column before a second column is started
 
@@ -243,6 +251,113 @@ def plot_sequence_coverage(fasta: str | os.PathLike, confidence_table: str | os.
     sequences = read_chain_sequences(fasta)
     figure = agg_figure(coverage_figure_size(len(sequences)))
     draw_sequence_coverage(figure, sequences, read_confidence_table(confidence_table), title)
+    return _save_png(figure, png_path)
+
+
+@dataclass(frozen=True)
+class ChainAgreement:
+    """One chain of a validated model, residues in model order: residue numbers (int; an insertion code is dropped),
+    model class and predicted class of each residue (``CLASSES`` names; the predicted class is '' off the map),
+    counted (bool: backbone density at least the level) and agrees (bool: predicted class = model class; False
+    off the map)."""
+
+    chain: str
+    numbers: np.ndarray
+    model_class: tuple[str, ...]
+    predicted_class: tuple[str, ...]
+    counted: np.ndarray
+    agrees: np.ndarray
+
+    @property
+    def disagreements(self) -> np.ndarray:
+        """Residue numbers of the counted residues whose predicted class is not the model's."""
+        return self.numbers[self.counted & ~self.agrees]
+
+    @property
+    def agreement(self) -> float | None:
+        """Share of the counted residues whose predicted class is the model's; None when none is counted."""
+        counted = int(np.count_nonzero(self.counted))
+        return int(np.count_nonzero(self.counted & self.agrees)) / counted if counted else None
+
+
+def read_validation_table(path: str | os.PathLike) -> list[ChainAgreement]:
+    """The chains of validate's per-residue table (columns ``AGREEMENT_COLUMNS`` among others), in the order they
+    first appear. Raises ValueError naming the file (and line) for another table or an unreadable value."""
+    rows: dict[str, list[tuple[int, str, str, bool, bool]]] = {}
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [column for column in AGREEMENT_COLUMNS if column not in (reader.fieldnames or ())]
+        if missing:
+            raise ValueError(f"{path}: not a validate table (columns {', '.join(missing)} missing)")
+        for line, row in enumerate(reader, start=2):
+            number = re.match(r"-?\d+", row["residue_number"] or "")
+            model, predicted = row["model_class"], row["predicted_class"]
+            if (number is None or model not in CLASSES or predicted not in (*CLASSES, "")
+                    or row["counted"] not in ("0", "1") or row["agreement"] not in ("0", "1", "")):
+                raise ValueError(f"{path}, line {line}: expected a residue number, model and predicted class "
+                                 f"({', '.join(CLASSES)}), counted and agreement (1 or 0), got "
+                                 f"{','.join(row[c] or '' for c in AGREEMENT_COLUMNS)!r}")
+            rows.setdefault(row["chain"], []).append(
+                (int(number.group()), model, predicted, row["counted"] == "1", row["agreement"] == "1"))
+    return [ChainAgreement(chain, np.array([r[0] for r in residues]), tuple(r[1] for r in residues),
+                           tuple(r[2] for r in residues), np.array([r[3] for r in residues]),
+                           np.array([r[4] for r in residues])) for chain, residues in rows.items()]
+
+
+def agreement_figure_size(chains: int) -> tuple[float, float]:
+    """Figure size (inches) for :func:`draw_agreement_profiles` of that many chains (panels laid out as the
+    confidence plot's)."""
+    rows, columns = confidence_panel_grid(chains)
+    return (11.0 if columns <= 2 else 15.0), 1.0 + 2.0 * rows
+
+
+def draw_agreement_profiles(figure: Figure, chains: list[ChainAgreement], title: str = "") -> Figure:
+    """Draw, on *figure*, one panel per chain along its residue numbers: a band of the model's class and one of the
+    predicted class of each residue (a 1-wide bar in the class colour; residues off the map have no predicted bar),
+    residues below the backbone-density level faded, and a mark above each counted residue that disagrees."""
+    if not chains:
+        raise ValueError("no validated residues to plot")
+    rows, columns = confidence_panel_grid(len(chains))
+    for index, chain in enumerate(chains):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        for row, classes in ((AGREEMENT_ROWS.index("model"), chain.model_class),
+                             (AGREEMENT_ROWS.index("predicted"), chain.predicted_class)):
+            for name in DISPLAY_ORDER:
+                for counted in (True, False):
+                    numbers = chain.numbers[(np.array(classes) == name) & (chain.counted == counted)]
+                    if len(numbers):
+                        axes.broken_barh([(float(n) - 0.5, 1.0) for n in numbers], (row - 0.4, 0.8),
+                                         facecolors=CLASS_COLORS[name], alpha=1.0 if counted else BELOW_LEVEL_ALPHA)
+        disagreements = chain.disagreements
+        axes.scatter(disagreements, np.full(len(disagreements), AGREEMENT_ROWS.index("disagreement")),
+                     marker=DISAGREEMENT_MARKER, color="black", s=25)
+        axes.set_yticks(range(len(AGREEMENT_ROWS)), AGREEMENT_ROWS)
+        axes.set_ylim(-0.6, len(AGREEMENT_ROWS) - 0.4)
+        axes.set_xlim(float(chain.numbers.min()) - 1.0, float(chain.numbers.max()) + 1.0)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_xlabel("residue number")
+        agreement = "n/a" if chain.agreement is None else f"{100 * chain.agreement:.0f}%"
+        axes.set_title(f"chain {chain.chain}: {int(np.count_nonzero(chain.counted))} of {len(chain.numbers)} "
+                       f"residues counted, agreement {agreement}, {len(disagreements)} disagreeing",
+                       fontsize="medium")
+    present = {name for chain in chains for name in (*chain.model_class, *chain.predicted_class)}
+    handles = [Patch(facecolor=CLASS_COLORS[name], label=CLASS_LABELS[name]) for name in DISPLAY_ORDER
+               if name in present]
+    handles += [Patch(facecolor="grey", alpha=BELOW_LEVEL_ALPHA, label="below the density level"),
+                Line2D([], [], marker=DISAGREEMENT_MARKER, color="black", linestyle="", label="disagreement")]
+    figure.legend(handles=handles, loc="upper right", fontsize="small", ncols=len(handles))
+    if title:
+        figure.suptitle(title, x=0.02, ha="left")
+    figure.tight_layout(rect=(0, 0, 1, 0.93))
+    return figure
+
+
+def plot_agreement_profiles(validation_table: str | os.PathLike, png_path: str | os.PathLike,
+                            title: str = "") -> Path:
+    """Write the per-chain agreement plot of validate's *validation_table* to *png_path* (PNG, no display)."""
+    chains = read_validation_table(validation_table)
+    figure = agg_figure(agreement_figure_size(len(chains)))
+    draw_agreement_profiles(figure, chains, title)
     return _save_png(figure, png_path)
 
 
