@@ -17,7 +17,9 @@ with the number of fragments (the original fills a dense N² collision table, > 
    allows. Directions do not matter here: residues are counted in the chain's own 5′→3′ numbering.
 
 Both rules become "at most one" constraints over auxiliary literals (one per distinct label or claim), created only
-where two readings actually compete. The objective is Σ round(100 × score) over the chosen fragments. One search
+where two readings actually compete. The objective is Σ round(100 × score) over the chosen fragments, plus
+round(100 × bonus) for every chosen pair of a ``links`` entry (a reward for two fragments that continue each other;
+an addition to the original). One search
 worker and a fixed seed make the result reproducible; the search stops at the time limit with the best set found.
 """
 from __future__ import annotations
@@ -73,8 +75,10 @@ def select_fragments(
     capacities: list[int],
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
     seed: int = 0,
+    links: list[tuple[int, int, float]] = (),
 ) -> Selection:
-    """The best consistent subset of ``fragments``; capacities[g] = number of chains with group g's sequence."""
+    """The best consistent subset of ``fragments``; capacities[g] = number of chains with group g's sequence.
+    links: (i, j, bonus) adds ``bonus`` (score units) to the objective when fragments i and j are both chosen."""
     if not fragments:
         return Selection((), "OPTIMAL", 0, 0.0)
     model = cp_model.CpModel()
@@ -92,7 +96,13 @@ def select_fragments(
     for (group, _), paths in claims.items():
         if len(paths) > capacities[group]:
             model.Add(sum(_any_of(model, chosen, members) for members in paths.values()) <= capacities[group])
-    model.Maximize(sum(int(round(100 * f.score)) * x for f, x in zip(fragments, chosen)))
+    objective = [int(round(100 * f.score)) * x for f, x in zip(fragments, chosen)]
+    for i, j, bonus in links:
+        both = model.NewBoolVar("")
+        model.AddImplication(both, chosen[i])
+        model.AddImplication(both, chosen[j])
+        objective.append(int(round(100 * bonus)) * both)
+    model.Maximize(sum(objective))
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = float(time_limit_s)
     solver.parameters.num_workers = 1

@@ -6,7 +6,10 @@ CryoREAD's fragment approach, re-implemented from a description of its behaviour
    window is aligned by ``fragment_dp.align_windows`` against every sequence group, in the path's direction
    (decided beforehand from geometry; the original tries both). The 20 best alignments of a window, pooled over
    groups, become its candidate fragments.
-2. **Selection.** ``fragment_select.select_fragments`` picks a consistent, best-scoring set (CP-SAT).
+2. **Selection.** ``fragment_select.select_fragments`` picks a consistent, best-scoring set (CP-SAT). An addition
+   to the original: two candidates on different paths whose end nodes lie close together (a break in the trace)
+   score one perfectly matched base more when they continue each other in sequence (``continuity_links``): a short
+   path, which aligns about equally well in many places, then takes the register its neighbours imply.
 3. **Merging.** Chosen fragments of a path whose windows overlap form a cluster, merged into one reading (they
    agree on every node they share). The original re-aligns such a cluster as one stretch against its chain; that
    forces one monotonic register over the whole stretch, which fails where a traced path runs from one chain end
@@ -20,13 +23,14 @@ Chains with identical sequences form one group (aligned once; a residue may be u
 """
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
-from haruspex_engine.nucleic.fragment_dp import WINDOW_SIZE, align_windows, window_bounds
+from haruspex_engine.nucleic.attach import MAX_BASE_SCORE
+from haruspex_engine.nucleic.fragment_dp import MATCH_WEIGHT, WINDOW_SIZE, align_windows, window_bounds
 from haruspex_engine.nucleic.fragment_select import DEFAULT_TIME_LIMIT_S, Fragment, Selection, select_fragments
 from haruspex_engine.nucleic.sequences import FastaRecords, encode_sequence
 
@@ -34,6 +38,10 @@ from haruspex_engine.nucleic.sequences import FastaRecords, encode_sequence
 CANDIDATES_PER_WINDOW = 20
 #: Uncovered stretches longer than this many nodes are filled.
 MIN_GAP_NODES = 4
+#: Å: path ends at most this far apart may continue each other in sequence (a break in the trace).
+CONTINUITY_REACH_A = 14.0
+#: Alignment score added when two chosen candidates continue each other across a break: one perfectly matched base.
+CONTINUITY_BONUS = MATCH_WEIGHT * MAX_BASE_SCORE
 
 
 @dataclass(frozen=True)
@@ -86,7 +94,7 @@ def assign_sequences(paths: list[PathInput], groups: list[SequenceGroup],
     """Fragments assigning path nodes to residues of ``groups`` (see the module docstring)."""
     capacities = [len(g.chain_ids) for g in groups]
     candidates = _candidates(paths, groups)
-    selection = select_fragments(candidates, capacities, time_limit_s)
+    selection = select_fragments(candidates, capacities, time_limit_s, links=continuity_links(paths, candidates))
     per_path: list[list[Fragment]] = [[] for _ in paths]
     for index in selection.chosen:
         per_path[candidates[index].path].append(candidates[index])
@@ -101,6 +109,41 @@ def assign_sequences(paths: list[PathInput], groups: list[SequenceGroup],
         final[index] = sorted(final[index] + _fill_gaps(index, path, final[index], groups, capacities, usage),
                               key=lambda f: int(f.nodes[0]))
     return SequenceAssignment(final, selection, len(candidates))
+
+
+def continuity_links(paths: list[PathInput], candidates: list[Fragment]) -> list[tuple[int, int, float]]:
+    """Links (i, j, CONTINUITY_BONUS) between candidates that continue each other across two paths: candidate i
+    reads the 3′-end node of its path (in chain direction) as residue r, candidate j reads the 5′-end node of
+    another path as residue r + 1 … r + 1 + round(d / 6 Å) of the same group, where d ≤ CONTINUITY_REACH_A is the
+    distance between the two end nodes (room for the residues a break in the trace lost)."""
+    ends = {}  # path -> (3′-end node, 5′-end node)
+    for index, path in enumerate(paths):
+        last = len(path.xyz) - 1
+        ends[index] = (0, last) if path.reverse else (last, 0)
+    at_three, at_five = defaultdict(list), defaultdict(list)  # path -> [(candidate, group, residue)]
+    for index, fragment in enumerate(candidates):
+        three, five = ends[fragment.path]
+        reading = dict(zip(fragment.nodes.tolist(), fragment.residues.tolist()))
+        if three in reading:
+            at_three[fragment.path].append((index, fragment.group, reading[three]))
+        if five in reading:
+            at_five[fragment.path].append((index, fragment.group, reading[five]))
+    links = []
+    for a in at_three:
+        for b in at_five:
+            if a == b:
+                continue
+            distance = float(np.linalg.norm(paths[a].xyz[ends[a][0]] - paths[b].xyz[ends[b][1]]))
+            if distance > CONTINUITY_REACH_A:
+                continue
+            most = 1 + round(distance / 6.0)
+            starts = defaultdict(list)
+            for j, group, residue in at_five[b]:
+                starts[group, residue].append(j)
+            for i, group, residue in at_three[a]:
+                for step in range(1, most + 1):
+                    links.extend((i, j, CONTINUITY_BONUS) for j in starts.get((group, residue + step), ()))
+    return links
 
 
 def _candidates(paths: list[PathInput], groups: list[SequenceGroup]) -> list[Fragment]:
