@@ -18,8 +18,8 @@ with the number of fragments (the original fills a dense N² collision table, > 
 
 Both rules become "at most one" constraints over auxiliary literals (one per distinct label or claim), created only
 where two readings actually compete. The objective is Σ round(100 × score) over the chosen fragments, plus
-round(100 × bonus) for every chosen pair of a ``links`` entry (a reward for two fragments that continue each other;
-an addition to the original). One search
+round(100 × bonus) for every ``links`` entry with a chosen fragment on both sides (a reward for readings that
+continue each other; an addition to the original). One search
 worker and a fixed seed make the result reproducible; the search stops at the time limit with the best set found.
 """
 from __future__ import annotations
@@ -75,10 +75,11 @@ def select_fragments(
     capacities: list[int],
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
     seed: int = 0,
-    links: list[tuple[int, int, float]] = (),
+    links: list[tuple[list[int], list[int], float]] = (),
 ) -> Selection:
     """The best consistent subset of ``fragments``; capacities[g] = number of chains with group g's sequence.
-    links: (i, j, bonus) adds ``bonus`` (score units) to the objective when fragments i and j are both chosen."""
+    links: (first, second, bonus) adds ``bonus`` (score units) to the objective when at least one fragment of the
+    list ``first`` and one of ``second`` are chosen."""
     if not fragments:
         return Selection((), "OPTIMAL", 0, 0.0)
     model = cp_model.CpModel()
@@ -97,10 +98,10 @@ def select_fragments(
         if len(paths) > capacities[group]:
             model.Add(sum(_any_of(model, chosen, members) for members in paths.values()) <= capacities[group])
     objective = [int(round(100 * f.score)) * x for f, x in zip(fragments, chosen)]
-    for i, j, bonus in links:
+    for first, second, bonus in links:
         both = model.NewBoolVar("")
-        model.AddImplication(both, chosen[i])
-        model.AddImplication(both, chosen[j])
+        model.AddBoolOr([chosen[i] for i in first]).OnlyEnforceIf(both)
+        model.AddBoolOr([chosen[j] for j in second]).OnlyEnforceIf(both)
         objective.append(int(round(100 * bonus)) * both)
     model.Maximize(sum(objective))
     solver = cp_model.CpSolver()

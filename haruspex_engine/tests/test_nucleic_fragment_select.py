@@ -81,12 +81,14 @@ def test_matches_exhaustive_search_on_small_sets(seed):
     rng = np.random.default_rng(seed)
     fragments = random_fragments(rng, 11)
     capacities = [1, 2]
-    links = [(int(i), int(j), float(rng.uniform(1, 10))) for i, j in rng.integers(0, 11, size=(4, 2)) if i != j]
+    links = [(rng.choice(11, 2, replace=False).tolist(), rng.choice(11, 2, replace=False).tolist(),
+              float(rng.uniform(1, 10))) for _ in range(4)]
 
     def total(subset):
         chosen = set(subset)
         return (sum(round(100 * fragments[i].score) for i in subset)
-                + sum(round(100 * bonus) for i, j, bonus in links if i in chosen and j in chosen))
+                + sum(round(100 * bonus) for first, second, bonus in links
+                      if chosen & set(first) and chosen & set(second)))
 
     best = max(total(subset) for mask in range(1 << len(fragments))
                if consistent(fragments, subset := [i for i in range(len(fragments)) if mask >> i & 1], capacities))
@@ -99,7 +101,7 @@ def test_a_link_decides_between_equally_good_readings():
     left = fragment(0, 0, 0, length=10)  # path 0 reads residues 0..9
     near, far = fragment(1, 0, 11, length=3, score=5.0), fragment(1, 0, 30, length=3, score=5.0)
     for linked, expected in ((2, (0, 2)), (1, (0, 1))):  # path 1 has one node reading: the link decides which
-        assert select_fragments([left, far, near], [1], links=[(0, linked, 1.0)]).chosen == expected
+        assert select_fragments([left, far, near], [1], links=[([0], [linked], 1.0)]).chosen == expected
 
 
 def test_empty_and_reproducible():

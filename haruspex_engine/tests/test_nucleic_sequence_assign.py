@@ -25,7 +25,7 @@ def test_candidates_continuing_across_a_break_are_linked():
         _candidate(0, [0, 1], [5, 6]),          # does not read A's end: not linked
         _candidate(1, [0, 1], [11, 12]),        # four residues on: more than a 12 Å break can hide
     ]
-    assert continuity_links(paths, candidates) == [(0, 1, CONTINUITY_BONUS)]
+    assert continuity_links(paths, candidates) == [([0], [1], CONTINUITY_BONUS)]
 
 
 def test_far_apart_ends_are_not_linked():
@@ -41,4 +41,11 @@ def test_chain_direction_decides_which_ends_meet():
     candidates = [_candidate(0, [0, 1, 2], [7, 6, 5], reverse=True),
                   _candidate(1, [0, 1], [7, 8]),   # B's 5′ end (node 0) is residue 7: no, it must follow 7
                   _candidate(1, [0, 1], [8, 9])]   # follows residue 7: linked
-    assert continuity_links(paths, candidates) == [(0, 2, CONTINUITY_BONUS)]
+    assert continuity_links(paths, candidates) == [([0], [2], CONTINUITY_BONUS)]
+
+
+def test_one_link_per_continuity_whatever_the_number_of_candidates():
+    paths = [_path([0.0, 6.0, 12.0]), _path([18.0, 24.0])]
+    candidates = [_candidate(0, [0, 1, 2], [5, 6, 7]), _candidate(0, [1, 2], [6, 7]),
+                  _candidate(1, [0, 1], [8, 9]), _candidate(1, [0], [8])]
+    assert continuity_links(paths, candidates) == [([0, 1], [2, 3], CONTINUITY_BONUS)]
