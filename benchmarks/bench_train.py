@@ -75,8 +75,9 @@ def main() -> None:
         f"\n## Haruspex training speed — {results['machine']['date']}",
         f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, CPU only. Command: "
         f"`.venv-worker/bin/python benchmarks/bench_train.py --batch-sizes {' '.join(map(str, args.batch_sizes))} "
-        f"--steps {args.steps}`. Raw: `{raw}`. 70³ segments of a simulated helix/sheet scene; step time = median "
-        "over the steps (TrainingReport.seconds_per_step); each batch size in its own process.",
+        f"--steps {args.steps}`. Raw: `{raw}`. 70³ segments of a simulated helix/sheet scene (a batch may repeat a "
+        "segment under other rotations and crops, which costs the same); step time = median over the steps "
+        "(TrainingReport.seconds_per_step); each batch size in its own process.",
         "",
         "| batch | s / step | s / segment | peak RSS GB | published schedule (40,000 × 100) at this rate |",
         "|---|---|---|---|---|",
