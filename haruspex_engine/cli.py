@@ -124,10 +124,15 @@ Weights: --checkpoint, else $HARUSPEX_CHECKPOINT, else the cache filled by `haru
     p.set_defaults(func=_run_annotate)
 
 
-def default_prefix(path: Path) -> str:
-    """File name without its map extension(s): emd_1234.map.gz -> emd_1234."""
+#: Extensions a map file name may end with, removed in this order for default output prefixes (compression first).
+MAP_SUFFIXES = (".gz", ".bz2", ".mrc", ".map", ".ccp4", ".mrcs")
+
+
+def default_prefix(path: Path, suffixes: tuple[str, ...] = MAP_SUFFIXES) -> str:
+    """File name without its extension(s) among ``suffixes`` (checked in order): emd_1234.map.gz -> emd_1234;
+    with model_files.MODEL_SUFFIXES, 6v5b_model.cif.gz -> 6v5b_model."""
     name = path.name
-    for suffix in (".gz", ".bz2", ".mrc", ".map", ".ccp4", ".mrcs"):
+    for suffix in suffixes:
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
     return name or path.stem

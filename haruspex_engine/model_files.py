@@ -6,6 +6,9 @@ from pathlib import Path
 
 import gemmi
 
+#: Extensions a model file name may end with, removed in this order for default output prefixes (compression first).
+MODEL_SUFFIXES = (".gz", ".cif", ".mmcif", ".pdb", ".ent")
+
 
 class ModelFileError(ValueError):
     """A model file that cannot be used; the message names the file and the problem."""

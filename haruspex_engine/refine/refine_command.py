@@ -10,8 +10,6 @@ from pathlib import Path
 
 from haruspex_engine.refine.refine import DEFAULT_CYCLES, DEFAULT_MASK_RADIUS_A
 
-MODEL_SUFFIXES = (".gz", ".cif", ".mmcif", ".pdb", ".ent")
-
 
 def add_refine_parser(commands) -> None:
     """Register ``refine-na`` on the CLI's subparsers."""
@@ -55,9 +53,9 @@ Defaults: {DEFAULT_CYCLES} cycles, mask radius {DEFAULT_MASK_RADIUS_A:g} Å (ser
 
 def run_refine(args: argparse.Namespace) -> int:
     """Run a parsed ``refine-na`` command; returns the exit status (errors raise CommandError)."""
-    from haruspex_engine.cli import CommandError
+    from haruspex_engine.cli import CommandError, default_prefix
     from haruspex_engine.maps import read_map
-    from haruspex_engine.model_files import read_model
+    from haruspex_engine.model_files import MODEL_SUFFIXES, read_model
     from haruspex_engine.nucleic.atoms import write_model
     from haruspex_engine.refine.monomers import MonomerLibraryError, check_dictionaries, locate_monomer_library
     from haruspex_engine.refine.refine import RefinementError, refine_structure, servalcat_version
@@ -80,7 +78,7 @@ def run_refine(args: argparse.Namespace) -> int:
     except MonomerLibraryError as exc:
         raise CommandError(str(exc)) from None
 
-    prefix = args.prefix or _default_prefix(args.model)
+    prefix = args.prefix or default_prefix(args.model, MODEL_SUFFIXES)
     outdir = (args.output_dir or args.model.parent).resolve()
     outdir.mkdir(parents=True, exist_ok=True)
     report_path = outdir / f"{prefix}_refine.json"
@@ -121,15 +119,6 @@ def run_refine(args: argparse.Namespace) -> int:
          f"{after['angle_rmsd_deg']}°, FSCaverage {result.fsc_average['before']} -> {result.fsc_average['after']}; "
          f"{len(result.links.breaks)} chain breaks kept open; summary {report_path}")
     return 0
-
-
-def _default_prefix(path: Path) -> str:
-    """File name without its model extension(s): 6v5b_model.cif.gz -> 6v5b_model."""
-    name = path.name
-    for suffix in MODEL_SUFFIXES:
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-    return name or path.stem
 
 
 def _say(message: str) -> None:

@@ -52,7 +52,7 @@ def run_training_data(args: argparse.Namespace) -> int:
     import numpy as np
 
     from haruspex_engine.annotation.checkpoint import CHANNELS
-    from haruspex_engine.cli import CommandError
+    from haruspex_engine.cli import CommandError, default_prefix
     from haruspex_engine.maps import read_map, write_map
     from haruspex_engine.model_files import read_model
     from haruspex_engine.summary import describe_input, write_summary
@@ -64,7 +64,7 @@ def run_training_data(args: argparse.Namespace) -> int:
         raise CommandError("--stride must be at least 1 and --jitter at least 0")
     density = read_map(args.map)
     structure = read_model(args.model)
-    prefix = args.prefix or args.map.name.split(".")[0]
+    prefix = args.prefix or default_prefix(args.map)
     try:
         labels = paint_labels(density, structure, label_residues(structure))
     except ValueError as exc:

@@ -68,9 +68,8 @@ Outputs in OUTDIR:
 
 def run_validate(args: argparse.Namespace) -> int:
     """Run a parsed ``validate`` command; returns the exit status (errors raise CommandError)."""
-    from haruspex_engine.cli import CommandError
-    from haruspex_engine.model_files import read_model
-    from haruspex_engine.refine.refine_command import _default_prefix
+    from haruspex_engine.cli import CommandError, default_prefix
+    from haruspex_engine.model_files import MODEL_SUFFIXES, read_model
     from haruspex_engine.summary import describe_input, write_summary
     from haruspex_engine.validation.validate import validate_model, validation_report
 
@@ -85,7 +84,7 @@ def run_validate(args: argparse.Namespace) -> int:
                                     model_path=str(args.model))
     except ValidationError as exc:
         raise CommandError(str(exc)) from None
-    prefix = args.prefix or _default_prefix(args.model)
+    prefix = args.prefix or default_prefix(args.model, MODEL_SUFFIXES)
     outdir = args.output_dir.resolve()
     outdir.mkdir(parents=True, exist_ok=True)
     report_path = outdir / f"{prefix}_validation.json"
