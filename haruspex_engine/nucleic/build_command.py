@@ -8,8 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 
 def add_build_parser(commands) -> None:
     """Register ``build-na`` on the CLI's subparsers."""
@@ -64,6 +62,8 @@ When no nucleic acid is found, no model is written and the summary says so (exit
 
 def run_build(args: argparse.Namespace) -> int:
     """Run a parsed ``build-na`` command; returns the exit status."""
+    import numpy as np
+
     from haruspex_engine.cli import CommandError
     from haruspex_engine.maps import read_map, write_like
     from haruspex_engine.nucleic.atoms import write_confidence_table, write_model

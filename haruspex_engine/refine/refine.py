@@ -29,11 +29,10 @@ import numpy as np
 
 from haruspex_engine.maps import DensityMap, write_map
 from haruspex_engine.progress import Progress
+from haruspex_engine.refine import DEFAULT_CYCLES, DEFAULT_MASK_RADIUS_A
 from haruspex_engine.refine.links import BackboneLinks, add_bridges, plan_backbone_links, remove_bridges
 
 SERVALCAT = "servalcat"
-DEFAULT_CYCLES = 10
-DEFAULT_MASK_RADIUS_A = 3.0
 BOND_KEY = "Bond distances, non H"
 ANGLE_KEY = "Bond angles, non H"
 CYCLE_DONE = "$TABLE: Data stats in cycle"  # servalcat prints it after each cycle (and for the input, cycle 0)

@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from haruspex_engine.refine.refine import DEFAULT_CYCLES, DEFAULT_MASK_RADIUS_A
+from haruspex_engine.refine import DEFAULT_CYCLES, DEFAULT_MASK_RADIUS_A
 
 
 def add_refine_parser(commands) -> None:

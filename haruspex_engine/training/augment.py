@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 
 from haruspex_engine.annotation.checkpoint import BOX, CORE
-from haruspex_engine.training.segments import SEGMENT_SIZE
+from haruspex_engine.training import SEGMENT_SIZE
 
 #: Crop offsets are drawn from [0, MAX_OFFSET) along each axis.
 MAX_OFFSET = SEGMENT_SIZE - BOX  # 30

@@ -6,7 +6,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from haruspex_engine.training.segments import SEGMENT_SIZE, SEGMENT_STRIDE
+from haruspex_engine.training import SEGMENT_SIZE, SEGMENT_STRIDE
 
 #: Suffix of the JSON report written last in the output directory.
 REPORT_SUFFIX = "_training_data.json"

@@ -29,6 +29,7 @@ import numpy as np
 
 from haruspex_engine import tiling
 from haruspex_engine.maps import DensityMap
+from haruspex_engine.training import SEGMENT_SIZE, SEGMENT_STRIDE
 from haruspex_engine.training.labels import (
     MASKED,
     UNASSIGNED_CHANNEL,
@@ -39,8 +40,6 @@ from haruspex_engine.training.labels import (
     working_map,
 )
 
-SEGMENT_SIZE = 70  # voxels per edge
-SEGMENT_STRIDE = 35  # voxels between neighbouring corners
 MIN_DENSE_ATOMS = 100
 ATOM_LEVEL = 1.0  # r.m.s.d.
 BACKBONE_LEVEL = 3.0  # r.m.s.d.

@@ -38,8 +38,9 @@ from haruspex_engine.annotation.network import network_logits
 from haruspex_engine.checkpoints import CheckpointError, mark_test_weights
 from haruspex_engine.devices import import_tensorflow
 from haruspex_engine.progress import Progress
+from haruspex_engine.training import SEGMENT_SIZE
 from haruspex_engine.training.augment import draw_augmentation, input_and_target, rotate
-from haruspex_engine.training.segments import SEGMENT_SIZE, TrainingSegment
+from haruspex_engine.training.segments import TrainingSegment
 
 tf = import_tensorflow()
 

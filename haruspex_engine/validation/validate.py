@@ -30,22 +30,15 @@ import numpy as np
 
 from haruspex_engine.maps import DensityMap
 from haruspex_engine.training.labels import density_at, map_rmsd, model_atoms
+from haruspex_engine.validation import BACKBONE_LEVEL, CLASS_ORDER, ValidationError
 from haruspex_engine.validation.secondary_structure import HELIX, NUCLEIC, SHEET, UNASSIGNED, label_residues
 
-#: Probability-map classes, in the order columns are kept and ties are broken.
-CLASS_ORDER = ("helix", "sheet", "nucleic", "unassigned")
 #: Label value (``secondary_structure`` constants, the annotate label-map values) of each class name.
 LABEL_OF_CLASS = {"helix": HELIX, "sheet": SHEET, "nucleic": NUCLEIC, "unassigned": UNASSIGNED}
 CLASS_OF_LABEL = {label: name for name, label in LABEL_OF_CLASS.items()}
 #: Classes scored one by one (unassigned is the "no prediction" of the paper's fn).
 SCORED_CLASSES = ("helix", "sheet", "nucleic")
-#: Minimum mean backbone density (r.m.s.d. units) of a counted residue (the paper's rule).
-BACKBONE_LEVEL = 1.0
 NO_PREDICTION = -1  # predicted label of a residue with no backbone atom on the map grid
-
-
-class ValidationError(ValueError):
-    """Inputs that cannot be validated; the message names the file and the problem."""
 
 
 @dataclass(frozen=True)

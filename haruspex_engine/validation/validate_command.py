@@ -8,18 +8,16 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import gemmi
-import numpy as np
+from haruspex_engine.validation import BACKBONE_LEVEL, CLASS_ORDER, ValidationError
 
-from haruspex_engine.maps import DensityMap
-from haruspex_engine.validation.validate import (
-    BACKBONE_LEVEL,
-    CLASS_OF_LABEL,
-    CLASS_ORDER,
-    ResidueValidation,
-    ValidationError,
-)
+if TYPE_CHECKING:  # the command line registers this module: gemmi, numpy and the maps load when it runs
+    import gemmi
+    import numpy as np
+
+    from haruspex_engine.maps import DensityMap
+    from haruspex_engine.validation.validate import ResidueValidation
 
 SUMMARY_SUFFIX = "_summary.json"
 TABLE_COLUMNS = ("chain", "residue_number", "residue_name", "model_class", "predicted_class",
@@ -187,6 +185,8 @@ def read_density(summary_path: Path, annotation: dict, given: Path | None) -> De
 
 def table_rows(validation: ResidueValidation) -> list[dict[str, str]]:
     """The per-residue table (TABLE_COLUMNS) as text; probabilities and densities empty off the map."""
+    from haruspex_engine.validation.validate import CLASS_OF_LABEL
+
     rows = []
     counted, on_map, agrees = validation.counted, validation.on_map, validation.agrees
     model_probability = model_class_probability(validation)
@@ -219,6 +219,10 @@ def write_table(validation: ResidueValidation, path: Path) -> Path:
 
 def model_class_probability(validation: ResidueValidation) -> np.ndarray:
     """(n,) each residue's mean probability of the class its model says; 0 off the map."""
+    import numpy as np
+
+    from haruspex_engine.validation.validate import CLASS_OF_LABEL
+
     column = np.array([CLASS_ORDER.index(CLASS_OF_LABEL[int(label)]) for label in validation.model_label], dtype=int)
     values = validation.probabilities[np.arange(len(validation)), column] if len(validation) else np.zeros(0)
     return np.where(validation.on_map, values, 0.0)
@@ -227,6 +231,8 @@ def model_class_probability(validation: ResidueValidation) -> np.ndarray:
 def write_scored_model(structure: gemmi.Structure, validation: ResidueValidation, path: Path) -> Path:
     """Write a copy of ``structure`` as mmCIF with every atom's B-factor set to its residue's probability of the
     model class (0 for residues not validated; anisotropic B-factors removed); returns ``path``."""
+    import gemmi
+
     from haruspex_engine.nucleic.atoms import write_model
 
     scored = structure.clone()
