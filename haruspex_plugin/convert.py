@@ -1,13 +1,35 @@
-"""Per-residue Scipion attributes on worker models: pwem's ``_scipion_attributes`` mmCIF category, which pwem's
-ChimeraAttributeViewer reads to colour a model (specifier ``chain:number``, recipient ``residues``)."""
+"""Conversions between Scipion objects and the worker's files: input maps written as the worker reads them, models
+registered with their map attached, and per-residue Scipion attributes on worker models (pwem's
+``_scipion_attributes`` mmCIF category, which pwem's ChimeraAttributeViewer reads to colour a model: specifier
+``chain:number``, recipient ``residues``)."""
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 
 from pwem.convert.atom_struct import AtomicStructHandler, addScipionAttribute
+from pwem.convert.headers import Ccp4Header
+from pwem.objects import AtomStruct, Volume
 
 from .constants import NA_CONFIDENCE_ATTRIBUTE
+
+
+def write_worker_map(volume: Volume, path: str, voxels: Volume | None = None) -> None:
+    """Write the map of *volume* (or the voxels of *voxels*, e.g. one of its half maps) as a standard MRC file at
+    *path* with *volume*'s Scipion sampling rate and origin in its header, which is how the worker reads maps."""
+    Ccp4Header.fixFile(voxels or volume, path, volume.getOrigin(force=True).getShifts(),
+                       sampling=volume.getSamplingRate(), originField=Ccp4Header.ORIGIN)
+
+
+def model_with_volume(path: str, volume: Volume) -> AtomStruct:
+    """An AtomStruct for the model file at *path* with a copy of *volume* attached (a copy: storing the model gives
+    its volume a new id, which must not be the input's), so downstream protocols find the map, its sampling rate
+    and its origin."""
+    model = AtomStruct(filename=path)
+    attached = Volume()
+    attached.copy(volume, copyId=False)
+    model.setVolume(attached)
+    return model
 
 
 def read_model_cif(model_path: str) -> dict:

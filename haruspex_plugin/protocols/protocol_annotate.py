@@ -5,7 +5,6 @@ import os
 
 import pyworkflow.protocol.params as params
 import pyworkflow.utils as pwutils
-from pwem.convert.headers import Ccp4Header
 from pwem.objects import SetOfVolumes, Volume
 from pyworkflow.constants import BETA
 
@@ -20,6 +19,7 @@ from ..constants import (
     WEIGHTED_OUTPUT,
     WEIGHTED_SUFFIX,
 )
+from ..convert import write_worker_map
 from .worker_protocol import HaruspexWorkerProtocol, checked_files, read_json
 
 PRECISIONS = ("fp32", "bf16")
@@ -106,9 +106,7 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
         """
         volume = self.getInputMap(mapId)
         pwutils.makePath(self.getMapFolder(mapId))
-        shifts = volume.getOrigin(force=True).getShifts()
-        Ccp4Header.fixFile(volume, self.getInputMapPath(mapId), shifts, sampling=volume.getSamplingRate(),
-                           originField=Ccp4Header.ORIGIN)
+        write_worker_map(volume, self.getInputMapPath(mapId))
 
     def annotateStep(self, mapId: int | None = None):
         """Run ``haruspex annotate`` on the input map (*mapId*: the map of an input set) in the worker environment;

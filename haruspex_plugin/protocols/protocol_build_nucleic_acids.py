@@ -5,7 +5,6 @@ import os
 
 import pyworkflow.protocol.params as params
 import pyworkflow.utils as pwutils
-from pwem.convert.headers import Ccp4Header
 from pwem.objects import AtomStruct, Sequence, SetOfVolumes, Transform, Volume
 from pyworkflow.constants import BETA
 
@@ -25,9 +24,8 @@ from ..constants import (
     NA_MODEL_OUTPUT,
     NA_MODEL_REFINED_OUTPUT,
 )
-from ..convert import write_confidence_attribute
+from ..convert import model_with_volume, write_confidence_attribute, write_worker_map
 from .protocol_refine import (
-    model_with_volume,
     refine_args,
     refinement_lines,
     refinement_method,
@@ -159,8 +157,7 @@ class ProtHaruspexBuildNucleicAcids(HaruspexWorkerProtocol):
         steps after it) when an input changed. Returns the files written (checked again on continue).
         """
         volume = self.inputVolume.get()
-        Ccp4Header.fixFile(volume, self.getInputMapPath(), volume.getOrigin(force=True).getShifts(),
-                           sampling=volume.getSamplingRate(), originField=Ccp4Header.ORIGIN)
+        write_worker_map(volume, self.getInputMapPath())
         written = [self.getInputMapPath()]
         if self.hasSequences():
             _write_atomically(self.getFastaPath(), self.getFastaText())

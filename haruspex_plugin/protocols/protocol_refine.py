@@ -10,12 +10,12 @@ import re
 
 import pyworkflow.protocol.params as params
 import pyworkflow.utils as pwutils
-from pwem.convert.headers import Ccp4Header
 from pwem.objects import AtomStruct, Volume
 from pyworkflow.constants import BETA
 
 from .. import Plugin
 from ..constants import REFINED_MODEL_OUTPUT
+from ..convert import model_with_volume, write_worker_map
 from .worker_protocol import HaruspexWorkerProtocol, checked_files, read_json
 
 # Run by the worker's Python at validation: exits with the worker's one-line error when refine-na could not run.
@@ -79,8 +79,7 @@ class ProtHaruspexRefineNucleicAcids(HaruspexWorkerProtocol):
         volume = self.getMap()
         sources = volume.getHalfMaps(asList=True) if self.useHalfMaps.get() else [volume]
         for source, path in zip(sources, self.getMapPaths()):
-            Ccp4Header.fixFile(source, path, volume.getOrigin(force=True).getShifts(),
-                               sampling=volume.getSamplingRate(), originField=Ccp4Header.ORIGIN)
+            write_worker_map(volume, path, voxels=source)
         return self.getMapPaths()
 
     def refineStep(self, args):
@@ -172,17 +171,6 @@ def refine_args(model: str, maps: list[str], resolution: float, outdir: str, pre
     extra folder)."""
     return ["refine-na", os.path.abspath(model), *map(os.path.abspath, maps), "--resolution", str(resolution),
             "-o", os.path.abspath(outdir), "--prefix", prefix]
-
-
-def model_with_volume(path: str, volume: Volume) -> AtomStruct:
-    """An AtomStruct for the model file at *path* with a copy of *volume* attached (a copy: storing the model gives
-    its volume a new id, which must not be the input's), so downstream protocols find the map, its sampling rate
-    and its origin."""
-    model = AtomStruct(filename=path)
-    attached = Volume()
-    attached.copy(volume, copyId=False)
-    model.setVolume(attached)
-    return model
 
 
 def refinement_lines(report: dict) -> list[str]:

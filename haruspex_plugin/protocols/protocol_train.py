@@ -6,12 +6,12 @@ import subprocess
 
 import pyworkflow.protocol.params as params
 import pyworkflow.utils as pwutils
-from pwem.convert.headers import Ccp4Header
 from pwem.objects import AtomStruct, EMFile, Volume
 from pyworkflow.constants import BETA
 
 from .. import Plugin
 from ..constants import CHECK_TIMEOUT_S, ENGINE_MODULE, TRAINED_CHECKPOINT_OUTPUT, WORKER_ERROR_PREFIX
+from ..convert import write_worker_map
 from .worker_protocol import HaruspexWorkerProtocol, checked_files, read_json
 
 FRESH, PUBLISHED, PREVIOUS_RUN = 0, 1, 2  # initialWeights choices
@@ -94,8 +94,7 @@ class ProtHaruspexTrain(HaruspexWorkerProtocol):
         """Write the map of pair *index* (1-based) as MRC with the Scipion sampling rate and origin. *volumeId* and
         *structureId* record the inputs in the step, so a continued run redoes it when they changed."""
         volume, _ = self.getPairs()[index - 1]
-        Ccp4Header.fixFile(volume, self.getPairMapPath(index), volume.getOrigin(force=True).getShifts(),
-                           sampling=volume.getSamplingRate(), originField=Ccp4Header.ORIGIN)
+        write_worker_map(volume, self.getPairMapPath(index))
 
     def trainingDataStep(self, index: int):
         """Run ``haruspex training-data`` on pair *index*: its segments and report go to extra/data under the pair's

@@ -7,7 +7,6 @@ import re
 
 import pyworkflow.protocol.params as params
 import pyworkflow.utils as pwutils
-from pwem.convert.headers import Ccp4Header
 from pwem.objects import AtomStruct, Volume
 from pyworkflow.constants import BETA
 
@@ -20,9 +19,8 @@ from ..constants import (
     VALIDATION_ATTRIBUTES,
     VALIDATION_MODEL_OUTPUT,
 )
-from ..convert import read_model_cif, write_residue_attributes
+from ..convert import model_with_volume, read_model_cif, write_residue_attributes, write_worker_map
 from .protocol_annotate import PRECISIONS
-from .protocol_refine import model_with_volume
 from .worker_protocol import HaruspexWorkerProtocol, checked_files, read_json
 
 FROM_ANNOTATION, FROM_MAP = 0, 1  # annotationSource choices
@@ -92,8 +90,7 @@ class ProtHaruspexValidate(HaruspexWorkerProtocol):
         """Write the map to annotate as MRC with the Scipion sampling rate and origin. *volumeId* records the input
         in the step, so a continued run redoes it when the input changed."""
         volume = self.inputVolume.get()
-        Ccp4Header.fixFile(volume, self.getInputMapPath(), volume.getOrigin(force=True).getShifts(),
-                           sampling=volume.getSamplingRate(), originField=Ccp4Header.ORIGIN)
+        write_worker_map(volume, self.getInputMapPath())
 
     def annotateStep(self):
         """Run ``haruspex annotate`` on the converted map."""

@@ -1,7 +1,7 @@
 """Our AtomStruct output as the input of the standard downstream Scipion refinement and validation protocols.
 
 The model is the real output of ProtHaruspexRefineNucleicAcids (an mmCIF AtomStruct with a copy of its map attached,
-``protocol_refine.model_with_volume``, which the build protocol's models use too), run on an ideal 12-nt RNA strand
+``convert.model_with_volume``, which the build protocol's models use too), run on an ideal 12-nt RNA strand
 and its map simulated at 1.2 Å/voxel with the origin a whole number of voxels away from 0 (the downstream protocols
 write the origin as an MRC start index, in whole voxels). Each downstream protocol then gets that AtomStruct alone
 as its input and must:
