@@ -122,7 +122,14 @@ class Plugin(pwem.Plugin):
 
     @classmethod
     def runWorkerCheck(cls, *args: str, timeout: float = CHECK_TIMEOUT_S) -> tuple[int | None, str]:
-        """Run the worker's Python with *args*; return (exit code or None, last line of its error output).
+        """Run the worker's Python with *args*; return (exit code or None, last line of its error output)."""
+        code, message, _ = cls.runWorkerQuery(*args, timeout=timeout)
+        return code, message
+
+    @classmethod
+    def runWorkerQuery(cls, *args: str, timeout: float = CHECK_TIMEOUT_S) -> tuple[int | None, str, str]:
+        """Run the worker's Python with *args*; return (exit code or None, last line of its error output, its
+        standard output).
 
         It runs in the interpreter's own folder, so that no package in the current folder can be imported instead
         of the worker environment's.
@@ -132,12 +139,12 @@ class Plugin(pwem.Plugin):
             result = subprocess.run(command, env=cls.getEnviron(), cwd=os.path.dirname(command[0]) or None,
                                     capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            return None, f"`{shlex.join(command)}` gave no answer within {timeout:g} s"
+            return None, f"`{shlex.join(command)}` gave no answer within {timeout:g} s", ""
         except OSError as exc:
-            return None, f"`{shlex.join(command)}` could not start ({exc})"
+            return None, f"`{shlex.join(command)}` could not start ({exc})", ""
         lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
         message = lines[-1] if lines else f"exit status {result.returncode}"
-        return result.returncode, message.removeprefix(WORKER_ERROR_PREFIX).strip()
+        return result.returncode, message.removeprefix(WORKER_ERROR_PREFIX).strip(), result.stdout
 
     @classmethod
     def _workerPythonProblems(cls) -> list[str]:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pyworkflow.protocol.params as params
 import pyworkflow.utils as pwutils
@@ -10,7 +9,7 @@ from pwem.objects import AtomStruct, EMFile, Volume
 from pyworkflow.constants import BETA
 
 from .. import Plugin
-from ..constants import CHECK_TIMEOUT_S, ENGINE_MODULE, TRAINED_CHECKPOINT_OUTPUT, WORKER_ERROR_PREFIX
+from ..constants import ENGINE_MODULE, TRAINED_CHECKPOINT_OUTPUT
 from ..convert import write_worker_map
 from .worker_protocol import HaruspexWorkerProtocol, checked_files, read_json
 
@@ -249,14 +248,10 @@ class ProtHaruspexTrain(HaruspexWorkerProtocol):
 def installed_checkpoint() -> str:
     """The prefix of the installed published weights, as the worker finds them (``haruspex weights path``:
     ``$HARUSPEX_CHECKPOINT``, else the cache); RuntimeError with the worker's message when there are none."""
-    command = [Plugin.getWorkerPython(), "-m", ENGINE_MODULE, "weights", "path"]
-    result = subprocess.run(command, env=Plugin.getEnviron(), capture_output=True, text=True,
-                            timeout=CHECK_TIMEOUT_S, check=False)
-    if result.returncode != 0:
-        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
-        message = lines[-1].removeprefix(WORKER_ERROR_PREFIX).strip() if lines else f"exit {result.returncode}"
+    code, message, output = Plugin.runWorkerQuery("-m", ENGINE_MODULE, "weights", "path")
+    if code != 0:
         raise RuntimeError(f"Haruspex weights not usable: {message}")
-    return result.stdout.strip().splitlines()[-1]
+    return output.strip().splitlines()[-1]
 
 
 def training_lines(report: dict) -> list[str]:
