@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import csv
 import os
-import string
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -51,10 +50,10 @@ import numpy as np
 from haruspex_engine.nucleic import nucleotides as nt
 from haruspex_engine.nucleic.classes import BASE_TYPES
 from haruspex_engine.nucleic.ideal import _superpose
+from haruspex_engine.nucleic.sequences import CHAIN_ID_ALPHABET
 from haruspex_engine.structures import _place
 
 #: Single-character chain ids in the order they are given out.
-CHAIN_ID_ALPHABET = string.ascii_uppercase + string.ascii_lowercase + string.digits
 #: Fraction of the P(i) -> P(i+1) vector at which the template O3' is placed.
 O3_FRACTION = 5.0 / 6.0
 _RING_ATOMS = ("C1'", "C2'", "C3'", "C4'", "O4'")

@@ -41,11 +41,10 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from haruspex_engine.model_files import ModelFileError, read_model
+from haruspex_engine.nucleic.nucleotides import PHOSPHATE_ATOMS, SUGAR_ATOMS
 
 RESIDUE_CUTOFF_A = 3.0
 ATOM_CUTOFF_A = 5.0
-SUGAR_ATOMS = ("C1'", "C2'", "O2'", "C3'", "O3'", "C4'", "O4'", "C5'")
-PHOSPHATE_ATOMS = ("P", "OP1", "OP2", "O5'", "OP3")
 BACKBONE_ATOMS = SUGAR_ATOMS + PHOSPHATE_ATOMS
 _BACKBONE_INDEX = {name: i for i, name in enumerate(BACKBONE_ATOMS)}
 _C4 = _BACKBONE_INDEX["C4'"]

@@ -67,7 +67,6 @@ def run_refine(args: argparse.Namespace) -> int:
     if args.resolution <= 0 or args.cycles < 1 or args.mask_radius <= 0:
         raise CommandError("--resolution and --mask-radius must be positive, --cycles at least 1")
     structure = read_model(args.model)
-    maps = [read_map(path) for path in args.maps]
     version = servalcat_version()
     if version is None:
         raise CommandError("servalcat is not installed in the worker environment; install it with "
@@ -77,6 +76,7 @@ def run_refine(args: argparse.Namespace) -> int:
         check_dictionaries(library, {residue.name for chain in structure[0] for residue in chain}, str(args.model))
     except MonomerLibraryError as exc:
         raise CommandError(str(exc)) from None
+    maps = [read_map(path) for path in args.maps]  # after the cheap checks: two half maps can be large
 
     prefix = args.prefix or default_prefix(args.model, MODEL_SUFFIXES)
     outdir = (args.output_dir or args.model.parent).resolve()

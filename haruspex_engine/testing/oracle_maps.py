@@ -21,10 +21,9 @@ import gemmi
 import numpy as np
 
 from haruspex_engine.nucleic.classes import BASE_TYPES, STAGE2_CLASSES
+from haruspex_engine.nucleic.nucleotides import PHOSPHATE_ATOMS, SUGAR_ATOMS
 from haruspex_engine.simulate import density_on_grid
 
-SUGAR_ATOMS = frozenset({"C1'", "C2'", "O2'", "C3'", "O3'", "C4'", "O4'", "C5'"})
-PHOSPHATE_ATOMS = frozenset({"P", "OP1", "OP2", "O5'", "OP3"})
 #: Base-type channel of each nucleotide residue name.
 BASE_TYPE = {"A": "A", "DA": "A", "U": "UT", "DU": "UT", "DT": "UT", "T": "UT", "C": "C", "DC": "C", "G": "G",
              "DG": "G"}
