@@ -34,7 +34,8 @@ setup(
     license="GPL-3.0-or-later",
     python_requires=">=3.9",
     packages=find_packages(include=["haruspex_plugin*", "haruspex_engine*"]),
-    package_data={"haruspex_plugin": ["protocols.conf", "templates/*.json.template"]},
+    package_data={"haruspex_plugin": ["protocols.conf", "templates/*.json.template"],
+                  "haruspex_engine.demo_model": ["demo.ckpt.*", "demo_model.json"]},
     install_requires=_requirements("requirements.txt"),
     extras_require={"worker": _requirements("requirements-worker.txt")},
     entry_points={

@@ -82,7 +82,9 @@ on the input map's grid with its voxel size and origin:
   PREFIX_*_weighted.mrc   probability x density (with --density-weighted; the original's -d)
   PREFIX_summary.json     class fractions, device, timings, warnings (written last)
 
-Weights: --checkpoint, else $HARUSPEX_CHECKPOINT, else the cache filled by `haruspex weights download`.""",
+Weights: --checkpoint, else $HARUSPEX_CHECKPOINT, else the cache filled by `haruspex weights download`.
+Without the published weights, --demo-model runs the small demo network bundled with this package (trained by this
+project on simulated maps, not the published network): good enough to try the tool, not for real maps.""",
     )
     p.add_argument("map", type=Path, help="input density map")
     p.add_argument("-o", "--output-dir", type=Path, default=Path("."), help="output directory (default: .)")
@@ -119,7 +121,15 @@ Weights: --checkpoint, else $HARUSPEX_CHECKPOINT, else the cache filled by `haru
         "(max |Δp| ~1e-5); direct: plain convolutions, in fp32 bit-identical to the original graph. auto: winograd "
         "on CPU, direct on GPU (default: auto)",
     )
-    p.add_argument("--checkpoint", type=Path, help="checkpoint prefix, e.g. /data/hpx_190116/model.ckpt-40000")
+    weights_choice = p.add_mutually_exclusive_group()
+    weights_choice.add_argument("--checkpoint", type=Path,
+                                help="checkpoint prefix, e.g. /data/hpx_190116/model.ckpt-40000")
+    weights_choice.add_argument(
+        "--demo-model", action="store_true",
+        help="use the bundled demo model instead of the published network: a network of a quarter of the published "
+        "width trained by this project on simulated maps of ideal helices, sheets, coil and RNA/DNA, to try the tool "
+        "offline. Its outputs are labelled DEMO MODEL; its recall and precision are in "
+        "haruspex_engine/demo_model/demo_model.json. Not for real maps.")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=_run_annotate)
 
@@ -154,11 +164,19 @@ def _run_annotate(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.map}: the map is constant ({float(density.data.min())}); nothing to annotate")
     t_read = time.perf_counter() - t0
     args.output_dir.mkdir(parents=True, exist_ok=True)  # fail before a long run, not after it
-    prefix_path = args.checkpoint or weights.locate_checkpoint()
+    if args.demo_model:
+        from haruspex_engine.demo_model import DEMO_LABEL, DEMO_PREFIX
+
+        prefix_path = DEMO_PREFIX
+    else:
+        prefix_path = args.checkpoint or weights.locate_checkpoint()
     network_weights = checkpoint.read_network_weights(prefix_path)  # refuses test weights outside the test suite
     notes: list[str] = []
     if checkpoint.is_test_weights(prefix_path):
         notes.append("RANDOM TEST WEIGHTS: these maps are meaningless (test run)")
+        loud_warning(notes[-1])
+    if args.demo_model:
+        notes.append(DEMO_LABEL)
         loud_warning(notes[-1])
     device = select_device(args.device)
     from haruspex_engine.annotation.network import HaruspexNetwork
@@ -181,6 +199,8 @@ def _run_annotate(args: argparse.Namespace) -> int:
         "algorithm": network.algorithm,
         "compat": args.compat,
         "checkpoint": str(Path(prefix_path).resolve()),
+        "network": "demo" if args.demo_model else "checkpoint",
+        "network_width": checkpoint.network_width(network_weights),
     }
     paths = write_annotation(
         annotation,

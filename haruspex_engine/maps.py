@@ -19,6 +19,8 @@ import mrcfile
 import numpy as np
 from scipy import ndimage
 
+from haruspex_engine.atomic_files import atomic_path
+
 Vec3 = tuple[float, float, float]
 
 
@@ -115,17 +117,12 @@ def write_map(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    try:
-        with mrcfile.new(partial, overwrite=True) as mrc:
-            mrc.set_data(np.ascontiguousarray(data_zyx, dtype=np.float32))
-            mrc.voxel_size = tuple(float(v) for v in voxel_size_xyz)
-            mrc.header.origin = tuple(float(o) for o in origin_xyz)
-            mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = (int(n) for n in nstart_xyz)
-            mrc.update_header_stats()
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_path(path) as partial, mrcfile.new(partial, overwrite=True) as mrc:
+        mrc.set_data(np.ascontiguousarray(data_zyx, dtype=np.float32))
+        mrc.voxel_size = tuple(float(v) for v in voxel_size_xyz)
+        mrc.header.origin = tuple(float(o) for o in origin_xyz)
+        mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = (int(n) for n in nstart_xyz)
+        mrc.update_header_stats()
 
 
 def write_like(path: str | os.PathLike, data_zyx: np.ndarray, template: DensityMap) -> None:

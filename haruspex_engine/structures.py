@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import gemmi
 import numpy as np
 
+from haruspex_engine.geometry import place_atom, screw_axis, superpose
+
 Vec3 = tuple[float, float, float]
 
 # Engh & Huber backbone geometry: bond lengths in Å, bond angles in degrees.
@@ -43,22 +45,8 @@ STRAND_PSI = 135.0
 B_ISO = 20.0  # Å², isotropic B-factor given to every atom
 
 
-def _place(a: np.ndarray, b: np.ndarray, c: np.ndarray, bond: float, angle: float, torsion: float) -> np.ndarray:
-    """Position of atom d with |cd| = bond (Å), angle b-c-d = angle and torsion a-b-c-d = torsion (degrees)."""
-    bc = c - b
-    bc /= np.linalg.norm(bc)
-    normal = np.cross(b - a, bc)
-    normal /= np.linalg.norm(normal)
-    theta = np.radians(angle)
-    tau = np.radians(torsion)
-    return c + bond * (
-        -np.cos(theta) * bc
-        + np.sin(theta) * np.cos(tau) * np.cross(normal, bc)
-        + np.sin(theta) * np.sin(tau) * normal
-    )
-
-
-def _make_atom(name: str, xyz: np.ndarray) -> gemmi.Atom:
+def make_atom(name: str, xyz: np.ndarray) -> gemmi.Atom:
+    """An atom called ``name`` at ``xyz`` (Å), its element the name's first letter, occupancy 1, B = B_ISO."""
     atom = gemmi.Atom()
     atom.name = name
     atom.element = gemmi.Element(name[0])
@@ -99,24 +87,50 @@ def chain_from_torsions(
     chain = gemmi.Chain(chain_id)
     for i, name in enumerate(residues):
         if i > 0:
-            next_n = _place(n_xyz, ca_xyz, c_xyz, BOND_C_N, ANGLE_CA_C_N, psis[i - 1])
-            next_ca = _place(ca_xyz, c_xyz, next_n, BOND_N_CA, ANGLE_C_N_CA, omegas[i - 1])
-            c_xyz = _place(c_xyz, next_n, next_ca, BOND_CA_C, ANGLE_N_CA_C, phis[i])
+            next_n = place_atom(n_xyz, ca_xyz, c_xyz, BOND_C_N, ANGLE_CA_C_N, psis[i - 1])
+            next_ca = place_atom(ca_xyz, c_xyz, next_n, BOND_N_CA, ANGLE_C_N_CA, omegas[i - 1])
+            c_xyz = place_atom(c_xyz, next_n, next_ca, BOND_CA_C, ANGLE_N_CA_C, phis[i])
             n_xyz, ca_xyz = next_n, next_ca
         # O is trans to the next residue's N: torsion N-CA-C-O = psi + 180.
-        o_xyz = _place(n_xyz, ca_xyz, c_xyz, BOND_C_O, ANGLE_CA_C_O, psis[i] + 180.0)
+        o_xyz = place_atom(n_xyz, ca_xyz, c_xyz, BOND_C_O, ANGLE_CA_C_O, psis[i] + 180.0)
         residue = gemmi.Residue()
         residue.name = name.upper()
         residue.seqid = gemmi.SeqId(first_seqnum + i, " ")
         residue.entity_type = gemmi.EntityType.Polymer
         residue.het_flag = "A"
         for atom_name, xyz in (("N", n_xyz), ("CA", ca_xyz), ("C", c_xyz), ("O", o_xyz)):
-            residue.add_atom(_make_atom(atom_name, xyz))
+            residue.add_atom(make_atom(atom_name, xyz))
         if residue.name != "GLY":
-            cb_xyz = _place(c_xyz, n_xyz, ca_xyz, BOND_CA_CB, ANGLE_N_CA_CB, TORSION_C_N_CA_CB)
-            residue.add_atom(_make_atom("CB", cb_xyz))
+            cb_xyz = place_atom(c_xyz, n_xyz, ca_xyz, BOND_CA_CB, ANGLE_N_CA_CB, TORSION_C_N_CA_CB)
+            residue.add_atom(make_atom("CB", cb_xyz))
         chain.add_residue(residue)
     return chain
+
+
+#: Side-chain atoms beyond CB built by ``add_side_chain``: residue name -> ((atom name, bond to the previous atom Å)).
+SIDE_CHAIN_ATOMS = {
+    "SER": (("OG", 1.417),),
+    "MET": (("CG", 1.520), ("SD", 1.807), ("CE", 1.791)),
+    "LYS": (("CG", 1.520), ("CD", 1.520), ("CE", 1.520), ("NZ", 1.489)),
+}
+SIDE_CHAIN_ANGLE = 112.0  # degrees, every bond angle along the side chain
+
+
+def add_side_chain(residue: gemmi.Residue, chis: Sequence[float]) -> None:
+    """Add the side-chain atoms beyond CB of a Ser, Met or Lys residue (SIDE_CHAIN_ATOMS) with torsions ``chis``.
+
+    chis: degrees, chi1 (N-CA-CB-XG) onwards; one per atom added (extra values are ignored). Other residues, or a
+    residue without N, CA and CB, are left unchanged. Bond angles SIDE_CHAIN_ANGLE; elements from the atom names.
+    """
+    atoms = SIDE_CHAIN_ATOMS.get(residue.name, ())
+    if not atoms or not all(residue.find_atom(name, "*") for name in ("N", "CA", "CB")):
+        return
+    if len(chis) < len(atoms):
+        raise ValueError(f"{residue.name} needs {len(atoms)} side-chain torsions, got {len(chis)}")
+    chain = [np.array(residue[name][0].pos.tolist()) for name in ("N", "CA", "CB")]
+    for (name, bond), chi in zip(atoms, chis):
+        chain.append(place_atom(chain[-3], chain[-2], chain[-1], bond, SIDE_CHAIN_ANGLE, float(chi)))
+        residue.add_atom(make_atom(name, chain[-1]))
 
 
 def atom_coordinates(chain: gemmi.Chain, name: str) -> np.ndarray:
@@ -124,7 +138,7 @@ def atom_coordinates(chain: gemmi.Chain, name: str) -> np.ndarray:
     return np.array([residue[name][0].pos.tolist() for residue in chain if residue.find_atom(name, "*")])
 
 
-def _transform_chain(chain: gemmi.Chain, rotation: np.ndarray, translation: np.ndarray) -> None:
+def transform_chain(chain: gemmi.Chain, rotation: np.ndarray, translation: np.ndarray) -> None:
     """Move every atom x of ``chain`` to rotation @ x + translation, in place."""
     for residue in chain:
         for atom in residue:
@@ -136,17 +150,7 @@ def _screw_axis(chain: gemmi.Chain) -> tuple[np.ndarray, np.ndarray]:
     residue 1's."""
     first = np.array([chain[0][name][0].pos.tolist() for name in ("N", "CA", "C")])
     second = np.array([chain[1][name][0].pos.tolist() for name in ("N", "CA", "C")])
-    first_mean, second_mean = first.mean(axis=0), second.mean(axis=0)
-    u, _, vt = np.linalg.svd((first - first_mean).T @ (second - second_mean))
-    rotation = vt.T @ np.diag([1.0, 1.0, np.sign(np.linalg.det(vt.T @ u.T))]) @ u.T
-    translation = second_mean - rotation @ first_mean
-    eigenvalues, eigenvectors = np.linalg.eig(rotation)
-    direction = np.real(eigenvectors[:, np.argmin(np.abs(eigenvalues - 1.0))])
-    if translation @ direction < 0:
-        direction = -direction
-    # Points p on the axis satisfy rotation @ p + translation = p + rise * direction.
-    perpendicular = translation - (translation @ direction) * direction
-    point = np.linalg.lstsq(np.eye(3) - rotation, perpendicular, rcond=None)[0]
+    direction, point, _ = screw_axis(*superpose(first, second))
     return direction, point
 
 
@@ -178,7 +182,7 @@ def _place_on_axis(chain: gemmi.Chain, start: Sequence[float], axis: Sequence[fl
     target = np.column_stack([target_axis, target_up, np.cross(target_axis, target_up)])
     rotation = target @ local.T
     first_on_axis = point + ((ca[0] - point) @ direction) * direction
-    _transform_chain(chain, rotation, np.asarray(start, dtype=float) - rotation @ first_on_axis)
+    transform_chain(chain, rotation, np.asarray(start, dtype=float) - rotation @ first_on_axis)
 
 
 def ideal_alpha_helix(
@@ -292,7 +296,7 @@ def assemble(chains: Sequence[gemmi.Chain], cell_padding_A: float = 8.0) -> gemm
     low = coordinates.min(axis=0)
     size = coordinates.max(axis=0) - low + 2 * cell_padding_A
     for chain in structure[0]:
-        _transform_chain(chain, np.eye(3), cell_padding_A - low)
+        transform_chain(chain, np.eye(3), cell_padding_A - low)
     structure.cell = gemmi.UnitCell(*map(float, size), 90.0, 90.0, 90.0)
     structure.spacegroup_hm = "P 1"
     structure.setup_entities()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from haruspex_engine import __version__
+from haruspex_engine.atomic_files import write_text_atomically
 from haruspex_engine.maps import DensityMap
 
 
@@ -22,7 +23,4 @@ def describe_input(density: DensityMap) -> dict[str, Any]:
 
 def write_summary(path: str | os.PathLike, summary: dict[str, Any]) -> None:
     """Write ``summary`` (preceded by the engine version) as indented JSON, atomically."""
-    path = Path(path)
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(json.dumps({"engine_version": __version__, **summary}, indent=2) + "\n")
-    os.replace(partial, path)
+    write_text_atomically(path, json.dumps({"engine_version": __version__, **summary}, indent=2) + "\n")

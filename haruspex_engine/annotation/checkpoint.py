@@ -22,39 +22,67 @@ from haruspex_engine.devices import import_tensorflow
 BOX, CORE = 40, 20
 #: Channel order of the network output (published).
 CHANNELS = ("sheet", "helix", "nucleic", "unassigned")
-#: Network tensors needed for inference: checkpoint name -> shape.
-NETWORK_TENSORS: dict[str, tuple[int, ...]] = {
-    "conv3d/kernel": (3, 3, 3, 1, 32),
-    "conv3d/bias": (32,),
-    "conv3d_1/kernel": (3, 3, 3, 32, 64),
-    "conv3d_1/bias": (64,),
-    "conv3d_2/kernel": (3, 3, 3, 64, 128),
-    "conv3d_2/bias": (128,),
-    "conv3d_3/kernel": (3, 3, 3, 128, 256),
-    "conv3d_3/bias": (256,),
-    "conv3d_transpose/kernel": (2, 2, 2, 256, 256),
-    "conv3d_4/kernel": (3, 3, 3, 384, 256),
-    "conv3d_4/bias": (256,),
-    "conv3d_5/kernel": (3, 3, 3, 256, 128),
-    "conv3d_5/bias": (128,),
-    "conv3d_transpose_1/kernel": (2, 2, 2, 128, 128),
-    "conv3d_6/kernel": (3, 3, 3, 192, 128),
-    "conv3d_6/bias": (128,),
-    "conv3d_7/kernel": (3, 3, 3, 128, 4),
-    "conv3d_7/bias": (4,),
-}
+#: Channels of the first convolution in the published network; the others are 2, 4 and 8 times as many.
+PUBLISHED_WIDTH = 32
+
+
+def network_tensors(width: int = PUBLISHED_WIDTH) -> dict[str, tuple[int, ...]]:
+    """Network tensors needed for inference: checkpoint name -> shape, for a network whose first convolution has
+    ``width`` channels (the published network: 32; the project's demo model: a narrower one, same names)."""
+    if width < 1:
+        raise ValueError(f"network width must be at least 1, not {width}")
+    c1, c2, c3, c4 = width, 2 * width, 4 * width, 8 * width
+    return {
+        "conv3d/kernel": (3, 3, 3, 1, c1),
+        "conv3d/bias": (c1,),
+        "conv3d_1/kernel": (3, 3, 3, c1, c2),
+        "conv3d_1/bias": (c2,),
+        "conv3d_2/kernel": (3, 3, 3, c2, c3),
+        "conv3d_2/bias": (c3,),
+        "conv3d_3/kernel": (3, 3, 3, c3, c4),
+        "conv3d_3/bias": (c4,),
+        "conv3d_transpose/kernel": (2, 2, 2, c4, c4),
+        "conv3d_4/kernel": (3, 3, 3, c3 + c4, c4),
+        "conv3d_4/bias": (c4,),
+        "conv3d_5/kernel": (3, 3, 3, c4, c3),
+        "conv3d_5/bias": (c3,),
+        "conv3d_transpose_1/kernel": (2, 2, 2, c3, c3),
+        "conv3d_6/kernel": (3, 3, 3, c2 + c3, c3),
+        "conv3d_6/bias": (c3,),
+        "conv3d_7/kernel": (3, 3, 3, c3, len(CHANNELS)),
+        "conv3d_7/bias": (len(CHANNELS),),
+    }
+
+
+#: The published network's tensors: checkpoint name -> shape.
+NETWORK_TENSORS: dict[str, tuple[int, ...]] = network_tensors()
+
+
+def network_width(weights: dict[str, np.ndarray]) -> int:
+    """The width (channels of the first convolution) of a set of network tensors."""
+    return int(np.shape(weights["conv3d/kernel"])[-1])
+
+
+def checkpoint_layout(width: int = PUBLISHED_WIDTH,
+                      optimizer: bool = True) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    """Every tensor of a checkpoint in the published layout, name -> (dtype, shape), in the order they are stored.
+
+    width: see ``network_tensors``. optimizer: include the Adam slots and beta powers (False: the network tensors
+    and ``global_step`` only, as the bundled demo model is stored).
+    """
+    entries: dict[str, tuple[np.dtype, tuple[int, ...]]] = {"global_step": (np.dtype(np.int64), ())}
+    if optimizer:
+        entries["beta1_power"] = (np.dtype(np.float32), ())
+        entries["beta2_power"] = (np.dtype(np.float32), ())
+    for name, shape in network_tensors(width).items():
+        for suffix in ("", "/Adam", "/Adam_1") if optimizer else ("",):
+            entries[name + suffix] = (np.dtype(np.float32), shape)
+    return dict(sorted(entries.items()))
+
 
 def published_layout() -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
     """Every tensor of the published checkpoint, name -> (dtype, shape), in the order they are stored."""
-    entries: dict[str, tuple[np.dtype, tuple[int, ...]]] = {
-        "beta1_power": (np.dtype(np.float32), ()),
-        "beta2_power": (np.dtype(np.float32), ()),
-        "global_step": (np.dtype(np.int64), ()),
-    }
-    for name, shape in NETWORK_TENSORS.items():
-        for suffix in ("", "/Adam", "/Adam_1"):
-            entries[name + suffix] = (np.dtype(np.float32), shape)
-    return dict(sorted(entries.items()))
+    return checkpoint_layout()
 
 
 def data_path(prefix: str | os.PathLike) -> Path:
@@ -68,8 +96,9 @@ def index_path(prefix: str | os.PathLike) -> Path:
 def read_network_weights(prefix: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read the 18 network tensors of a Haruspex checkpoint, checking names, shapes, sizes and checksums.
 
-    prefix: path without extension, e.g. ``.../model.ckpt-40000``. Returns float32 arrays keyed by
-    checkpoint name. Raises CheckpointError naming the file and the problem.
+    prefix: path without extension, e.g. ``.../model.ckpt-40000``. The shapes must be those of
+    ``network_tensors(width)`` for the width of its first convolution (32 for the published network). Returns
+    float32 arrays keyed by checkpoint name. Raises CheckpointError naming the file and the problem.
     """
     tf = import_tensorflow()
     prefix = Path(prefix)
@@ -89,7 +118,9 @@ def read_network_weights(prefix: str | os.PathLike) -> dict[str, np.ndarray]:
             f"{index_path(prefix)}: not a Haruspex checkpoint, tensors missing: {', '.join(missing[:4])}"
             + (" …" if len(missing) > 4 else "")
         )
-    wrong = [f"{n} has shape {tuple(shapes[n])}, expected {s}" for n, s in NETWORK_TENSORS.items()
+    first = tuple(shapes["conv3d/kernel"])
+    width = first[-1] if len(first) == 5 and first[-1] >= 1 else PUBLISHED_WIDTH
+    wrong = [f"{n} has shape {tuple(shapes[n])}, expected {s}" for n, s in network_tensors(width).items()
              if tuple(shapes[n]) != s]
     wrong += [f"{n} is {dtypes[n].name}, expected float32" for n in NETWORK_TENSORS if dtypes[n] != tf.float32]
     if wrong:
@@ -127,22 +158,26 @@ def write_checkpoint(
     *,
     global_step: int = 0,
     optimizer_slots: dict[str, np.ndarray] | None = None,
+    optimizer: bool = True,
 ) -> Path:
     """Write a checkpoint in exactly the published layout (same names, dtypes, shapes and byte order).
 
-    weights: the 18 network tensors (float32, shapes of NETWORK_TENSORS). optimizer_slots: optional values for the
-    ``/Adam``, ``/Adam_1``, ``beta1_power`` and ``beta2_power`` entries (zeros, 0.9 and 0.999 otherwise).
-    Also writes the ``checkpoint`` state file next to it. Returns the prefix.
+    weights: the 18 network tensors (float32, shapes of ``network_tensors(width)``; the published network has width
+    32). optimizer_slots: optional values for the ``/Adam``, ``/Adam_1``, ``beta1_power`` and ``beta2_power``
+    entries (zeros, 0.9 and 0.999 otherwise); optimizer False leaves those entries out (a smaller file that
+    annotate reads the same way but training cannot resume from). Also writes the ``checkpoint`` state file next to
+    it. Returns the prefix.
     """
     tf = import_tensorflow()
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     slots = dict(optimizer_slots or {})
+    names = network_tensors(network_width(weights))
     values = {}
-    for name, (dtype, shape) in published_layout().items():
+    for name, (dtype, shape) in checkpoint_layout(network_width(weights), optimizer).items():
         if name == "global_step":
             value = np.asarray(global_step, dtype=np.int64)
-        elif name in NETWORK_TENSORS:
+        elif name in names:
             value = np.asarray(weights[name], dtype=np.float32)
         elif name in slots:
             value = np.asarray(slots[name], dtype=np.float32)

@@ -47,11 +47,11 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
+from haruspex_engine.atomic_files import atomic_path
+from haruspex_engine.geometry import place_atom, superpose
 from haruspex_engine.nucleic import nucleotides as nt
 from haruspex_engine.nucleic.classes import BASE_TYPES
-from haruspex_engine.nucleic.ideal import _superpose
 from haruspex_engine.nucleic.sequences import CHAIN_ID_ALPHABET
-from haruspex_engine.structures import _place
 
 #: Single-character chain ids in the order they are given out.
 #: Fraction of the P(i) -> P(i+1) vector at which the template O3' is placed.
@@ -163,7 +163,7 @@ SHARED_P_A = 0.1
 def _template_next_p(name: str) -> np.ndarray:
     """Position (Å, template frame) of the P bonded to the template's O3' in a regular strand of its form."""
     template, form = nt.template(name), nt.default_form(name)
-    return _place(template.xyz("C4'"), template.xyz("C3'"), template.xyz("O3'"), nt.BOND_P_O3, nt.ANGLE_C3_O3_P,
+    return place_atom(template.xyz("C4'"), template.xyz("C3'"), template.xyz("O3'"), nt.BOND_P_O3, nt.ANGLE_C3_O3_P,
                   form.epsilon)
 
 
@@ -181,7 +181,7 @@ def _place_template(coords: np.ndarray, template_points: tuple[np.ndarray, np.nd
     if np.linalg.norm(side) < 1e-6:  # base node on the backbone line: any perpendicular direction
         side = np.cross(axis, np.eye(3)[np.argmin(np.abs(axis))])
     adjusted = anchor + ratio * axis + distance * side / np.linalg.norm(side)
-    rotation, translation = _superpose(np.array([t_anchor, t_far, t_base]), np.array([anchor, far, adjusted]))
+    rotation, translation = superpose(np.array([t_anchor, t_far, t_base]), np.array([anchor, far, adjusted]))
     moved = coords @ rotation.T + translation
     return moved + (anchor - (rotation @ t_anchor + translation))
 
@@ -242,15 +242,11 @@ def write_model(structure: gemmi.Structure, path: str | os.PathLike[str]) -> Pat
         if len(names) > len(CHAIN_ID_ALPHABET) or any(len(name) != 1 for name in names):
             raise ValueError(f"PDB format allows at most {len(CHAIN_ID_ALPHABET)} chains with 1-character ids; "
                              f"this model has {len(names)} chains - write mmCIF (.cif) instead")
-    partial = path.with_name(path.name + ".part")
-    try:
+    with atomic_path(path) as partial:
         if pdb:
             structure.write_pdb(str(partial))
         else:
             structure.make_mmcif_document().write_file(str(partial))
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
     return path
 
 
@@ -258,15 +254,10 @@ def write_confidence_table(structure: gemmi.Structure, path: str | os.PathLike[s
     """CSV (chain, residue_number, residue_name, confidence) with one row per residue of the first model; the
     confidence is the residue's B-factor as ``build_model`` writes it. Written atomically."""
     path = Path(path)
-    partial = path.with_name(path.name + ".part")
-    try:
-        with partial.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(("chain", "residue_number", "residue_name", "confidence"))
-            for chain in structure[0]:
-                for residue in chain:
-                    writer.writerow((chain.name, residue.seqid.num, residue.name, f"{residue[0].b_iso:.4f}"))
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_path(path) as partial, partial.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("chain", "residue_number", "residue_name", "confidence"))
+        for chain in structure[0]:
+            for residue in chain:
+                writer.writerow((chain.name, residue.seqid.num, residue.name, f"{residue[0].b_iso:.4f}"))
     return path

@@ -3,7 +3,6 @@ register of given chain sequences."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -69,6 +68,7 @@ def run_build(args: argparse.Namespace) -> int:
     from haruspex_engine.nucleic.atoms import write_confidence_table, write_model
     from haruspex_engine.nucleic.build import build_nucleic_model
     from haruspex_engine.nucleic.classes import STAGE2_CLASSES
+    from haruspex_engine.nucleic.detection_outputs import read_detection_summary
     from haruspex_engine.nucleic.na_mask import nucleic_acid_masked
     from haruspex_engine.nucleic.sequences import SequenceError, read_fasta
     from haruspex_engine.summary import write_summary
@@ -90,15 +90,10 @@ def run_build(args: argparse.Namespace) -> int:
             warnings.append(message)
             _say(message)
     summary_path = _summary_path(args.detection)
-    detection = json.loads(summary_path.read_text())
-    if detection.get("output_grid", "working") != "working":
-        raise CommandError(f"{summary_path}: the maps were written on the input grid; run detect-na with "
-                           "--output-grid working (the default) for model building")
-    outputs = detection.get("outputs", {})
-    missing = [name for name in (*STAGE2_CLASSES, "working") if name not in outputs]
-    if missing:
-        raise CommandError(f"{summary_path}: not a detect-na summary (no {', '.join(missing)} maps listed)")
-    working = read_map(outputs["working"])
+    try:
+        detection, outputs, working = read_detection_summary(summary_path)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     stage2 = np.stack([read_map(outputs[name]).data for name in STAGE2_CLASSES])
     if stage2.shape[1:] != working.data.shape:
         raise CommandError(f"{summary_path}: the listed maps are not all on the working grid")

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from haruspex_engine.atomic_files import atomic_path
 from haruspex_engine.checkpoints import CheckpointError, check_not_test_weights
 from haruspex_engine.nucleic.networks import build_stage1, build_stage2
 from haruspex_engine.weights import CRYOREAD_ENV
@@ -55,9 +56,8 @@ def save_stage(module: nn.Module, path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     state = {PREFIX + key: value.detach().cpu() for key, value in module.state_dict().items()}
-    partial = path.with_name(path.name + ".partial")
-    torch.save({"state_dict": state}, partial)
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        torch.save({"state_dict": state}, partial)
     return path
 
 

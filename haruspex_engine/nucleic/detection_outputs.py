@@ -7,6 +7,7 @@ means every file it lists is complete (see docs/worker-contract.md).
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from haruspex_engine.maps import DensityMap, write_like
+from haruspex_engine.maps import DensityMap, read_map, write_like
 from haruspex_engine.nucleic.classes import STAGE1_CLASSES, STAGE2_CLASSES
 from haruspex_engine.nucleic.detect import Detection
 from haruspex_engine.nucleic.preprocess import WorkingMap, to_input_grid
@@ -31,6 +32,28 @@ def output_paths(outdir: str | os.PathLike, prefix: str, stage1_maps: bool = Fal
     paths = {name: outdir / f"{prefix}_{name}.mrc" for name in names}
     paths["summary"] = outdir / f"{prefix}_summary.json"
     return paths
+
+
+def read_detection_summary(summary_path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, str], DensityMap]:
+    """detect-na's summary (as JSON), the output paths it lists and its working map (1 Å voxels), for the steps
+    that read the class maps on the working grid (model building, oracle maps).
+
+    ValueError naming the file when the maps were written on the input grid, when it is not a detect-na summary (a
+    stage-2 map or the working map not listed) or when the working map is not on a 1 Å grid.
+    """
+    summary_path = Path(summary_path)
+    detection = json.loads(summary_path.read_text())
+    if detection.get("output_grid", "working") != "working":
+        raise ValueError(f"{summary_path}: the maps were written on the input grid; run detect-na with "
+                         "--output-grid working (the default) for model building")
+    outputs = detection.get("outputs", {})
+    missing = [name for name in (*STAGE2_CLASSES, "working") if name not in outputs]
+    if missing:
+        raise ValueError(f"{summary_path}: not a detect-na summary (no {', '.join(missing)} maps listed)")
+    working = read_map(outputs["working"])
+    if not np.allclose(working.voxel_size, 1.0):
+        raise ValueError(f"{outputs['working']}: voxel size {working.voxel_size} Å, not the 1 Å working grid")
+    return detection, outputs, working
 
 
 def write_detection(

@@ -23,8 +23,9 @@ from functools import cache
 import gemmi
 import numpy as np
 
+from haruspex_engine.geometry import place_atom, screw_axis, superpose
 from haruspex_engine.nucleic import nucleotides as nt
-from haruspex_engine.structures import _make_atom, _place
+from haruspex_engine.structures import make_atom
 
 # Watson-Crick pair geometry: C1'-C1' distance (Å) and the angle (degrees) between each glycosidic bond and the
 # C1'-C1' line, the same for both bases (pseudo-two-fold pair). With the Clowney base geometry these give
@@ -57,19 +58,12 @@ def helix(form: nt.HelixForm) -> Helix:
     """The screw of ``form`` (A_RNA or B_DNA or a custom HelixForm), in the helix frame (see module docstring)."""
     template = nt.template(_purine(form), form)
     c4, c3, o3 = (template.xyz(name) for name in ("C4'", "C3'", "O3'"))
-    p = _place(c4, c3, o3, nt.BOND_P_O3, nt.ANGLE_C3_O3_P, form.epsilon)
-    o5 = _place(c3, o3, p, nt.BOND_P_O5, nt.ANGLE_O3_P_O5, form.zeta)
-    c5 = _place(o3, p, o5, form.sugar.bond("O5'", "C5'"), nt.ANGLE_P_O5_C5, form.alpha)
+    p = place_atom(c4, c3, o3, nt.BOND_P_O3, nt.ANGLE_C3_O3_P, form.epsilon)
+    o5 = place_atom(c3, o3, p, nt.BOND_P_O5, nt.ANGLE_O3_P_O5, form.zeta)
+    c5 = place_atom(o3, p, o5, form.sugar.bond("O5'", "C5'"), nt.ANGLE_P_O5_C5, form.alpha)
     backbone = np.array([template.xyz(name) for name in ("P", "O5'", "C5'")])
-    rotation, translation = _superpose(backbone, np.array([p, o5, c5]))
-    # Screw axis of the step x -> rotation @ x + translation: direction = rotation axis, oriented along the rise.
-    eigenvalues, eigenvectors = np.linalg.eig(rotation)
-    axis = np.real(eigenvectors[:, np.argmin(np.abs(eigenvalues - 1.0))])
-    axis /= np.linalg.norm(axis)
-    if translation @ axis < 0:
-        axis = -axis
-    rise = float(translation @ axis)
-    point = np.linalg.lstsq(np.eye(3) - rotation, translation - rise * axis, rcond=None)[0]
+    rotation, translation = superpose(backbone, np.array([p, o5, c5]))
+    axis, point, rise = screw_axis(rotation, translation)  # of the step from one residue to the next
     # Helix frame: z along the axis, residue 1's P in the xz plane (x > 0) at z = 0.
     radial = template.xyz("P") - point
     radial -= (radial @ axis) * axis
@@ -158,7 +152,7 @@ def _residue(template: nt.Nucleotide, coords: np.ndarray, seqnum: int, skip_phos
     residue.het_flag = "A"
     for name, xyz in zip(template.atom_names, coords):
         if not (skip_phosphate and name in ("P", "OP1", "OP2")):
-            residue.add_atom(_make_atom(name, xyz))
+            residue.add_atom(make_atom(name, xyz))
     return residue
 
 
@@ -166,14 +160,6 @@ def _turn(points: np.ndarray, degrees: float) -> np.ndarray:
     """Points (3, n) rotated by ``degrees`` about the z axis (right-handed)."""
     c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ points
-
-
-def _superpose(moving: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rotation and translation (Kabsch, no reflection) taking points ``moving`` (n, 3) onto ``target`` (n, 3)."""
-    moving_mean, target_mean = moving.mean(axis=0), target.mean(axis=0)
-    u, _, vt = np.linalg.svd((moving - moving_mean).T @ (target - target_mean))
-    rotation = vt.T @ np.diag([1.0, 1.0, np.sign(np.linalg.det(vt.T @ u.T))]) @ u.T
-    return rotation, target_mean - rotation @ moving_mean
 
 
 @cache

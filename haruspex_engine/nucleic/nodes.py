@@ -36,6 +36,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import gaussian_filter
 from scipy.spatial import cKDTree
 
+from haruspex_engine.atomic_files import atomic_path
 from haruspex_engine.maps import Vec3
 from haruspex_engine.nucleic.classes import BASE_TYPES, STAGE2_CLASSES
 
@@ -355,12 +356,8 @@ def write_nodes(path: str | os.PathLike, node_sets: list[NodeSet]) -> None:
     structure = gemmi.Structure()
     structure.name = path.stem
     structure.add_model(model)
-    partial = path.with_name(path.name + ".part")
-    try:
+    with atomic_path(path) as partial:
         if path.suffix.lower() == ".pdb":
             structure.write_pdb(str(partial), gemmi.PdbWriteOptions(minimal=True, cryst1_record=False))
         else:
             structure.make_mmcif_document().write_file(str(partial))
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)

@@ -10,7 +10,7 @@ Geometry (standard values, as published; no coordinate file is read):
   conformations: the A-RNA and B-DNA fibre-model backbone torsions (Arnott; as tabulated in Saenger, Principles of
   Nucleic Acid Structure, 1984), adjusted by a few degrees to this geometry (see A_RNA, B_DNA).
 
-Construction, all by NeRF placement (``structures._place``) unless said otherwise:
+Construction, all by NeRF placement (``geometry.place_atom``) unless said otherwise:
   sugar ring: C4', C3', C2' fixed by the frame; C1' and O4' placed with the ring torsions nu2, nu1. Those two
     torsions and the ring angles at C3', C2', C1' are solved (least squares) so that the ring closes with the
     standard C4'-O4' bond and ring angles while the pseudorotation phase and amplitude take the form's values.
@@ -30,7 +30,7 @@ from functools import cache
 import numpy as np
 from scipy.optimize import least_squares
 
-from haruspex_engine.structures import _place
+from haruspex_engine.geometry import place_atom
 
 RNA_RESIDUES = ("A", "C", "G", "U")
 DNA_RESIDUES = ("DA", "DC", "DG", "DT")
@@ -258,12 +258,12 @@ def _build(residue_name: str, form: HelixForm) -> dict[str, np.ndarray]:
     for atom, bonded, angle_to, torsion_to, bond, angle, torsion in BASE_ZMATRIX[base]:
         if torsion_to == "O4'":
             torsion += form.chi
-        atoms[atom] = _place(atoms[torsion_to], atoms[angle_to], atoms[bonded], bond, angle, torsion)
+        atoms[atom] = place_atom(atoms[torsion_to], atoms[angle_to], atoms[bonded], bond, angle, torsion)
     # Backbone towards the 5' side.
-    atoms["O5'"] = _place(atoms["C3'"], atoms["C4'"], atoms["C5'"], sugar.bond("C5'", "O5'"),
+    atoms["O5'"] = place_atom(atoms["C3'"], atoms["C4'"], atoms["C5'"], sugar.bond("C5'", "O5'"),
                           sugar.angle("C4'", "C5'", "O5'"), form.gamma)
-    atoms["P"] = _place(atoms["C4'"], atoms["C5'"], atoms["O5'"], BOND_P_O5, ANGLE_P_O5_C5, form.beta)
-    atoms["O3'-"] = _place(atoms["C5'"], atoms["O5'"], atoms["P"], BOND_P_O3, ANGLE_O3_P_O5, form.alpha)
+    atoms["P"] = place_atom(atoms["C4'"], atoms["C5'"], atoms["O5'"], BOND_P_O5, ANGLE_P_O5_C5, form.beta)
+    atoms["O3'-"] = place_atom(atoms["C5'"], atoms["O5'"], atoms["P"], BOND_P_O3, ANGLE_O3_P_O5, form.alpha)
     # OP1 is on the side where (O3'(i-1) - P) x (O5' - P) points: the wwPDB labelling, in which OP1 -> OP2 -> O5'
     # turns right-handed about the direction P -> O3'(i-1) (checked against deposited models).
     atoms["OP1"] = _place_by_angles(atoms, "P", "O3'-", "O5'", BOND_P_OP, ANGLE_O3_P_OP, ANGLE_O5_P_OP, +1)
@@ -324,8 +324,8 @@ def _ring_from(sugar: SugarGeometry, nu1: float, nu2: float, angle_c3: float, an
     c3 = np.array([sugar.bond("C4'", "C3'"), 0.0, 0.0])
     theta = np.radians(angle_c3)
     c2 = c3 + sugar.bond("C3'", "C2'") * np.array([-np.cos(theta), np.sin(theta), 0.0])
-    c1 = _place(c4, c3, c2, sugar.bond("C2'", "C1'"), angle_c2, nu2)
-    o4 = _place(c3, c2, c1, sugar.bond("C1'", "O4'"), angle_c1, nu1)
+    c1 = place_atom(c4, c3, c2, sugar.bond("C2'", "C1'"), angle_c2, nu2)
+    o4 = place_atom(c3, c2, c1, sugar.bond("C1'", "O4'"), angle_c1, nu1)
     return {"C4'": c4, "C3'": c3, "C2'": c2, "C1'": c1, "O4'": o4}
 
 

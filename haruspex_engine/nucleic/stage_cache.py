@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from haruspex_engine.atomic_files import atomic_path, write_text_atomically
+
 
 class StageCache:
     """Finished-stage results kept in ``directory`` (created on the first save)."""
@@ -41,13 +43,9 @@ class StageCache:
         self.directory.mkdir(parents=True, exist_ok=True)
         record, array = self._paths(name)
         record.unlink(missing_ok=True)
-        partial = array.with_name(array.name + ".part")
-        with open(partial, "wb") as fh:
+        with atomic_path(array) as partial, open(partial, "wb") as fh:
             np.save(fh, result, allow_pickle=False)
-        os.replace(partial, array)
-        partial = record.with_name(record.name + ".part")
-        partial.write_text(json.dumps(_canonical(fingerprint), indent=1, sort_keys=True) + "\n")
-        os.replace(partial, record)
+        write_text_atomically(record, json.dumps(_canonical(fingerprint), indent=1, sort_keys=True) + "\n")
 
     def clear(self) -> None:
         """Forget every saved stage (after the whole job has finished)."""

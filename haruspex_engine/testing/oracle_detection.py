@@ -13,16 +13,16 @@ The working map and the summary are left as they are, so ``build-na SUMMARY`` th
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import gemmi
 import numpy as np
 from scipy import ndimage
 
-from haruspex_engine.maps import DensityMap, read_map, write_like, write_map
+from haruspex_engine.maps import write_like, write_map
 from haruspex_engine.nucleic.atoms import write_model
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
+from haruspex_engine.nucleic.detection_outputs import read_detection_summary
 from haruspex_engine.testing.oracle_maps import CLEAN, Corruption, oracle_maps
 from haruspex_engine.testing.rna_models import ideal_rna
 
@@ -49,7 +49,7 @@ def replace_detection_maps(summary_path: str | Path, structure: gemmi.Structure,
     The oracle maps are made on their own 1 Å grid around the model and moved onto the detection's working grid
     (1 Å voxels, origin from the working map's header) by linear interpolation; voxels outside the oracle grid get 0.
     """
-    outputs, working = _detection_grid(summary_path)
+    _, outputs, working = read_detection_summary(summary_path)
     oracle = oracle_maps(structure, corruption)
     offset_zyx = (np.asarray(working.first_voxel_position) - np.asarray(oracle.origin))[::-1]
     written = []
@@ -59,19 +59,6 @@ def replace_detection_maps(summary_path: str | Path, structure: gemmi.Structure,
         write_like(outputs[name], moved.astype(np.float32), working)
         written.append(Path(outputs[name]))
     return written
-
-
-def _detection_grid(summary_path: str | Path) -> tuple[dict[str, str], DensityMap]:
-    """The output paths a detect-na summary lists, and its working map (which must be on a 1 Å grid)."""
-    summary_path = Path(summary_path)
-    outputs = json.loads(summary_path.read_text()).get("outputs", {})
-    missing = [name for name in (*STAGE2_CLASSES, "working") if name not in outputs]
-    if missing:
-        raise ValueError(f"{summary_path}: not a detect-na summary (no {', '.join(missing)} maps listed)")
-    working = read_map(outputs["working"])
-    if not np.allclose(working.voxel_size, 1.0):
-        raise ValueError(f"{outputs['working']}: voxel size {working.voxel_size} Å, not the 1 Å working grid")
-    return outputs, working
 
 
 def main(argv: list[str] | None = None) -> None:

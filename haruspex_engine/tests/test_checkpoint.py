@@ -13,10 +13,15 @@ import pytest  # noqa: E402
 
 from haruspex_engine.annotation.checkpoint import (  # noqa: E402
     NETWORK_TENSORS,
+    PUBLISHED_WIDTH,
+    checkpoint_layout,
     data_path,
     index_path,
+    network_tensors,
+    network_width,
     published_layout,
     read_network_weights,
+    write_checkpoint,
 )
 from haruspex_engine.checkpoints import ALLOW_TEST_WEIGHTS_ENV, TEST_WEIGHTS_MARKER, CheckpointError  # noqa: E402
 from haruspex_engine.testing.random_weights import make_test_checkpoint, random_network_weights  # noqa: E402
@@ -192,3 +197,35 @@ def test_same_weights_without_marker_need_no_permission(copy, monkeypatch):
     monkeypatch.delenv(ALLOW_TEST_WEIGHTS_ENV, raising=False)
     (copy.parent / TEST_WEIGHTS_MARKER).unlink()
     assert set(read_network_weights(copy)) == set(NETWORK_TENSORS)
+
+
+# --- narrower networks of the published architecture (the demo model) ------------------------------------------
+
+def test_published_width_gives_the_published_tensors():
+    assert network_tensors(PUBLISHED_WIDTH) == NETWORK_TENSORS
+    assert checkpoint_layout(PUBLISHED_WIDTH) == published_layout()
+    assert network_tensors(4)["conv3d_4/kernel"] == (3, 3, 3, 48, 32)  # skip (16) + upsampled (32) channels
+    with pytest.raises(ValueError, match="at least 1"):
+        network_tensors(0)
+
+
+def test_narrow_network_without_optimizer_state_round_trips(tmp_path):
+    rng = np.random.default_rng(1)
+    weights = {name: rng.normal(size=shape).astype(np.float32) for name, shape in network_tensors(4).items()}
+    prefix = write_checkpoint(tmp_path / "demo.ckpt", weights, global_step=12, optimizer=False)
+    read = read_network_weights(prefix)
+    assert network_width(read) == 4 and list(read) == list(weights)
+    for name in weights:
+        np.testing.assert_array_equal(read[name], weights[name])
+    layout = checkpoint_layout(4, optimizer=False)
+    assert sorted(layout) == sorted([*network_tensors(4), "global_step"])
+    assert data_path(prefix).stat().st_size == sum(np.prod(shape) * dtype.itemsize for dtype, shape in layout.values())
+
+
+def test_network_of_mixed_widths_is_refused(tmp_path, allow_test_weights):
+    values = {name: np.zeros(shape, np.float32) for name, shape in network_tensors(4).items()}
+    values["conv3d_5/kernel"] = np.zeros(network_tensors(8)["conv3d_5/kernel"], np.float32)
+    prefix = _save_with_tf_saver(tmp_path / "model.ckpt-1", values)
+    with pytest.raises(CheckpointError, match=r"conv3d_5/kernel has shape \(3, 3, 3, 64, 32\), expected "
+                                              r"\(3, 3, 3, 32, 16\)"):
+        read_network_weights(prefix)

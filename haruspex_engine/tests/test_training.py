@@ -15,6 +15,7 @@ from scipy import ndimage  # noqa: E402
 from haruspex_engine import cli  # noqa: E402
 from haruspex_engine.annotation.checkpoint import (  # noqa: E402
     NETWORK_TENSORS,
+    checkpoint_layout,
     data_path,
     index_path,
     published_layout,
@@ -34,6 +35,7 @@ from haruspex_engine.training.segments import TrainingSegment, save_segments  # 
 from haruspex_engine.training.train import (  # noqa: E402
     Adam,
     TrainingDataError,
+    TrainingResumeError,
     initial_weights,
     train,
     weighted_loss,
@@ -273,3 +275,67 @@ def test_unusable_training_data_is_refused_with_its_directory(tmp_path, capsys):
         train([bad], steps=1,
               output_prefix=tmp_path / "m" / "model.ckpt", progress=False)
     assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
+
+
+def test_train_command_trains_a_narrow_network_that_annotate_reads(tmp_path):
+    save_segments(_segments(2, seed=4), tmp_path / "segments")
+    output = tmp_path / "narrow" / "model.ckpt"
+    status = cli.main(["train", str(tmp_path / "segments"), "-o", str(output), "--steps", "2", "--batch-size", "1",
+                       "--width", "4", "--epsilon", "1e-3", "--device", "cpu", "-q"])
+    assert status == 0
+    report = json.loads((output.parent / "training_summary.json").read_text())
+    assert report["width"] == 4 and report["epsilon"] == 1e-3
+    reader = tf.train.load_checkpoint(f"{output}-2")
+    shapes = {name: tuple(shape) for name, shape in reader.get_variable_to_shape_map().items()}
+    assert shapes == {name: shape for name, (_, shape) in checkpoint_layout(4).items()}
+    density = _segments(1, seed=6)[0].density[:40, :40, :40]
+    write_map(tmp_path / "box.mrc", density, (1.1, 1.1, 1.1))
+    assert cli.main(["annotate", str(tmp_path / "box.mrc"), "-o", str(tmp_path / "out"), "--checkpoint",
+                     f"{output}-2", "--device", "cpu", "-q"]) == 0
+    summary = json.loads((tmp_path / "out" / "box_summary.json").read_text())
+    assert summary["network_width"] == 4 and summary["network"] == "checkpoint"
+
+
+def _interrupted_after(prefix: Path, step: int) -> None:
+    """Leave a run's folder as a kill right after checkpoint ``step`` would: later checkpoints gone, state file
+    listing the checkpoints up to ``step``."""
+    kept = []
+    for index in sorted(prefix.parent.glob(f"{prefix.name}-*.index")):
+        name = index.name[: -len(".index")]
+        if int(name.rsplit("-", 1)[1]) > step:
+            index.unlink()
+            data_path(prefix.parent / name).unlink()
+        else:
+            kept.append(name)
+    (prefix.parent / "checkpoint").write_text(f'model_checkpoint_path: "{kept[-1]}"\n'
+                                              + "".join(f'all_model_checkpoint_paths: "{n}"\n' for n in kept))
+
+
+def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):
+    segments = _segments(2, seed=11)
+    settings = dict(steps=4, batch_size=1, width=2, seed=5, checkpoint_every=2, keep=5, progress=False)
+    whole = train(segments, output_prefix=tmp_path / "whole" / "model.ckpt", **settings)
+    cut = tmp_path / "cut" / "model.ckpt"
+    train(segments, output_prefix=cut, **settings)
+    _interrupted_after(cut, 2)
+    resumed = train(segments, output_prefix=cut, resume=True, **settings)
+    assert resumed.resumed_from_step == 2 and resumed.first_step == 0 and resumed.final_step == 4
+    assert resumed.losses == whole.losses[2:]
+    assert resumed.checkpoints == [f"{cut}-2", f"{cut}-4"]
+    final, expected = read_network_weights(f"{cut}-4"), read_network_weights(tmp_path / "whole" / "model.ckpt-4")
+    for name in expected:
+        np.testing.assert_array_equal(final[name], expected[name])
+
+
+def test_resume_refuses_other_settings_and_starts_afresh_without_checkpoints(tmp_path, capsys):
+    segments = _segments(1, seed=12)
+    prefix = tmp_path / "run" / "model.ckpt"
+    first = train(segments, output_prefix=prefix, steps=2, batch_size=1, width=2, resume=True, progress=False)
+    assert first.resumed_from_step is None and first.final_step == 2
+    with pytest.raises(TrainingResumeError, match=r"model\.ckpt\.run\.json: the interrupted run had other settings "
+                                                  r"\(steps 2 -> 3\)"):
+        train(segments, output_prefix=prefix, steps=3, batch_size=1, width=2, resume=True, progress=False)
+    save_segments(segments, tmp_path / "segments")
+    assert cli.main(["train", str(tmp_path / "segments"), "-o", str(prefix), "--steps", "2", "--batch-size", "1",
+                     "--width", "2", "--resume", "--device", "cpu", "-q"]) == 0
+    assert "0 steps" in capsys.readouterr().err  # already complete: nothing left to run

@@ -28,6 +28,7 @@ import gemmi
 import numpy as np
 
 from haruspex_engine import tiling
+from haruspex_engine.atomic_files import atomic_path
 from haruspex_engine.maps import DensityMap
 from haruspex_engine.training import SEGMENT_SIZE, SEGMENT_STRIDE
 from haruspex_engine.training.labels import (
@@ -133,14 +134,9 @@ def save_segments(segments: list[TrainingSegment], directory: str | os.PathLike,
     paths = []
     for number, segment in enumerate(segments):
         path = directory / f"{prefix}_{number:05d}.npz"
-        partial = path.with_name(path.name + ".part")
-        try:
-            with open(partial, "wb") as handle:
-                np.savez_compressed(handle, density=segment.density.astype(np.float32),
-                                    labels=segment.labels.astype(np.int8), corner=np.asarray(segment.corner))
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
+        with atomic_path(path) as partial, open(partial, "wb") as handle:
+            np.savez_compressed(handle, density=segment.density.astype(np.float32),
+                                labels=segment.labels.astype(np.int8), corner=np.asarray(segment.corner))
         paths.append(path)
     return paths
 

@@ -12,8 +12,10 @@ published layout (network tensors, ``/Adam`` and ``/Adam_1`` slots, beta powers,
 """
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import resource
 import sys
 import time
@@ -26,15 +28,17 @@ from haruspex_engine.annotation.checkpoint import (
     BOX,
     CHANNELS,
     CORE,
-    NETWORK_TENSORS,
+    PUBLISHED_WIDTH,
+    checkpoint_layout,
     data_path,
     index_path,
     is_test_weights,
-    published_layout,
+    network_tensors,
     read_network_weights,
     write_checkpoint,
 )
 from haruspex_engine.annotation.network import network_logits
+from haruspex_engine.atomic_files import write_text_atomically
 from haruspex_engine.checkpoints import CheckpointError, mark_test_weights
 from haruspex_engine.devices import import_tensorflow
 from haruspex_engine.progress import Progress
@@ -47,27 +51,65 @@ tf = import_tensorflow()
 #: Per-class loss weights in CHANNELS order (sheet, helix, nucleic, unassigned), as in the published graph.
 CLASS_WEIGHTS = (16.0, 16.0, 16.0, 1.0)
 BETA1, BETA2 = 0.9, 0.999
-#: Adam state entries of the published checkpoint: checkpoint name -> initial value.
-ADAM_STATE = {
-    **{f"{name}/{slot}": 0.0 for name in NETWORK_TENSORS for slot in ("Adam", "Adam_1")},
-    "beta1_power": BETA1,
-    "beta2_power": BETA2,
-}
+
+
+def adam_state(width: int = PUBLISHED_WIDTH) -> dict[str, float]:
+    """Adam state entries of a checkpoint in the published layout: checkpoint name -> initial value."""
+    return {
+        **{f"{name}/{slot}": 0.0 for name in network_tensors(width) for slot in ("Adam", "Adam_1")},
+        "beta1_power": BETA1,
+        "beta2_power": BETA2,
+    }
 
 
 class TrainingDataError(ValueError):
     """Training segments that cannot be used (none, wrong shape, labels out of range)."""
 
 
+class TrainingResumeError(ValueError):
+    """An interrupted run that cannot be resumed as asked (its recorded settings differ, or it has no record)."""
+
+
+def run_record_path(output_prefix: str | os.PathLike) -> Path:
+    """The JSON record of a run's settings and first global step, written when the run starts."""
+    return Path(f"{output_prefix}.run.json")
+
+
+def _resumable_checkpoints(output_prefix: Path, settings: dict) -> list[Path]:
+    """The kept checkpoints of an interrupted run into ``output_prefix`` with these settings, oldest first ([] when
+    there is none to resume); TrainingResumeError when its checkpoints exist but its settings differ."""
+    state = output_prefix.parent / "checkpoint"
+    if not state.is_file():
+        return []
+    names = re.findall(r'^all_model_checkpoint_paths: "(.*)"$', state.read_text(), flags=re.MULTILINE)
+    kept = [output_prefix.parent / name for name in names
+            if name.startswith(f"{output_prefix.name}-") and index_path(output_prefix.parent / name).is_file()
+            and data_path(output_prefix.parent / name).is_file()]
+    if not kept:
+        return []
+    record_path = run_record_path(output_prefix)
+    if not record_path.is_file():
+        raise TrainingResumeError(f"{record_path}: missing, so the checkpoints {kept[-1]}… cannot be resumed; "
+                                  "train into another prefix or remove them")
+    record = json.loads(record_path.read_text())
+    changed = [f"{key} {record.get(key)!r} -> {value!r}" for key, value in settings.items() if record.get(key) != value]
+    if changed:
+        raise TrainingResumeError(f"{record_path}: the interrupted run had other settings ({'; '.join(changed)}); "
+                                  "train into another prefix or remove its checkpoints")
+    return kept
+
+
 @dataclass
 class TrainingReport:
     """What a training run did. losses: the loss of each step; seconds: wall time of the whole run;
-    seconds_per_step: median step time; peak_rss_bytes: the process's peak resident memory."""
+    seconds_per_step: median step time; peak_rss_bytes: the process's peak resident memory; resumed_from_step: the
+    global step of the checkpoint an interrupted run was resumed from (its losses are those of the later steps)."""
 
     steps: int
     batch_size: int
     segments: int
     seed: int
+    width: int
     learning_rate: float
     epsilon: float
     initial_checkpoint: str | None
@@ -78,6 +120,7 @@ class TrainingReport:
     seconds_per_step: float = 0.0
     peak_rss_bytes: int = 0
     checkpoints: list[str] = field(default_factory=list)
+    resumed_from_step: int | None = None
 
 
 def weighted_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
@@ -102,7 +145,8 @@ class Adam:
     """Adam as TF1's AdamOptimizer applies it, with its checkpoint state (``/Adam`` = m, ``/Adam_1`` = v).
 
     lr_t = lr·√(1-β2^t)/(1-β1^t); m += (g-m)(1-β1); v += (g²-v)(1-β2); var -= lr_t·m/(√v + ε); β1^t, β2^t then
-    advance. state: checkpoint name -> value for the entries of ADAM_STATE (missing ones start fresh).
+    advance. state: checkpoint name -> value for the entries of ``adam_state`` of the variables' network (missing
+    ones start fresh).
     """
 
     def __init__(self, variables: dict[str, tf.Variable], learning_rate: float, epsilon: float,
@@ -111,9 +155,11 @@ class Adam:
         self.variables = variables
         self.learning_rate = learning_rate
         self.epsilon = epsilon
-        self.state = {name: tf.Variable(np.asarray(state.get(name, np.full(_shape(name), start)), np.float32),
-                                        trainable=False)
-                      for name, start in ADAM_STATE.items()}
+        starts = {**{f"{name}/{slot}": np.zeros(variable.shape) for name, variable in variables.items()
+                     for slot in ("Adam", "Adam_1")},
+                  "beta1_power": BETA1, "beta2_power": BETA2}
+        self.state = {name: tf.Variable(np.asarray(state.get(name, start), np.float32), trainable=False)
+                      for name, start in starts.items()}
 
     def apply(self, gradients: dict[str, tf.Tensor]) -> None:
         """One step. gradients: network tensor name -> gradient of the loss (shape of that tensor)."""
@@ -131,11 +177,13 @@ class Adam:
         return {name: variable.numpy() for name, variable in self.state.items()}
 
 
-def initial_weights(seed: int | np.random.SeedSequence) -> dict[str, np.ndarray]:
-    """Fresh weights as TF1 ``tf.layers`` creates them: Glorot-uniform kernels, zero biases (float32)."""
+def initial_weights(seed: int | np.random.SeedSequence, width: int = PUBLISHED_WIDTH) -> dict[str, np.ndarray]:
+    """Fresh weights as TF1 ``tf.layers`` creates them: Glorot-uniform kernels, zero biases (float32).
+
+    width: channels of the first convolution (``checkpoint.network_tensors``; 32 is the published network)."""
     rng = np.random.default_rng(seed)
     weights = {}
-    for name, shape in NETWORK_TENSORS.items():
+    for name, shape in network_tensors(width).items():
         if name.endswith("/bias"):
             weights[name] = np.zeros(shape, np.float32)
         else:
@@ -146,16 +194,18 @@ def initial_weights(seed: int | np.random.SeedSequence) -> dict[str, np.ndarray]
 
 
 def read_training_state(prefix: str | os.PathLike) -> tuple[dict[str, np.ndarray], int]:
-    """The Adam state (all of ADAM_STATE, or {} when the checkpoint has none) and global step (0 if absent)."""
+    """The Adam state (all of ``adam_state``, or {} when the checkpoint has none) and global step (0 if absent)."""
     reader = tf.train.load_checkpoint(str(prefix))
     shapes = reader.get_variable_to_shape_map()
-    layout = published_layout()
+    width = int(shapes["conv3d/kernel"][-1])
+    layout = checkpoint_layout(width)
+    names = adam_state(width)
     state = {}
-    if all(name in shapes for name in ADAM_STATE):
-        wrong = [name for name in ADAM_STATE if tuple(shapes[name]) != layout[name][1]]
+    if all(name in shapes for name in names):
+        wrong = [name for name in names if tuple(shapes[name]) != layout[name][1]]
         if wrong:
             raise CheckpointError(f"{index_path(prefix)}: optimizer slots of the wrong shape: {', '.join(wrong[:4])}")
-        state = {name: np.asarray(reader.get_tensor(name), np.float32) for name in ADAM_STATE}
+        state = {name: np.asarray(reader.get_tensor(name), np.float32) for name in names}
     step = int(reader.get_tensor("global_step")) if "global_step" in shapes else 0
     return state, step
 
@@ -169,7 +219,9 @@ def train(
     learning_rate: float = 1e-3,
     epsilon: float = 0.1,
     seed: int = 0,
+    width: int = PUBLISHED_WIDTH,
     initial_checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
     checkpoint_every: int = 5000,
     keep: int = 10,
     device: str = "/CPU:0",
@@ -179,10 +231,14 @@ def train(
 
     segments: TrainingSegment (density (70, 70, 70) float32 and labels (70, 70, 70) int8 in CHANNELS order,
     -1 = masked), axes (z, y, x). Batches are drawn without replacement within each pass over the segments.
-    initial_checkpoint: fine-tune from a checkpoint prefix (its network tensors; its Adam state and global step
-    when present); otherwise fresh weights from ``seed``. A checkpoint is written every ``checkpoint_every``
-    global steps and at the end; only the latest ``keep`` are kept. Deterministic for a fixed seed on the CPU
-    (turns on TensorFlow's op determinism for the process).
+    initial_checkpoint: fine-tune from a checkpoint prefix (its network tensors and width; its Adam state and global
+    step when present); otherwise fresh weights of ``width`` (``checkpoint.network_tensors``) from ``seed``.
+    A checkpoint is written every ``checkpoint_every`` global steps and at the end; only the latest ``keep`` are
+    kept. Deterministic for a fixed seed on the CPU (turns on TensorFlow's op determinism for the process).
+    The settings are recorded in ``{output_prefix}.run.json`` when a run starts. resume: continue an interrupted run
+    from the latest checkpoint listed in the ``checkpoint`` file next to ``output_prefix``, replaying the batch and
+    augmentation draws of the finished steps, so the result equals an uninterrupted run's; the recorded settings
+    must match (TrainingResumeError otherwise). Without such a checkpoint the run starts from the beginning.
     """
     if steps < 1 or batch_size < 1 or checkpoint_every < 1 or keep < 1:
         raise ValueError(f"steps, batch size, checkpoint interval and keep must be at least 1, not "
@@ -191,31 +247,47 @@ def train(
     tf.config.experimental.enable_op_determinism()
     weight_seed, data_seed = np.random.SeedSequence(seed).spawn(2)
     data_rng = np.random.default_rng(data_seed)
-    state, first_step = {}, 0
-    if initial_checkpoint is None:
-        weights = initial_weights(weight_seed)
-    else:
-        weights = read_network_weights(initial_checkpoint)
-        state, first_step = read_training_state(initial_checkpoint)
     output_prefix = Path(output_prefix)
-    output_prefix.parent.mkdir(parents=True, exist_ok=True)
+    settings = {"steps": steps, "batch_size": batch_size, "segments": len(segments), "seed": seed,
+                "learning_rate": learning_rate, "epsilon": epsilon,
+                "initial_checkpoint": None if initial_checkpoint is None else str(initial_checkpoint)}
+    kept = _resumable_checkpoints(output_prefix, settings) if resume else []
+    if kept:
+        weights = read_network_weights(kept[-1])
+        state, done = read_training_state(kept[-1])
+        first_step = json.loads(run_record_path(output_prefix).read_text())["first_step"]
+    else:
+        state, first_step = {}, 0
+        if initial_checkpoint is None:
+            weights = initial_weights(weight_seed, width)
+        else:
+            weights = read_network_weights(initial_checkpoint)
+            state, first_step = read_training_state(initial_checkpoint)
+        done = first_step
+        output_prefix.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(run_record_path(output_prefix), json.dumps({**settings, "first_step": first_step}))
     if initial_checkpoint is not None and is_test_weights(initial_checkpoint):
         mark_test_weights(output_prefix.parent)  # trained from random test weights: still test weights
 
     report = TrainingReport(steps=steps, batch_size=batch_size, segments=len(segments), seed=seed,
+                            width=int(weights["conv3d/kernel"].shape[-1]),
                             learning_rate=learning_rate, epsilon=epsilon,
-                            initial_checkpoint=None if initial_checkpoint is None else str(initial_checkpoint),
-                            first_step=first_step, final_step=first_step)
+                            initial_checkpoint=settings["initial_checkpoint"],
+                            first_step=first_step, final_step=done, checkpoints=[str(p) for p in kept],
+                            resumed_from_step=done if kept else None)
     with tf.device(device):
         variables = {name: tf.Variable(value, name=name.replace("/", "_")) for name, value in weights.items()}
         adam = Adam(variables, learning_rate, epsilon, state)
         step_fn = _step_function(variables, adam)
     started = time.perf_counter()
     step_seconds = []
-    bar = Progress(steps, "train", "step") if progress else None
-    for batch in _batches(len(segments), batch_size, steps, data_rng):
+    last_step = first_step + steps
+    bar = Progress(last_step - done, "train", "step") if progress and last_step > done else None
+    for step, batch in enumerate(_batches(len(segments), batch_size, steps, data_rng), start=first_step + 1):
         t0 = time.perf_counter()
         rotation, offset = draw_augmentation(data_rng)
+        if step <= done:
+            continue  # finished before the run was interrupted: its draws are replayed, not its work
         density = rotate(np.stack([segments[i].density for i in batch]), rotation)
         labels = rotate(np.stack([segments[i].labels for i in batch]), rotation)
         x, y = input_and_target(density, labels, offset)
@@ -224,17 +296,18 @@ def train(
         report.losses.append(float(loss))
         report.final_step += 1
         step_seconds.append(time.perf_counter() - t0)
-        if report.final_step % checkpoint_every == 0 or len(report.losses) == steps:
+        if report.final_step % checkpoint_every == 0 or report.final_step == last_step:
             _save(report, variables, adam, output_prefix, keep)
             if progress:
-                print(f"train: step {report.final_step}, loss {report.losses[-1]:.4f}, "
-                      f"wrote {report.checkpoints[-1]}", file=sys.stderr, flush=True)
+                recent = report.losses[-checkpoint_every:]
+                print(f"train: step {report.final_step}, mean loss of the last {len(recent)} steps "
+                      f"{np.mean(recent):.4f}, wrote {report.checkpoints[-1]}", file=sys.stderr, flush=True)
         if bar:
             bar.update(1)
     if bar:
         bar.close()
     report.seconds = time.perf_counter() - started
-    report.seconds_per_step = float(np.median(step_seconds))
+    report.seconds_per_step = float(np.median(step_seconds)) if step_seconds else 0.0
     report.peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return report
 
@@ -282,9 +355,7 @@ def _write_checkpoint_state(directory: Path, prefixes: list[str]) -> None:
     """The ``checkpoint`` file (TensorFlow's text format, as published): the latest prefix and every kept one."""
     names = [Path(prefix).name for prefix in prefixes]
     text = f'model_checkpoint_path: "{names[-1]}"\n' + "".join(f'all_model_checkpoint_paths: "{n}"\n' for n in names)
-    partial = directory / "checkpoint.part"
-    partial.write_text(text)
-    os.replace(partial, directory / "checkpoint")
+    write_text_atomically(directory / "checkpoint", text)
 
 
 def _check_segments(segments: list[TrainingSegment]) -> None:
@@ -300,6 +371,3 @@ def _check_segments(segments: list[TrainingSegment]) -> None:
             raise TrainingDataError(f"training segment {i}: labels from {low} to {high}, expected -1 (masked) "
                              f"to {len(CHANNELS) - 1}")
 
-
-def _shape(name: str) -> tuple[int, ...]:
-    return published_layout()[name][1]

@@ -4,12 +4,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from haruspex_engine.atomic_files import atomic_path
 from haruspex_engine.validation import BACKBONE_LEVEL, CLASS_ORDER, ValidationError
 
 if TYPE_CHECKING:  # the command line registers this module: gemmi, numpy and the maps load when it runs
@@ -205,15 +205,10 @@ def table_rows(validation: ResidueValidation) -> list[dict[str, str]]:
 
 def write_table(validation: ResidueValidation, path: Path) -> Path:
     """Write the per-residue CSV atomically; returns ``path``."""
-    partial = path.with_name(path.name + ".part")
-    try:
-        with partial.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=TABLE_COLUMNS)
-            writer.writeheader()
-            writer.writerows(table_rows(validation))
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_path(path) as partial, partial.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=TABLE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(table_rows(validation))
     return path
 
 

@@ -89,6 +89,13 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
                       label="... or a checkpoint prefix",
                       help="Or annotate with the Haruspex checkpoint at this prefix (…/model.ckpt-5000: the files "
                            "PREFIX.index and PREFIX.data-00000-of-00001), e.g. one written by `haruspex train`.")
+        form.addParam("useDemoModel", params.BooleanParam, default=False,
+                      expertLevel=params.LEVEL_ADVANCED,
+                      label="Use the demo model (not the published network)?",
+                      help="Annotate with the small demo network bundled with the plugin instead of the published "
+                           "weights: trained by scipion-em-haruspex on simulated maps of ideal helices, sheets, "
+                           "coil and RNA/DNA, to try the protocol without installing the published weights. Its "
+                           "outputs are labelled DEMO MODEL. Not for real maps.")
 
     # --------------------------- INSERT steps functions ---------------------------------------------------------
     def _insertAllSteps(self):
@@ -131,19 +138,17 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
             if not (volume.getSamplingRate() or 0) > 0:
                 errors.append(f"{self._mapName(volume).capitalize()} has no sampling rate: set it (Å/voxel) when "
                               "importing the map.")
-        if self.useGpu.get() and not self.getGpuList():
-            errors.append("Give a GPU ID, or answer No to 'Use GPU?' to run on the CPU.")
-        errors += self._checkpointErrors()
-        if not Plugin.validateInstallation():  # otherwise Scipion already lists the installation problems
-            problems = Plugin.checkInstallation()
-            errors += problems or ([] if self.getCheckpoint() else Plugin.checkWeights())
-        return errors
+        errors += self.gpuErrors() + self._checkpointErrors()
+        ownWeights = self.getCheckpoint() or self.useDemoModel.get()
+        return errors + self.installationErrors(lambda: [] if ownWeights else Plugin.checkWeights())
 
     def _checkpointErrors(self) -> list[str]:
         """Problems with the weights chosen in the form (none when the installed weights are used)."""
         run, prefix = self.trainingRun.get(), self.checkpointPrefix.get()
         if run is not None and prefix:
             return ["Choose the network weights from a training run or from a checkpoint prefix, not both."]
+        if self.useDemoModel.get() and (run is not None or prefix):
+            return ["Choose either the demo model or other network weights, not both."]
         if run is not None and run.getCheckpointPrefix() is None:
             return ["The chosen training run has no checkpoint: it has not finished."]
         if prefix and not os.path.isfile(f"{prefix}.index"):
@@ -163,7 +168,7 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
         else:
             lines = [f"Class fractions (share of map voxels): {_fractions(next(iter(summaries.values())))}"]
         lines.append(_device_line(list(summaries.values())))
-        if self.getCheckpoint():
+        if self.getCheckpoint() or self.useDemoModel.get():
             lines.append(f"Network weights: {next(iter(summaries.values())).get('checkpoint', '?')}")
         lines += [_resampled_line(summary, f"Map {mapId}" if self.isBatch() else "The map")
                   for mapId, summary in summaries.items() if summary.get("resampled")]
@@ -188,6 +193,9 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
         if self.getCheckpoint():
             source = self.getObjectTag("trainingRun") if self.trainingRun.get() else self.getCheckpoint()
             methods.append(f"The network weights were those of {source}, not the published ones.")
+        elif self.useDemoModel.get():
+            methods.append("The network was the plugin's demo model (a narrow network trained on simulated maps), "
+                           "not the published one.")
         return methods
 
     def _citations(self):
@@ -259,6 +267,8 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
             args.append("--density-weighted")
         if self.getCheckpoint():
             args += ["--checkpoint", self.getCheckpoint()]
+        elif self.useDemoModel.get():
+            args.append("--demo-model")
         return args
 
     def _outputKeys(self) -> list[str]:

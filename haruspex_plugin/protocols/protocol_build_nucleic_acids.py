@@ -241,14 +241,11 @@ class ProtHaruspexBuildNucleicAcids(HaruspexWorkerProtocol):
         if resolution is not None and not resolutionOk:
             errors.append(f"Resolution {resolution:g} Å: CryoREAD's networks work on maps from 0 to "
                           f"{MAX_RESOLUTION_A:g} Å.")
-        if self.useGpu.get() and not self.getGpuList():
-            errors.append("Give a GPU ID, or answer No to 'Use GPU?' to run on the CPU.")
+        errors += self.gpuErrors()
         if self.hasSequences():
             errors += self._sequenceProblems()
-        if not Plugin.validateInstallation():  # otherwise Scipion already lists the installation problems
-            errors += Plugin.checkInstallation() or [*(self._weightProblems() if resolutionOk else []),
-                                                     *self._refinementProblems()]
-        return errors
+        return errors + self.installationErrors(
+            lambda: [*(self._weightProblems() if resolutionOk else []), *self._refinementProblems()])
 
     def _summary(self):
         if not os.path.exists(self.getDetectionSummaryPath()):

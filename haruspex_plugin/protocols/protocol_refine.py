@@ -109,9 +109,7 @@ class ProtHaruspexRefineNucleicAcids(HaruspexWorkerProtocol):
         if halves is not None and len(halves) != 2:
             errors.append(f"The map has {len(halves)} half maps attached, not 2: answer No to 'Refine against the "
                           "half maps?', or import the map with its half maps.")
-        if not Plugin.validateInstallation():  # otherwise Scipion already lists the installation problems
-            errors += Plugin.checkInstallation() or refinement_tool_problems()
-        return errors
+        return errors + self.installationErrors(refinement_tool_problems)
 
     def _summary(self):
         if not os.path.exists(self.getReportPath()):

@@ -107,14 +107,14 @@ class ProtHaruspexTrain(HaruspexWorkerProtocol):
                         "--prefix", self.getPairPrefix(index)], gpu=False)
 
     def trainStep(self):
-        """Run ``haruspex train`` on the segments of every pair, into a fresh extra/checkpoints folder."""
+        """Run ``haruspex train`` on the segments of every pair into extra/checkpoints; a continued run resumes an
+        interrupted training from its latest checkpoint (the worker checks that the settings are unchanged)."""
         counts = self.getSegmentCounts()
         if not sum(counts.values()):
             raise RuntimeError("No pair gave a training segment (a 70³ segment needs at least 100 atoms at 1 "
                                "r.m.s.d., a mean backbone density of 3 r.m.s.d. and 5 % of its voxels labelled); "
                                f"see the reports {self._getExtraPath(DATA_FOLDER, '*' + DATA_REPORT_SUFFIX)}")
-        pwutils.cleanPath(self._getExtraPath(CHECKPOINT_FOLDER))
-        args = ["train", os.path.abspath(self._getExtraPath(DATA_FOLDER)),
+        args = ["train", os.path.abspath(self._getExtraPath(DATA_FOLDER)), "--resume",
                 "-o", os.path.abspath(self._getExtraPath(CHECKPOINT_FOLDER, CHECKPOINT_NAME)),
                 "--steps", str(self.steps.get()), "--batch-size", str(self.batchSize.get()),
                 "--seed", str(self.seed.get()), "--checkpoint-every", str(self.checkpointEvery.get()),
@@ -161,12 +161,9 @@ class ProtHaruspexTrain(HaruspexWorkerProtocol):
                 errors.append("Choose the training run to continue from.")
             elif getattr(run, TRAINED_CHECKPOINT_OUTPUT, None) is None:
                 errors.append("The chosen training run has no checkpoint: it has not finished.")
-        if self.useGpu.get() and not self.getGpuList():
-            errors.append("Give a GPU ID, or answer No to 'Use GPU?' to run on the CPU.")
-        if not Plugin.validateInstallation():  # otherwise Scipion already lists the installation problems
-            problems = Plugin.checkInstallation()
-            errors += problems or (Plugin.checkWeights() if self.initialWeights.get() == PUBLISHED else [])
-        return errors
+        errors += self.gpuErrors()
+        published = self.initialWeights.get() == PUBLISHED
+        return errors + self.installationErrors(lambda: Plugin.checkWeights() if published else [])
 
     def _summary(self):
         lines = []

@@ -127,17 +127,13 @@ class ProtHaruspexValidate(HaruspexWorkerProtocol):
                 errors.append("Choose the map to annotate.")
             elif not (volume.getSamplingRate() or 0) > 0:
                 errors.append("The map has no sampling rate: set it (Å/voxel) when importing the map.")
-            if self.useGpu.get() and not self.getGpuList():
-                errors.append("Give a GPU ID, or answer No to 'Use GPU?' to run on the CPU.")
+            errors += self.gpuErrors()
         elif self.inputAnnotation.get() is None:
             errors.append("Choose a finished 'annotate map' run, or annotate a map here.")
         elif self.getAnnotationLabels() is None:
             errors.append("The chosen 'annotate map' run has no label map: it has not finished, or it annotated a "
                           "set of maps (choose a run on one map).")
-        if not Plugin.validateInstallation():  # otherwise Scipion already lists the installation problems
-            problems = Plugin.checkInstallation()
-            errors += problems or (Plugin.checkWeights() if self.annotatesMap() else [])
-        return errors
+        return errors + self.installationErrors(lambda: Plugin.checkWeights() if self.annotatesMap() else [])
 
     def _summary(self):
         if not os.path.exists(self.getReportPath()):

@@ -6,6 +6,7 @@ import os
 import re
 import shlex
 import subprocess
+from collections.abc import Callable
 
 import pyworkflow.protocol.params as params
 import pyworkflow.utils as pwutils
@@ -25,6 +26,20 @@ class HaruspexWorkerProtocol(EMProtocol):
         form.addHidden(params.USE_GPU, params.BooleanParam, default=True, label="Use GPU?", help=useGpuHelp)
         form.addHidden(params.GPU_LIST, params.StringParam, default="0",
                        label="GPU IDs", help="GPUs made visible to the worker, which runs on the first of them.")
+
+    def gpuErrors(self) -> list[str]:
+        """The problem with the GPU choice of the form, if any."""
+        if self.useGpu.get() and not self.getGpuList():
+            return ["Give a GPU ID, or answer No to 'Use GPU?' to run on the CPU."]
+        return []
+
+    @staticmethod
+    def installationErrors(toolProblems: Callable[[], list[str]]) -> list[str]:
+        """Problems of the worker installation, or when it is fine those *toolProblems* finds (weights, programs);
+        none when Scipion already lists the installation problems itself."""
+        if Plugin.validateInstallation():
+            return []
+        return Plugin.checkInstallation() or toolProblems()
 
     def getPrefix(self, volume: Volume | None = None) -> str:
         """Output file prefix: the file name without extension of *volume* (default: the input map), made

@@ -7,6 +7,7 @@ then replaced by a valid one (a fix after a failure) and the protocol is continu
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -43,6 +44,7 @@ from haruspex_plugin.tests.helpers import (
     check_png,
     environment,
     read_mrc,
+    run_worker,
     synthetic_map,
     use_test_checkpoint,
     write_mrc,
@@ -298,6 +300,43 @@ class TestHaruspexAnnotate(BaseTest):
     # --- helpers ------------------------------------------------------------------------------------------------
     def outputFile(self, key: str) -> str:
         return getattr(self.prot, OUTPUT_NAMES[key]).getFileName()
+
+
+class TestHaruspexAnnotateDemoModel(BaseTest):
+    """The bundled demo model: runs with no published weights installed and annotates the built-in example."""
+
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls)
+        missing = cls.getOutputPath("no-published-weights", "model.ckpt-40000")
+        stack = contextlib.ExitStack()
+        cls.addClassCleanup(stack.close)
+        stack.enter_context(environment(**{HARUSPEX_CHECKPOINT: missing, "HARUSPEX_ALLOW_TEST_WEIGHTS": "0"}))
+        path = cls.getOutputPath("example.mrc")
+        run_worker("-m", "haruspex_engine", "example", path)
+        importer = cls.newProtocol(ProtImportVolumes, filesPath=path, samplingRate=1.1, setOrigCoord=False)
+        cls.launchProtocol(importer)
+        cls.prot = cls.newProtocol(ProtHaruspexAnnotate, inputVolume=importer.outputVolume, useGpu=False,
+                                   useDemoModel=True)
+        cls.launchProtocol(cls.prot)
+
+    def test_runs_without_the_published_weights_and_says_it_is_the_demo_model(self):
+        self.assertTrue(self.prot.isFinished(), self.prot.getStatus())
+        self.assertIn("--demo-model", self.prot._workerArgs(None))
+        self.assertIn("DEMO MODEL", "\n".join(self.prot.summary()))
+        self.assertIn("demo model", "\n".join(self.prot.methods()))
+        self.assertEqual(self.prot.getWorkerSummary()["network"], "demo")
+
+    def test_finds_the_helices_and_the_sheet_of_the_example(self):
+        fractions = self.prot.getWorkerSummary()["class_fractions"]
+        self.assertGreater(fractions["helix"], 0.02, fractions)
+        self.assertGreater(fractions["sheet"], 0.01, fractions)
+        self.assertGreater(fractions["helix"] + fractions["sheet"], 5 * fractions["nucleic"], fractions)
+
+    def test_demo_model_and_other_weights_exclude_each_other(self):
+        prot = self.newProtocol(ProtHaruspexAnnotate, inputVolume=self.prot.inputVolume.get(), useGpu=False,
+                                useDemoModel=True, checkpointPrefix=self.getOutputPath("model.ckpt-1"))
+        self.assertIn("Choose either the demo model or other network weights, not both.", prot.validate())
 
 
 class TestHaruspexAnnotateBatch(BaseTest):
