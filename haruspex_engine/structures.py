@@ -45,14 +45,14 @@ STRAND_PSI = 135.0
 B_ISO = 20.0  # Å², isotropic B-factor given to every atom
 
 
-def make_atom(name: str, xyz: np.ndarray) -> gemmi.Atom:
-    """An atom called ``name`` at ``xyz`` (Å), its element the name's first letter, occupancy 1, B = B_ISO."""
+def make_atom(name: str, xyz: np.ndarray, b_iso: float = B_ISO) -> gemmi.Atom:
+    """An atom called ``name`` at ``xyz`` (Å), its element the name's first letter, occupancy 1, B ``b_iso`` (Å²)."""
     atom = gemmi.Atom()
     atom.name = name
     atom.element = gemmi.Element(name[0])
     atom.pos = gemmi.Position(*map(float, xyz))
     atom.occ = 1.0
-    atom.b_iso = B_ISO
+    atom.b_iso = float(b_iso)
     return atom
 
 

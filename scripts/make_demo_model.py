@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import resource
 import shutil
 import sys
 import time
@@ -31,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from bench_common import append_to_benchmarks, machine, save_results  # noqa: E402
+from bench_common import append_to_benchmarks, machine, peak_rss_gb, save_results  # noqa: E402
 
 from haruspex_engine.annotation.annotate import annotate_map  # noqa: E402
 from haruspex_engine.annotation.checkpoint import (  # noqa: E402
@@ -44,14 +43,15 @@ from haruspex_engine.annotation.checkpoint import (  # noqa: E402
 )
 from haruspex_engine.annotation.network import HaruspexNetwork  # noqa: E402
 from haruspex_engine.demo_model import DEMO_CARD, DEMO_PREFIX  # noqa: E402
-from haruspex_engine.maps import read_map, write_map  # noqa: E402
+from haruspex_engine.maps import read_map, write_like  # noqa: E402
 from haruspex_engine.model_files import read_model  # noqa: E402
 from haruspex_engine.training.labels import paint_labels  # noqa: E402
 from haruspex_engine.training.scenes import random_scene, scene_map  # noqa: E402
 from haruspex_engine.training.segments import load_segments, save_segments, training_segments  # noqa: E402
-from haruspex_engine.training.train import train  # noqa: E402
+from haruspex_engine.training.train import kept_checkpoints, train  # noqa: E402
 from haruspex_engine.validation.secondary_structure import label_residues  # noqa: E402
 from haruspex_engine.validation.validate import residue_metrics, validate_model  # noqa: E402
+from haruspex_engine.validation.validate_command import percent  # noqa: E402
 
 HELD_OUT_SEED = 1_000_000  # held-out scenes use seeds from here on; training scenes from 0
 REAL_MAP = ROOT.parent / "shared" / "data" / "protein-3j6b"
@@ -74,7 +74,7 @@ def _held_out_scene(job: tuple[int, Path]) -> None:
     rng = np.random.default_rng(seed)
     structure = random_scene(rng)
     density = scene_map(structure, rng)
-    write_map(directory / f"scene{seed}.mrc", density.data, density.voxel_size, density.origin)
+    write_like(directory / f"scene{seed}.mrc", density.data, density)
     structure.make_mmcif_document().write_file(str(directory / f"scene{seed}.cif"))
 
 
@@ -107,8 +107,7 @@ def run_training(work: Path, args: argparse.Namespace) -> None:
 
 
 def latest_checkpoint(work: Path) -> Path:
-    state = (work / "train" / "checkpoint").read_text().splitlines()[0]
-    return work / "train" / state.split('"')[1]
+    return work / "train" / kept_checkpoints(work / "train")[-1]
 
 
 def score(network: HaruspexNetwork, map_path: Path, model_path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +150,6 @@ def install(work: Path, args: argparse.Namespace) -> None:
     for stale in DEMO_PREFIX.parent.glob(DEMO_PREFIX.name + ".*"):
         stale.unlink()
     write_checkpoint(DEMO_PREFIX, weights, global_step=report["final_step"], optimizer=False)
-    (DEMO_PREFIX.parent / "checkpoint").unlink(missing_ok=True)  # the state file is only for training runs
     card = {
         "what": "Haruspex demo model: NOT the published network. A narrow network of the published architecture "
                 "trained by scipion-em-haruspex on maps simulated from random scenes of ideal elements, for trying "
@@ -206,15 +204,11 @@ def report_benchmarks(card: dict, args: argparse.Namespace) -> None:
             continue
         m = card["evaluation"][key]
         per = m["per_class"]
-        cells = [f"{_pct(per[c]['recall'])} / {_pct(per[c]['precision'])}" for c in ("helix", "sheet", "nucleic")]
+        cells = [f"{percent(per[c]['recall'])} / {percent(per[c]['precision'])}" for c in ("helix", "sheet", "nucleic")]
         overall = m["overall"]
-        lines.append(f"| {label} | {m['residues']} | {_pct(overall['recall'])} | {_pct(overall['precision'])} | "
-                     f"{_pct(overall['f1'])} | {' | '.join(cells)} |")
+        lines.append(f"| {label} | {m['residues']} | {percent(overall['recall'])} | {percent(overall['precision'])} | "
+                     f"{percent(overall['f1'])} | {' | '.join(cells)} |")
     append_to_benchmarks(lines)
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
 
 
 def main() -> int:
@@ -241,7 +235,7 @@ def main() -> int:
         evaluate(args.work, latest_checkpoint(args.work))
     if "install" in stages:
         install(args.work, args)
-    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB", flush=True)
+    print(f"peak RSS {peak_rss_gb():.2f} GB", flush=True)
     return 0
 
 

@@ -165,16 +165,17 @@ def write_checkpoint(
     weights: the 18 network tensors (float32, shapes of ``network_tensors(width)``; the published network has width
     32). optimizer_slots: optional values for the ``/Adam``, ``/Adam_1``, ``beta1_power`` and ``beta2_power``
     entries (zeros, 0.9 and 0.999 otherwise); optimizer False leaves those entries out (a smaller file that
-    annotate reads the same way but training cannot resume from). Also writes the ``checkpoint`` state file next to
-    it. Returns the prefix.
+    annotate reads the same way but training cannot resume from). Returns the prefix (training runs list their
+    checkpoints in the ``checkpoint`` state file themselves).
     """
     tf = import_tensorflow()
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     slots = dict(optimizer_slots or {})
-    names = network_tensors(network_width(weights))
+    width = network_width(weights)
+    names = network_tensors(width)
     values = {}
-    for name, (dtype, shape) in checkpoint_layout(network_width(weights), optimizer).items():
+    for name, (dtype, shape) in checkpoint_layout(width, optimizer).items():
         if name == "global_step":
             value = np.asarray(global_step, dtype=np.int64)
         elif name in names:
@@ -191,7 +192,7 @@ def write_checkpoint(
         saver = tf.compat.v1.train.Saver(var_list=variables, write_version=tf.compat.v1.train.SaverDef.V2)
         with tf.compat.v1.Session() as session:
             session.run(tf.compat.v1.global_variables_initializer())
-            saver.save(session, str(prefix), write_meta_graph=False, write_state=True)
+            saver.save(session, str(prefix), write_meta_graph=False, write_state=False)
     return prefix
 
 

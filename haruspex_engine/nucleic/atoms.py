@@ -52,6 +52,7 @@ from haruspex_engine.geometry import place_atom, superpose
 from haruspex_engine.nucleic import nucleotides as nt
 from haruspex_engine.nucleic.classes import BASE_TYPES
 from haruspex_engine.nucleic.sequences import CHAIN_ID_ALPHABET
+from haruspex_engine.structures import make_atom
 
 #: Single-character chain ids in the order they are given out.
 #: Fraction of the P(i) -> P(i+1) vector at which the template O3' is placed.
@@ -199,13 +200,7 @@ def build_chain(residues: ChainResidues, chain_name: str, helix_far_point: bool 
         residue.entity_type = gemmi.EntityType.Polymer
         residue.het_flag = "A"
         for atom_name, position in zip(nt.atom_order(name), xyz):
-            atom = gemmi.Atom()
-            atom.name = atom_name
-            atom.element = gemmi.Element(atom_name[0])
-            atom.pos = gemmi.Position(*map(float, position))
-            atom.occ = 1.0
-            atom.b_iso = float(confidence)
-            residue.add_atom(atom)
+            residue.add_atom(make_atom(atom_name, position, b_iso=confidence))
         chain.add_residue(residue)
     return chain
 

@@ -201,9 +201,27 @@ def test_same_weights_without_marker_need_no_permission(copy, monkeypatch):
 
 # --- narrower networks of the published architecture (the demo model) ------------------------------------------
 
+#: The published network's tensors (../shared/models/haruspex/expected_checkpoint_layout.tsv), written out.
+PUBLISHED_SHAPES = {
+    "conv3d/kernel": (3, 3, 3, 1, 32), "conv3d/bias": (32,),
+    "conv3d_1/kernel": (3, 3, 3, 32, 64), "conv3d_1/bias": (64,),
+    "conv3d_2/kernel": (3, 3, 3, 64, 128), "conv3d_2/bias": (128,),
+    "conv3d_3/kernel": (3, 3, 3, 128, 256), "conv3d_3/bias": (256,),
+    "conv3d_transpose/kernel": (2, 2, 2, 256, 256),
+    "conv3d_4/kernel": (3, 3, 3, 384, 256), "conv3d_4/bias": (256,),
+    "conv3d_5/kernel": (3, 3, 3, 256, 128), "conv3d_5/bias": (128,),
+    "conv3d_transpose_1/kernel": (2, 2, 2, 128, 128),
+    "conv3d_6/kernel": (3, 3, 3, 192, 128), "conv3d_6/bias": (128,),
+    "conv3d_7/kernel": (3, 3, 3, 128, 4), "conv3d_7/bias": (4,),
+}
+
+
 def test_published_width_gives_the_published_tensors():
-    assert network_tensors(PUBLISHED_WIDTH) == NETWORK_TENSORS
-    assert checkpoint_layout(PUBLISHED_WIDTH) == published_layout()
+    assert network_tensors(PUBLISHED_WIDTH) == PUBLISHED_SHAPES
+    optimizer = {f"{name}/{slot}": shape for name, shape in PUBLISHED_SHAPES.items() for slot in ("Adam", "Adam_1")}
+    assert {name: shape for name, (_, shape) in checkpoint_layout(PUBLISHED_WIDTH).items()} == {
+        **PUBLISHED_SHAPES, **optimizer, "beta1_power": (), "beta2_power": (), "global_step": ()}
+    assert len(checkpoint_layout(PUBLISHED_WIDTH)) == 57
     assert network_tensors(4)["conv3d_4/kernel"] == (3, 3, 3, 48, 32)  # skip (16) + upsampled (32) channels
     with pytest.raises(ValueError, match="at least 1"):
         network_tensors(0)

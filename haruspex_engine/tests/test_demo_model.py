@@ -21,7 +21,7 @@ from haruspex_engine.demo_model import DEMO_CARD, DEMO_LABEL, DEMO_PREFIX
 from haruspex_engine.maps import read_map
 from haruspex_engine.simulate import write_example_map
 from haruspex_engine.structures import example_scene
-from haruspex_engine.validation.validate import residue_metrics, validate_model
+from haruspex_engine.validation.validate import validate_model, validation_report
 
 
 def run_cli(*args):
@@ -65,9 +65,7 @@ def test_demo_model_finds_the_helices_and_the_sheet_of_the_example(example_annot
     _, folder = example_annotation
     density = read_map(folder / "example.mrc")
     maps = {name: read_map(folder / f"example_{name}.mrc") for name in CHANNELS}
-    validation = validate_model(example_scene(), maps, density)
-    counted = validation.counted
-    metrics = residue_metrics(validation.model_label[counted], validation.predicted_label[counted])
+    metrics = validation_report(validate_model(example_scene(), maps, density))["metrics"]
     helix, sheet = metrics["per_class"]["helix"], metrics["per_class"]["sheet"]
     assert helix["residues"] >= 40 and sheet["residues"] >= 20
     assert helix["recall"] >= 0.9 and helix["precision"] >= 0.8, metrics["per_class"]

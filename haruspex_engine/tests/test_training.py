@@ -36,6 +36,7 @@ from haruspex_engine.training.train import (  # noqa: E402
     Adam,
     TrainingDataError,
     TrainingResumeError,
+    _write_checkpoint_state,
     initial_weights,
     train,
     weighted_loss,
@@ -306,9 +307,8 @@ def _interrupted_after(prefix: Path, step: int) -> None:
             index.unlink()
             data_path(prefix.parent / name).unlink()
         else:
-            kept.append(name)
-    (prefix.parent / "checkpoint").write_text(f'model_checkpoint_path: "{kept[-1]}"\n'
-                                              + "".join(f'all_model_checkpoint_paths: "{n}"\n' for n in kept))
+            kept.append(str(prefix.parent / name))
+    _write_checkpoint_state(prefix.parent, kept)
 
 
 def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):
@@ -335,6 +335,8 @@ def test_resume_refuses_other_settings_and_starts_afresh_without_checkpoints(tmp
     with pytest.raises(TrainingResumeError, match=r"model\.ckpt\.run\.json: the interrupted run had other settings "
                                                   r"\(steps 2 -> 3\)"):
         train(segments, output_prefix=prefix, steps=3, batch_size=1, width=2, resume=True, progress=False)
+    with pytest.raises(TrainingResumeError, match=r"\(width 2 -> 4\)"):
+        train(segments, output_prefix=prefix, steps=2, batch_size=1, width=4, resume=True, progress=False)
     save_segments(segments, tmp_path / "segments")
     assert cli.main(["train", str(tmp_path / "segments"), "-o", str(prefix), "--steps", "2", "--batch-size", "1",
                      "--width", "2", "--resume", "--device", "cpu", "-q"]) == 0

@@ -10,6 +10,7 @@ Lengths in Å, angles in degrees.
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from haruspex_engine.maps import DensityMap
+from haruspex_engine.nucleic.atoms import chain_id
 from haruspex_engine.nucleic.ideal import ideal_na_duplex, ideal_na_strand
 from haruspex_engine.simulate import simulate_map
 from haruspex_engine.structures import (
@@ -27,6 +29,7 @@ from haruspex_engine.structures import (
     HELIX_PSI,
     add_side_chain,
     assemble,
+    atom_coordinates,
     beta_sheet,
     chain_from_torsions,
     transform_chain,
@@ -94,7 +97,7 @@ def random_coil(rng: np.random.Generator, chain_ids: Iterator[str], tries: int =
         picks = rng.choice(len(centres), size=n, p=np.asarray(weights) / sum(weights))
         torsions = np.asarray(centres)[picks] + rng.normal(0.0, 12.0, size=(n, 2))
         chain = chain_from_torsions(_residue_names(rng, n), torsions[:, 0], torsions[:, 1], chain_id=chain_id)
-        ca = np.array([residue["CA"][0].pos.tolist() for residue in chain])
+        ca = atom_coordinates(chain, "CA")
         distances = np.linalg.norm(ca[:, None] - ca[None], axis=-1)
         if np.all(distances[np.triu_indices(n, 3)] > 4.0):
             return [_dress(chain, rng)]
@@ -118,17 +121,6 @@ BUILDERS = {"helix": random_helix, "sheet": random_sheet, "coil": random_coil, "
             "strand": random_na_strand}
 
 
-def _chain_ids() -> Iterator[str]:
-    alphabet = [chr(c) for c in range(ord("A"), ord("Z") + 1)] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
-    for first in [""] + alphabet:
-        for second in alphabet:
-            yield first + second
-
-
-def _coordinates(chains: list[gemmi.Chain]) -> np.ndarray:
-    return np.array([atom.pos.tolist() for chain in chains for residue in chain for atom in residue])
-
-
 def random_scene(rng: np.random.Generator, settings: SceneSettings = SceneSettings(),
                  tries: int = 30) -> gemmi.Structure:
     """A scene of randomly placed elements (module docstring), assembled in a P 1 cell with 8 Å padding."""
@@ -137,8 +129,9 @@ def random_scene(rng: np.random.Generator, settings: SceneSettings = SceneSettin
     weights = np.asarray(weights)
     if rng.random() >= settings.nucleic_fraction:
         weights = np.where([kind in ("duplex", "strand") for kind in kinds], 0.0, weights)
-    ids = _chain_ids()
+    ids = (chain_id(index) for index in itertools.count())
     placed: list[gemmi.Chain] = []
+    placed_xyz: list[np.ndarray] = []
     tree = None
     for _ in range(int(rng.integers(*settings.elements, endpoint=True))):
         element = BUILDERS[kinds[rng.choice(len(kinds), p=weights / weights.sum())]](rng, ids)
@@ -149,16 +142,18 @@ def random_scene(rng: np.random.Generator, settings: SceneSettings = SceneSettin
             for residue in chain:
                 for atom in residue:
                     atom.b_iso = b_iso
-        xyz = _coordinates(element)
+        xyz = np.array([atom.pos.tolist() for chain in element for residue in chain for atom in residue])
         centre = xyz.mean(axis=0)
         for _ in range(tries):
             rotation = Rotation.random(random_state=rng).as_matrix()
-            moved = (xyz - centre) @ rotation.T + rng.uniform(0.0, edge, size=3)
+            shift = rng.uniform(0.0, edge, size=3)
+            moved = (xyz - centre) @ rotation.T + shift
             if tree is None or np.all(tree.query(moved)[0] >= MIN_CLEARANCE_A):
                 for chain in element:
-                    transform_chain(chain, rotation, moved[0] - rotation @ xyz[0])
+                    transform_chain(chain, rotation, shift - rotation @ centre)
                 placed += element
-                tree = cKDTree(_coordinates(placed))
+                placed_xyz.append(moved)
+                tree = cKDTree(np.concatenate(placed_xyz))
                 break
     if not placed:
         raise RuntimeError("no element could be placed")  # the first always fits: unreachable unless tries == 0

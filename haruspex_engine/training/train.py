@@ -53,15 +53,6 @@ CLASS_WEIGHTS = (16.0, 16.0, 16.0, 1.0)
 BETA1, BETA2 = 0.9, 0.999
 
 
-def adam_state(width: int = PUBLISHED_WIDTH) -> dict[str, float]:
-    """Adam state entries of a checkpoint in the published layout: checkpoint name -> initial value."""
-    return {
-        **{f"{name}/{slot}": 0.0 for name in network_tensors(width) for slot in ("Adam", "Adam_1")},
-        "beta1_power": BETA1,
-        "beta2_power": BETA2,
-    }
-
-
 class TrainingDataError(ValueError):
     """Training segments that cannot be used (none, wrong shape, labels out of range)."""
 
@@ -75,18 +66,15 @@ def run_record_path(output_prefix: str | os.PathLike) -> Path:
     return Path(f"{output_prefix}.run.json")
 
 
-def _resumable_checkpoints(output_prefix: Path, settings: dict) -> list[Path]:
-    """The kept checkpoints of an interrupted run into ``output_prefix`` with these settings, oldest first ([] when
-    there is none to resume); TrainingResumeError when its checkpoints exist but its settings differ."""
-    state = output_prefix.parent / "checkpoint"
-    if not state.is_file():
-        return []
-    names = re.findall(r'^all_model_checkpoint_paths: "(.*)"$', state.read_text(), flags=re.MULTILINE)
-    kept = [output_prefix.parent / name for name in names
+def _resumable_checkpoints(output_prefix: Path, settings: dict) -> tuple[list[Path], dict]:
+    """The kept checkpoints of an interrupted run into ``output_prefix`` with these settings, oldest first, and its
+    run record (([], {}) when there is none to resume); TrainingResumeError when its checkpoints exist but its
+    settings differ."""
+    kept = [output_prefix.parent / name for name in kept_checkpoints(output_prefix.parent)
             if name.startswith(f"{output_prefix.name}-") and index_path(output_prefix.parent / name).is_file()
             and data_path(output_prefix.parent / name).is_file()]
     if not kept:
-        return []
+        return [], {}
     record_path = run_record_path(output_prefix)
     if not record_path.is_file():
         raise TrainingResumeError(f"{record_path}: missing, so the checkpoints {kept[-1]}… cannot be resumed; "
@@ -96,7 +84,7 @@ def _resumable_checkpoints(output_prefix: Path, settings: dict) -> list[Path]:
     if changed:
         raise TrainingResumeError(f"{record_path}: the interrupted run had other settings ({'; '.join(changed)}); "
                                   "train into another prefix or remove its checkpoints")
-    return kept
+    return kept, record
 
 
 @dataclass
@@ -145,7 +133,7 @@ class Adam:
     """Adam as TF1's AdamOptimizer applies it, with its checkpoint state (``/Adam`` = m, ``/Adam_1`` = v).
 
     lr_t = lr·√(1-β2^t)/(1-β1^t); m += (g-m)(1-β1); v += (g²-v)(1-β2); var -= lr_t·m/(√v + ε); β1^t, β2^t then
-    advance. state: checkpoint name -> value for the entries of ``adam_state`` of the variables' network (missing
+    advance. state: checkpoint name -> value of an ``/Adam`` or ``/Adam_1`` slot of a variable, or a beta power (missing
     ones start fresh).
     """
 
@@ -194,12 +182,13 @@ def initial_weights(seed: int | np.random.SeedSequence, width: int = PUBLISHED_W
 
 
 def read_training_state(prefix: str | os.PathLike) -> tuple[dict[str, np.ndarray], int]:
-    """The Adam state (all of ``adam_state``, or {} when the checkpoint has none) and global step (0 if absent)."""
+    """The Adam state (every optimizer entry of ``checkpoint_layout``, or {} when the checkpoint has none) and global
+    step (0 if absent)."""
     reader = tf.train.load_checkpoint(str(prefix))
     shapes = reader.get_variable_to_shape_map()
     width = int(shapes["conv3d/kernel"][-1])
     layout = checkpoint_layout(width)
-    names = adam_state(width)
+    names = [name for name in layout if name not in checkpoint_layout(width, optimizer=False)]
     state = {}
     if all(name in shapes for name in names):
         wrong = [name for name in names if tuple(shapes[name]) != layout[name][1]]
@@ -249,13 +238,14 @@ def train(
     data_rng = np.random.default_rng(data_seed)
     output_prefix = Path(output_prefix)
     settings = {"steps": steps, "batch_size": batch_size, "segments": len(segments), "seed": seed,
+                "width": width if initial_checkpoint is None else None,  # else the initial checkpoint's
                 "learning_rate": learning_rate, "epsilon": epsilon,
                 "initial_checkpoint": None if initial_checkpoint is None else str(initial_checkpoint)}
-    kept = _resumable_checkpoints(output_prefix, settings) if resume else []
+    kept, record = _resumable_checkpoints(output_prefix, settings) if resume else ([], {})
     if kept:
         weights = read_network_weights(kept[-1])
         state, done = read_training_state(kept[-1])
-        first_step = json.loads(run_record_path(output_prefix).read_text())["first_step"]
+        first_step = record["first_step"]
     else:
         state, first_step = {}, 0
         if initial_checkpoint is None:
@@ -349,6 +339,14 @@ def _save(report: TrainingReport, variables: dict[str, tf.Variable], adam: Adam,
             path.unlink(missing_ok=True)
     report.checkpoints = report.checkpoints[-keep:]
     _write_checkpoint_state(output_prefix.parent, report.checkpoints)
+
+
+def kept_checkpoints(directory: str | os.PathLike) -> list[str]:
+    """Names of the checkpoints the ``checkpoint`` state file in ``directory`` lists, oldest first ([] without one)."""
+    state = Path(directory) / "checkpoint"
+    if not state.is_file():
+        return []
+    return re.findall(r'^all_model_checkpoint_paths: "(.*)"$', state.read_text(), flags=re.MULTILINE)
 
 
 def _write_checkpoint_state(directory: Path, prefixes: list[str]) -> None:

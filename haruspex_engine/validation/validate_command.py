@@ -100,7 +100,7 @@ def run_validate(args: argparse.Namespace) -> int:
         "timings_s": {"total": round(time.perf_counter() - t0, 3)},
     })
     overall = report["metrics"]["overall"]
-    scores = ", ".join(f"{key} {_percent(overall[key])}" for key in ("recall", "precision", "f1"))
+    scores = ", ".join(f"{key} {percent(overall[key])}" for key in ("recall", "precision", "f1"))
     _say(f"{report['counts']['counted']} of {len(validation)} residues counted (backbone density >= "
          f"{args.min_backbone_density:g} r.m.s.d.); {scores}; report {report_path}")
     for warning in report["warnings"]:
@@ -242,7 +242,8 @@ def write_scored_model(structure: gemmi.Structure, validation: ResidueValidation
     return write_model(scored, path)
 
 
-def _percent(value: float | None) -> str:
+def percent(value: float | None) -> str:
+    """A fraction as a percentage with one decimal, or "n/a"."""
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 

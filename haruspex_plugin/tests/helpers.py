@@ -152,11 +152,16 @@ def make_test_checkpoint(directory) -> str:
     return run_worker("-m", "haruspex_engine.testing.random_weights", str(directory)).strip().splitlines()[-1]
 
 
+def class_environment(test_class, **variables: str) -> None:
+    """Set environment *variables* (``environment``) until the tests of a BaseTest class are done."""
+    stack = contextlib.ExitStack()
+    test_class.addClassCleanup(stack.close)
+    stack.enter_context(environment(**variables))
+
+
 def use_test_checkpoint(test_class) -> str:
     """Generate random Haruspex weights for a BaseTest class and point the worker at them (HARUSPEX_CHECKPOINT)
     until the class's tests are done; returns the checkpoint prefix."""
     checkpoint = make_test_checkpoint(test_class.getOutputPath("weights"))
-    stack = contextlib.ExitStack()
-    test_class.addClassCleanup(stack.close)
-    stack.enter_context(environment(**{HARUSPEX_CHECKPOINT: checkpoint}))
+    class_environment(test_class, **{HARUSPEX_CHECKPOINT: checkpoint})
     return checkpoint

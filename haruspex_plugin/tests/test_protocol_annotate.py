@@ -7,7 +7,6 @@ then replaced by a valid one (a fix after a failure) and the protocol is continu
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -42,6 +41,7 @@ from haruspex_plugin.tests.helpers import (
     VOXEL_SIZE,
     check_cxc,
     check_png,
+    class_environment,
     environment,
     read_mrc,
     run_worker,
@@ -309,9 +309,7 @@ class TestHaruspexAnnotateDemoModel(BaseTest):
     def setUpClass(cls):
         setupTestProject(cls)
         missing = cls.getOutputPath("no-published-weights", "model.ckpt-40000")
-        stack = contextlib.ExitStack()
-        cls.addClassCleanup(stack.close)
-        stack.enter_context(environment(**{HARUSPEX_CHECKPOINT: missing, "HARUSPEX_ALLOW_TEST_WEIGHTS": "0"}))
+        class_environment(cls, **{HARUSPEX_CHECKPOINT: missing, "HARUSPEX_ALLOW_TEST_WEIGHTS": "0"})
         path = cls.getOutputPath("example.mrc")
         run_worker("-m", "haruspex_engine", "example", path)
         importer = cls.newProtocol(ProtImportVolumes, filesPath=path, samplingRate=1.1, setOrigCoord=False)
