@@ -55,6 +55,25 @@ class DensityMap:
         return replace(self, data=data)
 
 
+#: Å: two grids whose voxel sizes and first-voxel positions agree this closely are the same grid.
+GRID_TOLERANCE_A = 1e-3
+
+
+def same_grid(first: DensityMap, second: DensityMap, tolerance_A: float = GRID_TOLERANCE_A) -> bool:
+    """Whether two maps share their shape, voxel size and first-voxel position (the last two within tolerance_A Å)."""
+    return (first.data.shape == second.data.shape
+            and np.allclose(first.voxel_size, second.voxel_size, rtol=0.0, atol=tolerance_A)
+            and np.allclose(first.first_voxel_position, second.first_voxel_position, rtol=0.0, atol=tolerance_A))
+
+
+def describe_grid(grid: DensityMap) -> str:
+    """"NX x NY x NZ voxels of (vx, vy, vz) Å at (x, y, z) Å", for messages."""
+    shape = "x".join(str(n) for n in grid.data.shape[::-1])
+    voxel = ", ".join(f"{v:.4g}" for v in grid.voxel_size)
+    origin = ", ".join(f"{v:.4g}" for v in grid.first_voxel_position)
+    return f"{shape} voxels of ({voxel}) Å at ({origin}) Å"
+
+
 def read_map(path: str | os.PathLike) -> DensityMap:
     """Read an MRC/CCP4/.map file (optionally gzip- or bzip2-compressed) into standard axis order.
 

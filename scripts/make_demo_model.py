@@ -92,17 +92,30 @@ def make_data(work: Path, train_scenes: int, test_scenes: int) -> None:
 
 
 def run_training(work: Path, args: argparse.Namespace) -> None:
-    shutil.rmtree(work / "train", ignore_errors=True)
+    """Train into WORK/train; with --resume, continue (or extend to --steps) the run already there, keeping the
+    losses and seconds of its earlier part (the result equals one uninterrupted run: ``train(resume=True)``)."""
+    folder = work / "train"
+    earlier_losses, earlier_seconds = np.empty(0, np.float32), 0.0
+    if args.resume and (folder / "losses.npy").is_file():
+        earlier_losses = np.load(folder / "losses.npy")
+        earlier_seconds = json.loads((folder / "report.json").read_text())["seconds"]
+    elif not args.resume:
+        shutil.rmtree(folder, ignore_errors=True)
     segments = load_segments(work / "segments")
     report = train(segments, steps=args.steps, batch_size=args.batch_size, width=args.width,
-                   learning_rate=args.learning_rate, epsilon=args.epsilon, seed=args.seed,
-                   output_prefix=work / "train" / "model.ckpt", checkpoint_every=500, keep=3)
+                   learning_rate=args.learning_rate, epsilon=args.epsilon, seed=args.seed, resume=args.resume,
+                   output_prefix=folder / "model.ckpt", checkpoint_every=500, keep=3)
+    done_before = 0 if report.resumed_from_step is None else report.resumed_from_step - report.first_step
+    if len(earlier_losses) < done_before:
+        raise RuntimeError(f"{folder / 'losses.npy'}: {len(earlier_losses)} losses for {done_before} earlier steps")
+    losses = np.concatenate([earlier_losses[:done_before], np.asarray(report.losses, np.float32)])
     summary = {key: value for key, value in vars(report).items() if key != "losses"}
-    summary["loss_first_100"] = float(np.mean(report.losses[:100]))
-    summary["loss_last_100"] = float(np.mean(report.losses[-100:]))
-    (work / "train" / "report.json").write_text(json.dumps(summary, indent=1))
-    np.save(work / "train" / "losses.npy", np.asarray(report.losses, np.float32))
-    print(f"train: {report.steps} steps in {report.seconds:.0f} s, loss {summary['loss_first_100']:.3f} -> "
+    summary["seconds"] = report.seconds + (earlier_seconds if done_before else 0.0)
+    summary["loss_first_100"] = float(np.mean(losses[:100]))
+    summary["loss_last_100"] = float(np.mean(losses[-100:]))
+    (folder / "report.json").write_text(json.dumps(summary, indent=1))
+    np.save(folder / "losses.npy", losses)
+    print(f"train: {len(losses)} steps in {summary['seconds']:.0f} s, loss {summary['loss_first_100']:.3f} -> "
           f"{summary['loss_last_100']:.3f}", flush=True)
 
 
@@ -223,6 +236,8 @@ def main() -> int:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--epsilon", type=float, default=1e-7)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true",
+                        help="train stage: continue the run in WORK/train, or extend it to --steps")
     parser.add_argument("--time-note", default="", help="appended to the training time in BENCHMARKS.md, e.g. "
                         "'; the machine was shared with other jobs'")
     args = parser.parse_args()

@@ -27,7 +27,7 @@ from typing import Any
 import gemmi
 import numpy as np
 
-from haruspex_engine.maps import DensityMap, write_map
+from haruspex_engine.maps import DensityMap, same_grid, write_map
 from haruspex_engine.progress import Progress
 from haruspex_engine.refine import DEFAULT_CYCLES, DEFAULT_MASK_RADIUS_A
 from haruspex_engine.refine.links import BackboneLinks, add_bridges, plan_backbone_links, remove_bridges
@@ -90,8 +90,7 @@ def refine_structure(
     t0 = time.perf_counter()
     reference = maps[0]
     for other in maps[1:]:
-        if other.data.shape != reference.data.shape or other.voxel_size != reference.voxel_size \
-                or other.first_voxel_position != reference.first_voxel_position:
+        if not same_grid(other, reference):
             raise RefinementError(f"{other.path}: not on the grid of {reference.path} (shape, voxel size and origin "
                                   "of half maps must match)")
     model = _first_model(structure)

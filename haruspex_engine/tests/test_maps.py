@@ -1,13 +1,25 @@
 """Map reading and writing: axis order, origin and nstart, compression, bad files, resampling."""
 import gzip
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import mrcfile
 import numpy as np
 import pytest
 
-from haruspex_engine.maps import MapError, read_map, to_standard_axes, write_map, zoom_by, zoom_to_shape
+from haruspex_engine.maps import (
+    GRID_TOLERANCE_A,
+    DensityMap,
+    MapError,
+    describe_grid,
+    read_map,
+    same_grid,
+    to_standard_axes,
+    write_map,
+    zoom_by,
+    zoom_to_shape,
+)
 
 
 def _write_raw(path, data, voxel=(1.0, 1.0, 1.0), axes=(1, 2, 3), origin=(0.0, 0.0, 0.0), nstart=(0, 0, 0)):
@@ -139,3 +151,15 @@ def test_real_map_origin_puts_the_deposited_model_in_its_density():
     at_atoms = m.data[tuple(index_zyx.T)]
     z_score = (at_atoms.mean() - m.data.mean()) / m.data.std()
     assert z_score > 1.5
+
+
+def test_same_grid_compares_shape_voxel_size_and_first_voxel_position():
+    grid = DensityMap(data=np.zeros((4, 5, 6), np.float32), voxel_size=(1.1, 1.1, 1.1), origin=(2.0, 3.0, 4.0))
+    assert same_grid(grid, grid.with_data(np.ones((4, 5, 6), np.float32)))
+    assert same_grid(grid, replace(grid, origin=(2.0, 3.0, 4.0 + GRID_TOLERANCE_A / 2)))
+    assert not same_grid(grid, replace(grid, origin=(2.0, 3.0, 4.0 + 2 * GRID_TOLERANCE_A)))
+    assert not same_grid(grid, replace(grid, voxel_size=(1.1, 1.1, 1.2)))
+    assert not same_grid(grid, replace(grid, data=np.zeros((4, 5, 7), np.float32)))
+    nstart = DensityMap(data=grid.data, voxel_size=(1.0, 1.0, 1.0), nstart=(2, 3, 4))  # origin from nstart
+    assert same_grid(nstart, replace(nstart, nstart=(0, 0, 0), origin=(2.0, 3.0, 4.0)))
+    assert describe_grid(grid) == "6x5x4 voxels of (1.1, 1.1, 1.1) Å at (2, 3, 4) Å"

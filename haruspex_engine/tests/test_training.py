@@ -327,14 +327,29 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):
         np.testing.assert_array_equal(final[name], expected[name])
 
 
+def test_resuming_with_more_steps_extends_a_finished_run_to_the_longer_run(tmp_path):
+    segments = _segments(2, seed=13)
+    settings = dict(batch_size=1, width=2, seed=2, checkpoint_every=3, keep=5, progress=False)
+    longer = train(segments, output_prefix=tmp_path / "long" / "model.ckpt", steps=5, **settings)
+    short = tmp_path / "short" / "model.ckpt"
+    train(segments, output_prefix=short, steps=3, **settings)
+    extended = train(segments, output_prefix=short, steps=5, resume=True, **settings)
+    assert extended.resumed_from_step == 3 and extended.losses == longer.losses[3:]
+    final, expected = read_network_weights(f"{short}-5"), read_network_weights(tmp_path / "long" / "model.ckpt-5")
+    for name in expected:
+        np.testing.assert_array_equal(final[name], expected[name])
+    with pytest.raises(TrainingResumeError, match="already 5 steps long; ask for at least that many, not 4"):
+        train(segments, output_prefix=short, steps=4, resume=True, **settings)
+
+
 def test_resume_refuses_other_settings_and_starts_afresh_without_checkpoints(tmp_path, capsys):
     segments = _segments(1, seed=12)
     prefix = tmp_path / "run" / "model.ckpt"
     first = train(segments, output_prefix=prefix, steps=2, batch_size=1, width=2, resume=True, progress=False)
     assert first.resumed_from_step is None and first.final_step == 2
     with pytest.raises(TrainingResumeError, match=r"model\.ckpt\.run\.json: the interrupted run had other settings "
-                                                  r"\(steps 2 -> 3\)"):
-        train(segments, output_prefix=prefix, steps=3, batch_size=1, width=2, resume=True, progress=False)
+                                                  r"\(batch_size 1 -> 2\)"):
+        train(segments, output_prefix=prefix, steps=2, batch_size=2, width=2, resume=True, progress=False)
     with pytest.raises(TrainingResumeError, match=r"\(width 2 -> 4\)"):
         train(segments, output_prefix=prefix, steps=2, batch_size=1, width=4, resume=True, progress=False)
     save_segments(segments, tmp_path / "segments")

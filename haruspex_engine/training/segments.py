@@ -29,7 +29,7 @@ import numpy as np
 
 from haruspex_engine import tiling
 from haruspex_engine.atomic_files import atomic_path
-from haruspex_engine.maps import DensityMap
+from haruspex_engine.maps import DensityMap, describe_grid, same_grid
 from haruspex_engine.training import SEGMENT_SIZE, SEGMENT_STRIDE
 from haruspex_engine.training.labels import (
     MASKED,
@@ -112,14 +112,10 @@ def _passes(level: np.ndarray, backbone: np.ndarray, segment_labels: np.ndarray)
 
 
 def _check_same_grid(grid: DensityMap, labels: LabelVolume, path: str) -> None:
-    same = (grid.data.shape == labels.labels.shape
-            and np.allclose(grid.voxel_size, labels.voxel_size, rtol=0, atol=1e-6)
-            and np.allclose(grid.first_voxel_position, labels.origin, rtol=0, atol=1e-6))
-    if not same:
-        raise ValueError(
-            f"{path or 'density map'}: its working grid {grid.data.shape} voxels of {grid.voxel_size} Å at "
-            f"{grid.first_voxel_position} Å is not the grid the labels were painted on ({labels.labels.shape} "
-            f"voxels of {labels.voxel_size} Å at {labels.origin} Å)")
+    painted = DensityMap(data=labels.labels, voxel_size=labels.voxel_size, origin=labels.origin)
+    if not same_grid(grid, painted):
+        raise ValueError(f"{path or 'density map'}: its working grid {describe_grid(grid)} is not the grid the "
+                         f"labels were painted on ({describe_grid(painted)})")
 
 
 def save_segments(segments: list[TrainingSegment], directory: str | os.PathLike, prefix: str = "segment") -> list[Path]:

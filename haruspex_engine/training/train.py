@@ -80,7 +80,8 @@ def _resumable_checkpoints(output_prefix: Path, settings: dict) -> tuple[list[Pa
         raise TrainingResumeError(f"{record_path}: missing, so the checkpoints {kept[-1]}… cannot be resumed; "
                                   "train into another prefix or remove them")
     record = json.loads(record_path.read_text())
-    changed = [f"{key} {record.get(key)!r} -> {value!r}" for key, value in settings.items() if record.get(key) != value]
+    changed = [f"{key} {record.get(key)!r} -> {value!r}" for key, value in settings.items()
+               if key != "steps" and record.get(key) != value]
     if changed:
         raise TrainingResumeError(f"{record_path}: the interrupted run had other settings ({'; '.join(changed)}); "
                                   "train into another prefix or remove its checkpoints")
@@ -227,7 +228,9 @@ def train(
     The settings are recorded in ``{output_prefix}.run.json`` when a run starts. resume: continue an interrupted run
     from the latest checkpoint listed in the ``checkpoint`` file next to ``output_prefix``, replaying the batch and
     augmentation draws of the finished steps, so the result equals an uninterrupted run's; the recorded settings
-    must match (TrainingResumeError otherwise). Without such a checkpoint the run starts from the beginning.
+    must match (TrainingResumeError otherwise), except ``steps``, which may grow: the draws of a step do not depend
+    on the total, so resuming a finished run with more steps equals a longer run from the start. Without such a
+    checkpoint the run starts from the beginning.
     """
     if steps < 1 or batch_size < 1 or checkpoint_every < 1 or keep < 1:
         raise ValueError(f"steps, batch size, checkpoint interval and keep must be at least 1, not "
@@ -246,6 +249,10 @@ def train(
         weights = read_network_weights(kept[-1])
         state, done = read_training_state(kept[-1])
         first_step = record["first_step"]
+        if done - first_step > steps:
+            raise TrainingResumeError(f"{kept[-1]}: the run is already {done - first_step} steps long; ask for at "
+                                      f"least that many, not {steps}")
+        write_text_atomically(run_record_path(output_prefix), json.dumps({**record, "steps": steps}))
     else:
         state, first_step = {}, 0
         if initial_checkpoint is None:

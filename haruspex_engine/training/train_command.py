@@ -53,7 +53,8 @@ small runs and narrow networks (--width 8: about 0.05 s per segment) do not. An 
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run into the same OUTPUT_PREFIX from its latest kept checkpoint "
                    "(the result equals an uninterrupted run's); the settings must be those recorded in "
-                   "OUTPUT_PREFIX.run.json. Without a checkpoint to resume, the run starts from the beginning")
+                   "OUTPUT_PREFIX.run.json, except --steps, which may be raised to extend a run. Without a "
+                   "checkpoint to resume, the run starts from the beginning")
     p.add_argument("--checkpoint-every", type=int, default=5000, help="steps between checkpoints (default: 5000)")
     p.add_argument("--keep", type=int, default=10, help="checkpoints to keep (default: 10)")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",

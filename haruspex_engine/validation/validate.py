@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import gemmi
 import numpy as np
 
-from haruspex_engine.maps import DensityMap
+from haruspex_engine.maps import DensityMap, describe_grid, same_grid
 from haruspex_engine.training.labels import density_at, map_rmsd, model_atoms
 from haruspex_engine.validation import BACKBONE_LEVEL, CLASS_ORDER, ValidationError
 from haruspex_engine.validation.secondary_structure import HELIX, NUCLEIC, SHEET, UNASSIGNED, label_residues
@@ -84,28 +84,18 @@ class ResidueValidation:
         return self.predicted_label == self.model_label
 
 
-def check_same_grid(maps: Mapping[str, DensityMap], tolerance_A: float = 1e-3) -> None:
-    """ValidationError naming two files when the maps do not share shape, voxel size and origin (Å)."""
+def check_same_grid(maps: Mapping[str, DensityMap]) -> None:
+    """ValidationError naming two files when the maps do not share shape, voxel size and origin (``maps.same_grid``)."""
     items = list(maps.items())
     if not items:
         return
     first_name, first = items[0]
     for name, other in items[1:]:
-        same = (other.data.shape == first.data.shape
-                and np.allclose(other.voxel_size, first.voxel_size, atol=tolerance_A)
-                and np.allclose(other.first_voxel_position, first.first_voxel_position, atol=tolerance_A))
-        if not same:
+        if not same_grid(other, first):
             raise ValidationError(
-                f"{other.path or name}: grid {_describe_grid(other)} differs from that of "
-                f"{first.path or first_name} ({_describe_grid(first)}); the annotation and the map must share one "
+                f"{other.path or name}: grid {describe_grid(other)} differs from that of "
+                f"{first.path or first_name} ({describe_grid(first)}); the annotation and the map must share one "
                 "grid (annotate the map the model is validated against)")
-
-
-def _describe_grid(grid: DensityMap) -> str:
-    shape = "x".join(str(n) for n in grid.data.shape[::-1])
-    voxel = ", ".join(f"{v:.4g}" for v in grid.voxel_size)
-    origin = ", ".join(f"{v:.4g}" for v in grid.first_voxel_position)
-    return f"{shape} voxels of ({voxel}) Å at ({origin}) Å"
 
 
 def validate_model(
