@@ -10,6 +10,7 @@ from pathlib import Path
 
 import mrcfile
 import numpy as np
+from pwem.protocols import ProtImportPdb, ProtImportVolumes
 
 from haruspex_plugin import Plugin
 from haruspex_plugin.constants import HARUSPEX_CHECKPOINT
@@ -40,6 +41,37 @@ def write_mrc(path, data: np.ndarray, voxel_size: float = VOXEL_SIZE, origin=ORI
         mrc.voxel_size = voxel_size
         mrc.header.origin = tuple(origin)
     return str(path)
+
+
+def import_map(test_class, path: str, halves: list[str] | None = None):
+    """Import an MRC map into a BaseTest class's project with its header voxel size and origin (ProtImportVolumes
+    asks for the map centre, i.e. -origin), and optionally its two half maps; returns the Volume."""
+    _, voxel, origin = read_mrc(path)
+    x, y, z = (-value for value in origin)
+    extra = {"setHalfMaps": True, "half1map": halves[0], "half2map": halves[1]} if halves else {}
+    prot = test_class.newProtocol(ProtImportVolumes, filesPath=path, samplingRate=voxel[0], setOrigCoord=True,
+                                  x=x, y=y, z=z, **extra)
+    test_class.launchProtocol(prot)
+    return prot.outputVolume
+
+
+def import_model(test_class, path: str, volume=None):
+    """Import a model file into a BaseTest class's project, with *volume* attached when given; returns the
+    AtomStruct."""
+    prot = test_class.newProtocol(ProtImportPdb, inputPdbData=ProtImportPdb.IMPORT_FROM_FILES, pdbFile=path,
+                                  inputVolume=volume)
+    test_class.launchProtocol(prot)
+    return prot.outputPdb
+
+
+class ProjectAt:
+    """Stands in for a Scipion project in viewer tests: only its folder (``getPath``)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def getPath(self) -> str:
+        return self.path
 
 
 def read_mrc(path) -> tuple[np.ndarray, tuple, tuple]:

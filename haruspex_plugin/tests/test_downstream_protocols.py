@@ -27,15 +27,14 @@ from unittest import mock
 
 import numpy as np
 from pwem.convert.atom_struct import AtomicStructHandler
-from pwem.objects import AtomStruct, Volume
-from pwem.protocols import ProtImportPdb, ProtImportVolumes
+from pwem.objects import Volume
 from pyworkflow.tests import BaseTest, setupTestProject
 from scipy import ndimage
 
 from haruspex_engine.maps import read_map
 from haruspex_plugin.constants import REFINED_MODEL_OUTPUT
 from haruspex_plugin.protocols import ProtHaruspexRefineNucleicAcids
-from haruspex_plugin.tests.helpers import run_worker
+from haruspex_plugin.tests.helpers import import_map, import_model, run_worker
 
 RESOLUTION_A = 3.5
 VOXEL_SIZE_A = 1.2
@@ -83,29 +82,12 @@ class TestDownstreamProtocols(BaseTest):
         modelPath, mapPath = cls.getOutputPath("rna_model.cif"), cls.getOutputPath("rna_map.mrc")
         run_worker("-c", SIMULATE_EXAMPLE, modelPath, mapPath, str(VOXEL_SIZE_A), str(RESOLUTION_A))
         cls.inputMap = read_map(mapPath)
-        cls.inputVolume = cls.importMap(mapPath)
-        refine = cls.newProtocol(ProtHaruspexRefineNucleicAcids, inputStructure=cls.importModel(modelPath),
+        cls.inputVolume = import_map(cls, mapPath)
+        refine = cls.newProtocol(ProtHaruspexRefineNucleicAcids, inputStructure=import_model(cls, modelPath),
                                  inputVolume=cls.inputVolume, resolution=RESOLUTION_A)
         cls.launchProtocol(refine)
         cls.model = getattr(refine, REFINED_MODEL_OUTPUT)
-        cls.bareModel = cls.importModel(modelPath)
-
-    @classmethod
-    def importMap(cls, path: str) -> Volume:
-        """Import an MRC map with its header voxel size and origin (Scipion's origin shifts)."""
-        density = read_map(path)
-        x, y, z = (-value for value in density.origin)
-        prot = cls.newProtocol(ProtImportVolumes, filesPath=path, samplingRate=density.voxel_size[0],
-                               setOrigCoord=True, x=x, y=y, z=z)
-        cls.launchProtocol(prot)
-        return prot.outputVolume
-
-    @classmethod
-    def importModel(cls, path: str) -> AtomStruct:
-        """Import a model file, with no map attached."""
-        prot = cls.newProtocol(ProtImportPdb, inputPdbData=ProtImportPdb.IMPORT_FROM_FILES, pdbFile=path)
-        cls.launchProtocol(prot)
-        return prot.outputPdb
+        cls.bareModel = import_model(cls, modelPath)
 
     def newDownstream(self, protocolClass, structureParam: str = "inputStructure", **values):
         """A saved, not launched, *protocolClass* with our model as its only input, its folders made."""

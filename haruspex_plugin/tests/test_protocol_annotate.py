@@ -43,6 +43,7 @@ from haruspex_plugin.tests.helpers import (
     check_png,
     class_environment,
     environment,
+    import_map,
     read_mrc,
     run_worker,
     synthetic_map,
@@ -66,13 +67,8 @@ class TestHaruspexAnnotate(BaseTest):
 
     @classmethod
     def importMap(cls, name: str, data: np.ndarray):
-        """Import *data* as a Volume with VOXEL_SIZE and origin ORIGIN_XYZ (ProtImportVolumes writes it)."""
-        path = write_mrc(cls.getOutputPath(name), data)
-        x, y, z = (-value for value in ORIGIN_XYZ)  # the import form asks for the map centre, i.e. -origin
-        prot = cls.newProtocol(ProtImportVolumes, filesPath=path, samplingRate=VOXEL_SIZE,
-                               setOrigCoord=True, x=x, y=y, z=z)
-        cls.launchProtocol(prot)
-        return prot.outputVolume
+        """Import *data* as a Volume with VOXEL_SIZE and origin ORIGIN_XYZ."""
+        return import_map(cls, write_mrc(cls.getOutputPath(name), data))
 
     # --- a successful run ---------------------------------------------------------------------------------------
     def test_every_output_on_the_input_grid(self):
@@ -312,9 +308,7 @@ class TestHaruspexAnnotateDemoModel(BaseTest):
         class_environment(cls, **{HARUSPEX_CHECKPOINT: missing, "HARUSPEX_ALLOW_TEST_WEIGHTS": "0"})
         path = cls.getOutputPath("example.mrc")
         run_worker("-m", "haruspex_engine", "example", path)
-        importer = cls.newProtocol(ProtImportVolumes, filesPath=path, samplingRate=1.1, setOrigCoord=False)
-        cls.launchProtocol(importer)
-        cls.prot = cls.newProtocol(ProtHaruspexAnnotate, inputVolume=importer.outputVolume, useGpu=False,
+        cls.prot = cls.newProtocol(ProtHaruspexAnnotate, inputVolume=import_map(cls, path), useGpu=False,
                                    useDemoModel=True)
         cls.launchProtocol(cls.prot)
 

@@ -27,7 +27,7 @@ import numpy as np
 import pyworkflow as pw
 from pwem.convert.atom_struct import NAME, RECIP, SPEC, VALUE, AtomicStructHandler
 from pwem.objects import AtomStruct, Sequence, SetOfSequences, Volume
-from pwem.protocols import EMProtocol, ProtImportVolumes
+from pwem.protocols import EMProtocol
 from pwem.viewers.viewer_localres import replaceOcuppancyWithAttribute
 from pyworkflow.protocol import STATUS_NEW
 from pyworkflow.tests import BaseTest, setupTestProject
@@ -42,7 +42,14 @@ from haruspex_plugin.constants import (
     NA_MODEL_REFINED_OUTPUT,
 )
 from haruspex_plugin.protocols import ProtHaruspexBuildNucleicAcids
-from haruspex_plugin.tests.helpers import CRYOREAD_WEIGHTS, environment, read_mrc, run_worker, write_mrc
+from haruspex_plugin.tests.helpers import (
+    CRYOREAD_WEIGHTS,
+    environment,
+    import_map,
+    read_mrc,
+    run_worker,
+    write_mrc,
+)
 from haruspex_plugin.wizards import HaruspexContourWizard, proposed_contour
 
 CLASSES = ("sugar", "phosphate", "A", "UT", "C", "G", "protein", "base")  # docs/worker-contract.md, in order
@@ -67,7 +74,7 @@ class TestHaruspexBuildNucleicAcids(BaseTest):
         cls.reference = cls.getOutputPath("rna_reference.cif")
         mapPath = cls.getOutputPath("rna_map.mrc")
         run_worker("-m", "haruspex_engine.testing.oracle_detection", "example", cls.reference, mapPath)
-        cls.inputVolume = cls.importMap(mapPath)
+        cls.inputVolume = import_map(cls, mapPath)
         cls.sequences = cls.registerSequences({RNA_HEADER: RNA_SEQUENCE, PROTEIN_HEADER: "MKVLAAGIVGLLLAGCSS"})
 
         cls.prot = cls.newProtocol(ProtHaruspexBuildNucleicAcids, inputVolume=cls.inputVolume, resolution=3.5,
@@ -90,16 +97,6 @@ class TestHaruspexBuildNucleicAcids(BaseTest):
         cls.oracleRun = cls.snapshot(cls.prot)
 
     # --- set-up helpers -----------------------------------------------------------------------------------------
-    @classmethod
-    def importMap(cls, path: str) -> Volume:
-        """Import an MRC map with its header voxel size and origin (the import form asks for -origin)."""
-        _, voxel, origin = read_mrc(path)
-        x, y, z = (-value for value in origin)
-        prot = cls.newProtocol(ProtImportVolumes, filesPath=path, samplingRate=voxel[0],
-                               setOrigCoord=True, x=x, y=y, z=z)
-        cls.launchProtocol(prot)
-        return prot.outputVolume
-
     @classmethod
     def registerSequences(cls, records: dict[str, str]) -> SetOfSequences:
         """A SetOfSequences made of pwem objects, registered as the output of a saved (not run) protocol; ids and
@@ -311,7 +308,7 @@ class TestHaruspexBuildNucleicAcids(BaseTest):
     def test_no_nucleic_acid_registers_the_maps_only(self):
         density = np.zeros((30, 30, 30), np.float32)
         density[1, 1, 1], density[28, 27, 26] = 1.0, 0.5  # too little density for any box to be run
-        volume = self.importMap(write_mrc(self.getOutputPath("specks.mrc"), density, 1.2, (5.0, -3.0, 2.0)))
+        volume = import_map(self, write_mrc(self.getOutputPath("specks.mrc"), density, 1.2, (5.0, -3.0, 2.0)))
         prot = self.newProtocol(ProtHaruspexBuildNucleicAcids, inputVolume=volume, resolution=3.5, useGpu=False)
         self.launchProtocol(prot)
         run = self.snapshot(prot)

@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 import pyworkflow as pw
 from pwem.objects import AtomStruct, Volume
-from pwem.protocols import ProtImportPdb, ProtImportVolumes
 from pyworkflow.tests import BaseTest, setupTestProject
 
 from haruspex_plugin.constants import REFINED_MODEL_OUTPUT
 from haruspex_plugin.protocols import ProtHaruspexRefineNucleicAcids
-from haruspex_plugin.tests.helpers import environment, read_mrc, run_worker, write_mrc
+from haruspex_plugin.tests.helpers import environment, import_map, import_model, read_mrc, run_worker, write_mrc
 
 RESOLUTION_A = 3.5
 JITTER = """\
@@ -61,8 +60,8 @@ class TestHaruspexRefineNucleicAcids(BaseTest):
         halves = [write_mrc(cls.getOutputPath(f"rna_half{k}.mrc"),
                             density + rng.normal(0.0, 0.05 * float(density.max()), density.shape), voxel[0], origin)
                   for k in (1, 2)]
-        cls.inputVolume = cls.importMap(mapPath, halves)
-        cls.inputStructure = cls.importModel(cls.jittered, cls.inputVolume)
+        cls.inputVolume = import_map(cls, mapPath, halves)
+        cls.inputStructure = import_model(cls, cls.jittered, cls.inputVolume)
 
         cls.attached = cls.newProtocol(ProtHaruspexRefineNucleicAcids, inputStructure=cls.inputStructure,
                                        resolution=RESOLUTION_A)
@@ -70,25 +69,6 @@ class TestHaruspexRefineNucleicAcids(BaseTest):
         cls.halfMaps = cls.newProtocol(ProtHaruspexRefineNucleicAcids, inputStructure=cls.inputStructure,
                                        inputVolume=cls.inputVolume, useHalfMaps=True, resolution=RESOLUTION_A)
         cls.launchProtocol(cls.halfMaps)
-
-    @classmethod
-    def importMap(cls, path: str, halves: list[str] | None = None) -> Volume:
-        """Import an MRC map with its header voxel size and origin, and optionally its two half maps."""
-        _, voxel, origin = read_mrc(path)
-        x, y, z = (-value for value in origin)
-        extra = {"setHalfMaps": True, "half1map": halves[0], "half2map": halves[1]} if halves else {}
-        prot = cls.newProtocol(ProtImportVolumes, filesPath=path, samplingRate=voxel[0], setOrigCoord=True,
-                               x=x, y=y, z=z, **extra)
-        cls.launchProtocol(prot)
-        return prot.outputVolume
-
-    @classmethod
-    def importModel(cls, path: str, volume: Volume | None = None) -> AtomStruct:
-        """Import a model file, with *volume* attached when given."""
-        prot = cls.newProtocol(ProtImportPdb, inputPdbData=ProtImportPdb.IMPORT_FROM_FILES, pdbFile=path,
-                               inputVolume=volume)
-        cls.launchProtocol(prot)
-        return prot.outputPdb
 
     # --- refinement into the attached map -------------------------------------------------------------------
     def test_refined_model_is_an_mmcif_atom_struct_with_the_map_attached(self):
@@ -167,7 +147,7 @@ class TestHaruspexRefineNucleicAcids(BaseTest):
     def test_residue_without_dictionary_fails_with_the_worker_message(self):
         path = Path(self.getOutputPath("unknown_ligand.pdb"))
         path.write_text(UNKNOWN_RESIDUE_PDB)
-        prot = self.newProtocol(ProtHaruspexRefineNucleicAcids, inputStructure=self.importModel(str(path)),
+        prot = self.newProtocol(ProtHaruspexRefineNucleicAcids, inputStructure=import_model(self, str(path)),
                                 inputVolume=self.inputVolume, resolution=RESOLUTION_A)
         self.assertEqual(prot.validate(), [])
         self.proj.launchProtocol(prot, wait=True)
@@ -177,7 +157,7 @@ class TestHaruspexRefineNucleicAcids(BaseTest):
         self.assertEqual(list(prot.iterOutputAttributes()), [])
 
     def test_validate_needs_a_map(self):
-        bare = self.importModel(self.jittered)
+        bare = import_model(self, self.jittered)
         prot = self.newProtocol(ProtHaruspexRefineNucleicAcids, inputStructure=bare, resolution=RESOLUTION_A)
         self.assertEqual(prot.validate(), ["The atomic model has no map attached: choose the map to refine into."])
         prot = self.newProtocol(ProtHaruspexRefineNucleicAcids, inputStructure=bare, inputVolume=self.inputVolume,

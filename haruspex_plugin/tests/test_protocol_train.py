@@ -14,7 +14,6 @@ import os
 
 import pyworkflow.utils as pwutils
 from pwem.objects import EMFile, Volume
-from pwem.protocols import ProtImportPdb, ProtImportVolumes
 from pyworkflow.tests import BaseTest, setupTestProject
 
 from haruspex_plugin.constants import HARUSPEX_CHECKPOINT, OUTPUT_NAMES, TRAINED_CHECKPOINT_OUTPUT
@@ -26,7 +25,7 @@ from haruspex_plugin.protocols.protocol_train import (
     installed_checkpoint,
     training_lines,
 )
-from haruspex_plugin.tests.helpers import environment, run_worker, use_test_checkpoint
+from haruspex_plugin.tests.helpers import environment, import_map, import_model, run_worker, use_test_checkpoint
 from haruspex_plugin.tests.test_protocol_annotate import _protocol_paths
 
 VOXEL_SIZE = 1.1
@@ -63,10 +62,10 @@ class TestHaruspexTrain(BaseTest):
         folder = cls.getOutputPath("scenes")
         os.makedirs(folder, exist_ok=True)
         run_worker("-c", WRITE_SCENES, folder)
-        cls.maps = {name: cls.importMap(os.path.join(folder, f"{name}.mrc")) for name in ("bundle", "noisy", "small")}
-        cls.models = {name: cls.importModel(os.path.join(folder, f"{name}_model.cif"), cls.maps[name])
+        cls.maps = {name: import_map(cls, os.path.join(folder, f"{name}.mrc")) for name in ("bundle", "noisy", "small")}
+        cls.models = {name: import_model(cls, os.path.join(folder, f"{name}_model.cif"), cls.maps[name])
                       for name in ("bundle", "noisy", "small")}
-        cls.bareModel = cls.importModel(os.path.join(folder, "noisy_model.cif"), None)
+        cls.bareModel = import_model(cls, os.path.join(folder, "noisy_model.cif"), None)
 
         cls.prot = cls.newProtocol(ProtHaruspexTrain, initialWeights=PUBLISHED, steps=STEPS, batchSize=1,
                                    checkpointEvery=1, useGpu=False)
@@ -81,20 +80,6 @@ class TestHaruspexTrain(BaseTest):
         cls.continued.inputStructures.append(cls.bareModel)
         cls.continued.inputVolumes.append(cls.maps["noisy"])
         cls.launchProtocol(cls.continued)
-
-    @classmethod
-    def importMap(cls, path: str) -> Volume:
-        prot = cls.newProtocol(ProtImportVolumes, filesPath=path, samplingRate=VOXEL_SIZE,
-                               setOrigCoord=True, x=0.0, y=0.0, z=0.0)
-        cls.launchProtocol(prot)
-        return prot.outputVolume
-
-    @classmethod
-    def importModel(cls, path: str, volume: Volume | None):
-        prot = cls.newProtocol(ProtImportPdb, inputPdbData=ProtImportPdb.IMPORT_FROM_FILES, pdbFile=path,
-                               inputVolume=volume)
-        cls.launchProtocol(prot)
-        return prot.outputPdb
 
     def newTraining(self, *models, maps=(), **values) -> ProtHaruspexTrain:
         prot = self.newProtocol(ProtHaruspexTrain, useGpu=False, **values)

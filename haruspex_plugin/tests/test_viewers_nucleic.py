@@ -16,7 +16,7 @@ from pwem.objects import AtomStruct, Volume
 
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
 from haruspex_plugin.protocols import ProtHaruspexBuildNucleicAcids
-from haruspex_plugin.tests.helpers import check_png, parse_cxc, synthetic_map, write_mrc
+from haruspex_plugin.tests.helpers import ProjectAt, check_png, parse_cxc, synthetic_map, write_mrc
 from haruspex_plugin.viewers import (
     chimerax_build_script_for_protocol,
     confidence_plot_for_protocol,
@@ -109,7 +109,7 @@ class FinishedBuildRun:
         (project / self.getBuildReportPath()).write_text(json.dumps({"outputs": outputs}))
 
     def getProject(self):
-        return _Project(str(self.project))
+        return ProjectAt(str(self.project))
 
     def getRunName(self) -> str:
         return "build nucleic acids (fake run)"
@@ -131,14 +131,6 @@ class FinishedBuildRun:
 
     def hasSequences(self) -> bool:
         return self.sequences
-
-
-class _Project:
-    def __init__(self, path: str):
-        self.path = path
-
-    def getPath(self) -> str:
-        return self.path
 
 
 class _Value:

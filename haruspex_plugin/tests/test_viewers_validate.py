@@ -16,7 +16,7 @@ from matplotlib.colors import to_rgb
 
 from haruspex_plugin.constants import CLASS_COLORS, VALIDATION_AGREEMENT_ATTRIBUTE
 from haruspex_plugin.protocols import ProtHaruspexValidate
-from haruspex_plugin.tests.helpers import check_png
+from haruspex_plugin.tests.helpers import ProjectAt, check_png
 from haruspex_plugin.viewers import (
     HaruspexValidateAttributeViewer,
     HaruspexValidateViewer,
@@ -169,7 +169,7 @@ class FinishedValidateRun:
             (project / self.getReportPath()).write_text(json.dumps({"outputs": outputs}))
 
     def getProject(self):
-        return _Project(str(self.project))
+        return ProjectAt(str(self.project))
 
     def getRunName(self) -> str:
         return "validate model (fake run)"
@@ -182,14 +182,6 @@ class FinishedValidateRun:
 
     def getReportPath(self) -> str:
         return self._getExtraPath(f"{PREFIX}_validation.json")
-
-
-class _Project:
-    def __init__(self, path: str):
-        self.path = path
-
-    def getPath(self) -> str:
-        return self.path
 
 
 class TestValidateViewerFiles(unittest.TestCase):
