@@ -43,13 +43,16 @@ def write_mrc(path, data: np.ndarray, voxel_size: float = VOXEL_SIZE, origin=ORI
     return str(path)
 
 
-def import_map(test_class, path: str, halves: list[str] | None = None):
+def import_map(test_class, path: str, halves: list[str] | None = None, voxel_size: float | None = None,
+               origin: tuple[float, float, float] | None = None):
     """Import an MRC map into a BaseTest class's project with its header voxel size and origin (ProtImportVolumes
-    asks for the map centre, i.e. -origin), and optionally its two half maps; returns the Volume."""
-    _, voxel, origin = read_mrc(path)
-    x, y, z = (-value for value in origin)
+    asks for the map centre, i.e. -origin), or with the exact *voxel_size* / *origin* given (the header holds their
+    float32 values), and optionally its two half maps; returns the Volume."""
+    _, header_voxel, header_origin = read_mrc(path)
+    x, y, z = (-value for value in (header_origin if origin is None else origin))
     extra = {"setHalfMaps": True, "half1map": halves[0], "half2map": halves[1]} if halves else {}
-    prot = test_class.newProtocol(ProtImportVolumes, filesPath=path, samplingRate=voxel[0], setOrigCoord=True,
+    sampling = header_voxel[0] if voxel_size is None else voxel_size
+    prot = test_class.newProtocol(ProtImportVolumes, filesPath=path, samplingRate=sampling, setOrigCoord=True,
                                   x=x, y=y, z=z, **extra)
     test_class.launchProtocol(prot)
     return prot.outputVolume

@@ -67,14 +67,9 @@ class TestHaruspexAnnotate(BaseTest):
 
     @classmethod
     def importMap(cls, name: str, data: np.ndarray):
-        """Import *data* as a Volume with exactly VOXEL_SIZE and origin ORIGIN_XYZ (not their float32 header
-        values, which the tests compare against these constants)."""
-        path = write_mrc(cls.getOutputPath(name), data)
-        x, y, z = (-value for value in ORIGIN_XYZ)  # the import form asks for the map centre, i.e. -origin
-        prot = cls.newProtocol(ProtImportVolumes, filesPath=path, samplingRate=VOXEL_SIZE,
-                               setOrigCoord=True, x=x, y=y, z=z)
-        cls.launchProtocol(prot)
-        return prot.outputVolume
+        """Import *data* as a Volume with exactly VOXEL_SIZE and origin ORIGIN_XYZ (the constants the tests
+        compare against, not their float32 header values)."""
+        return import_map(cls, write_mrc(cls.getOutputPath(name), data), voxel_size=VOXEL_SIZE, origin=ORIGIN_XYZ)
 
     # --- a successful run ---------------------------------------------------------------------------------------
     def test_every_output_on_the_input_grid(self):
