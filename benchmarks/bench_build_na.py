@@ -58,7 +58,7 @@ def reference(copies: int):
 
 
 def sequences(copies: int):
-    from haruspex_engine.nucleic.sequences import parse_fasta, read_fasta
+    from haruspex_engine.nucleic.building.sequences import parse_fasta, read_fasta
     from haruspex_engine.testing.rna_models import assembly_fasta
 
     records = read_fasta(FASTA)
@@ -80,8 +80,8 @@ def measure(level: str, seed: int, copies: int, maps_path: str | None) -> dict:
     """One build with the sequence, in this (fresh) process; both models scored."""
     import numpy as np
 
-    from haruspex_engine.nucleic.build import build_nucleic_model
-    from haruspex_engine.nucleic.evaluate import evaluate_model
+    from haruspex_engine.nucleic.building.build import build_nucleic_model
+    from haruspex_engine.nucleic.building.evaluate import evaluate_model
     from haruspex_engine.testing.oracle_maps import oracle_maps
 
     ref = reference(copies)

@@ -83,7 +83,7 @@ def write_scene_map(path: Path, edge: int, copies: int) -> Path:
 def stage1_boxes(n: int, workdir: Path) -> np.ndarray:
     """n normalised 64³ boxes (n, 64, 64, 64) from the working map of a simulated 100 Å RNA scene."""
     from haruspex_engine.maps import read_map
-    from haruspex_engine.nucleic.preprocess import prepare_map
+    from haruspex_engine.nucleic.detection.preprocess import prepare_map
 
     working = prepare_map(read_map(write_scene_map(workdir / "boxes.mrc", 100, 2)), contour=0.0).data
     starts = [(z, y, x) for z in (0, 32) for y in (0, 32) for x in (0, 32)]
@@ -116,8 +116,8 @@ def measure_boxes(kind: str, stage: int, weight_dir: str, inputs: str, outputs: 
     stage. Ratios use the best box: the least disturbed by other work on a shared machine."""
     import torch
 
-    from haruspex_engine.nucleic.checkpoint import load_stage
-    from haruspex_engine.nucleic.networks import DetectionNetwork
+    from haruspex_engine.nucleic.detection.checkpoint import load_stage
+    from haruspex_engine.nucleic.detection.networks import DetectionNetwork
 
     os.environ["HARUSPEX_ALLOW_TEST_WEIGHTS"] = "1"
     boxes = np.load(inputs)
@@ -141,7 +141,7 @@ def _all_heads(module, stage: int):
     """The original's inference computation: every head of every U-Net (d2, d3 upsampled), fp32, d1 returned."""
     import torch
 
-    from haruspex_engine.nucleic.networks import upsample
+    from haruspex_engine.nucleic.detection.networks import upsample
 
     module.eval()
 
@@ -221,7 +221,7 @@ def main() -> None:
         return
 
     from haruspex_engine.nucleic.classes import STAGE1_RAW_CLASSES, STAGE2_CLASSES, merge_ut
-    from haruspex_engine.nucleic.networks import macs_per_box
+    from haruspex_engine.nucleic.detection.networks import macs_per_box
     from haruspex_engine.testing.random_cryoread_weights import make_test_weight_set
 
     work = Path(tempfile.mkdtemp(prefix="detect-na-bench-"))

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 from haruspex_engine import __version__, weights
-from haruspex_engine.nucleic.build_command import add_build_parser
-from haruspex_engine.nucleic.command import add_detect_parser
-from haruspex_engine.nucleic.evaluate_command import add_evaluate_parser
+from haruspex_engine.nucleic.building.build_command import add_build_parser
+from haruspex_engine.nucleic.building.evaluate_command import add_evaluate_parser
+from haruspex_engine.nucleic.detection.detect_command import add_detect_parser
 from haruspex_engine.refine.refine_command import add_refine_parser
 from haruspex_engine.training.data_command import add_training_data_parser
 from haruspex_engine.training.train_command import add_train_parser

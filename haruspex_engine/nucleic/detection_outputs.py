@@ -17,8 +17,8 @@ import numpy as np
 
 from haruspex_engine.maps import DensityMap, read_map, write_like
 from haruspex_engine.nucleic.classes import STAGE1_CLASSES, STAGE2_CLASSES
-from haruspex_engine.nucleic.detect import Detection
-from haruspex_engine.nucleic.preprocess import WorkingMap, to_input_grid
+from haruspex_engine.nucleic.detection.detect import Detection
+from haruspex_engine.nucleic.detection.preprocess import WorkingMap, to_input_grid
 from haruspex_engine.summary import describe_input, write_summary
 
 #: Probability above which a voxel counts towards a class's volume in the summary.

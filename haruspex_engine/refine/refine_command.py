@@ -56,7 +56,7 @@ def run_refine(args: argparse.Namespace) -> int:
     from haruspex_engine.cli import CommandError, default_prefix
     from haruspex_engine.maps import read_map
     from haruspex_engine.model_files import MODEL_SUFFIXES, read_model
-    from haruspex_engine.nucleic.atoms import write_model
+    from haruspex_engine.nucleic.building.atoms import write_model
     from haruspex_engine.refine.monomers import MonomerLibraryError, check_dictionaries, locate_monomer_library
     from haruspex_engine.refine.refine import RefinementError, refine_structure, servalcat_version
     from haruspex_engine.summary import describe_input, write_summary

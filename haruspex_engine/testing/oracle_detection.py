@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from haruspex_engine.maps import write_like, write_map
-from haruspex_engine.nucleic.atoms import write_model
+from haruspex_engine.nucleic.building.atoms import write_model
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
 from haruspex_engine.nucleic.detection_outputs import read_detection_summary
 from haruspex_engine.testing.oracle_maps import CLEAN, Corruption, oracle_maps

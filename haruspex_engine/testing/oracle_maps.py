@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import gemmi
 import numpy as np
 
+from haruspex_engine.nucleic.building.nucleotides import PHOSPHATE_ATOMS, SUGAR_ATOMS
 from haruspex_engine.nucleic.classes import BASE_TYPES, STAGE2_CLASSES
-from haruspex_engine.nucleic.nucleotides import PHOSPHATE_ATOMS, SUGAR_ATOMS
 from haruspex_engine.simulate import density_on_grid
 
 #: Base-type channel of each nucleotide residue name.

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from haruspex_engine.checkpoints import mark_test_weights
-from haruspex_engine.nucleic.checkpoint import BUILDERS, save_stage
+from haruspex_engine.nucleic.detection.checkpoint import BUILDERS, save_stage
 from haruspex_engine.weights import CRYOREAD_STAGE_FILES
 
 

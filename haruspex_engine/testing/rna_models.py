@@ -7,8 +7,8 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
-from haruspex_engine.nucleic.atoms import chain_id
-from haruspex_engine.nucleic.ideal import ideal_na_strand
+from haruspex_engine.nucleic.building.atoms import chain_id
+from haruspex_engine.nucleic.building.ideal import ideal_na_strand
 
 #: The deposited model of EMD-21051 (PDB 6V5B chain D, 78-nt RNA), read from ../shared when it is beside the project.
 DEPOSITED_RNA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cryoread-example" / "6v5b_drna.pdb"

@@ -1,4 +1,5 @@
-"""Full-atom construction and model writing (haruspex_engine.nucleic.atoms) on ideal A-RNA and B-DNA strands."""
+"""Full-atom construction and model writing (haruspex_engine.nucleic.building.atoms) on ideal A-RNA and B-DNA
+strands."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import gemmi
 import numpy as np
 import pytest
 
-from haruspex_engine.nucleic import atoms
-from haruspex_engine.nucleic import nucleotides as nt
-from haruspex_engine.nucleic.ideal import ideal_na_strand
+from haruspex_engine.nucleic.building import atoms
+from haruspex_engine.nucleic.building import nucleotides as nt
+from haruspex_engine.nucleic.building.ideal import ideal_na_strand
 
 RNA = "GCAUGGCUAACGUAGCUAGC"
 DNA = "GCATGGCTAACGTAGCTAGC"

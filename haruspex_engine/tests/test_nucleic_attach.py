@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from haruspex_engine.nucleic.attach import assign_phosphates, attach_path, base_vectors
+from haruspex_engine.nucleic.building.attach import assign_phosphates, attach_path, base_vectors
+from haruspex_engine.nucleic.building.ideal import ideal_na_strand
+from haruspex_engine.nucleic.building.nodes import cluster_nodes
 from haruspex_engine.nucleic.classes import BASE_TYPES, STAGE2_CLASSES
-from haruspex_engine.nucleic.ideal import ideal_na_strand
-from haruspex_engine.nucleic.nodes import cluster_nodes
 from haruspex_engine.testing.oracle_maps import BASE_TYPE, Corruption, oracle_maps
 
 ORIGIN = (-10.0, -5.0, -25.0)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from haruspex_engine.nucleic.build import build_nucleic_model
-from haruspex_engine.nucleic.evaluate import evaluate_model
+from haruspex_engine.nucleic.building.build import build_nucleic_model
+from haruspex_engine.nucleic.building.evaluate import evaluate_model
 from haruspex_engine.testing.oracle_maps import CLEAN, oracle_maps
 from haruspex_engine.testing.rna_models import deposited_rna, ideal_rna
 

@@ -11,8 +11,8 @@ import gemmi
 import numpy as np
 
 from haruspex_engine.maps import write_map
+from haruspex_engine.nucleic.building.evaluate import evaluate_model
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
-from haruspex_engine.nucleic.evaluate import evaluate_model
 from haruspex_engine.testing.oracle_maps import CLEAN, oracle_maps
 from haruspex_engine.testing.rna_models import IDEAL_SEQUENCE, ideal_rna
 

@@ -6,9 +6,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from haruspex_engine.nucleic.build import build_nucleic_model
-from haruspex_engine.nucleic.evaluate import evaluate_model
-from haruspex_engine.nucleic.sequences import parse_fasta
+from haruspex_engine.nucleic.building.build import build_nucleic_model
+from haruspex_engine.nucleic.building.evaluate import evaluate_model
+from haruspex_engine.nucleic.building.sequences import parse_fasta
 from haruspex_engine.testing.oracle_maps import CLEAN, Corruption, oracle_maps
 from haruspex_engine.testing.rna_models import IDEAL_SEQUENCE, ideal_rna
 
@@ -91,7 +91,7 @@ def test_dna_sequence_names_dna_residues(reference, clean_maps) -> None:
 
 
 def test_identical_chains_share_one_group_and_the_model_uses_their_ids(reference) -> None:
-    from haruspex_engine.nucleic.sequence_assign import group_sequences
+    from haruspex_engine.nucleic.building.sequence_assign import group_sequences
 
     records = parse_fasta(f">X_1|Chains C, D|rna\n{IDEAL_SEQUENCE}\n>E\nACGUACGU\n")
     groups = group_sequences(records)

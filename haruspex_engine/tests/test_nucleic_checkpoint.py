@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from haruspex_engine.checkpoints import ALLOW_TEST_WEIGHTS_ENV, TEST_WEIGHTS_MARKER, CheckpointError
-from haruspex_engine.nucleic.checkpoint import load_stage, save_stage
-from haruspex_engine.nucleic.networks import build_stage2
+from haruspex_engine.nucleic.detection.checkpoint import load_stage, save_stage
+from haruspex_engine.nucleic.detection.networks import build_stage2
 from haruspex_engine.testing.random_cryoread_weights import make_test_weight_set, random_stage_state_dict
 
 SHARED_CRYOREAD = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "cryoread"
@@ -185,7 +185,7 @@ def test_unknown_stage_is_refused(weight_set):
 def test_the_worker_trusts_only_files_with_a_published_blob_id(published_stage2, tmp_path, monkeypatch):
     """detect-na unpickles fully only files whose git blob id is a registered CryoREAD file's."""
     from haruspex_engine import weights
-    from haruspex_engine.nucleic.command import _load
+    from haruspex_engine.nucleic.detection.detect_command import _load
 
     path = _write(tmp_path / "stage2_network.pth", {**published_stage2, "args": argparse.Namespace(lr=0.001)})
     with pytest.raises(CheckpointError, match="argparse.Namespace"):

@@ -7,9 +7,9 @@ import pytest
 
 from haruspex_engine.devices import DeviceOutOfMemory
 from haruspex_engine.nucleic.classes import STAGE1_CLASSES, STAGE2_CLASSES
-from haruspex_engine.nucleic.detect import detect_nucleic_acids
-from haruspex_engine.nucleic.preprocess import WorkingMap
-from haruspex_engine.nucleic.stage_cache import StageCache
+from haruspex_engine.nucleic.detection.detect import detect_nucleic_acids
+from haruspex_engine.nucleic.detection.preprocess import WorkingMap
+from haruspex_engine.nucleic.detection.stage_cache import StageCache
 
 
 def _working(data: np.ndarray, contour: float = 0.0) -> WorkingMap:

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from haruspex_engine.cli import CommandError
-from haruspex_engine.nucleic.evaluate import EvaluationError, evaluate_files, evaluate_model
-from haruspex_engine.nucleic.evaluate_command import add_evaluate_parser
+from haruspex_engine.nucleic.building.evaluate import EvaluationError, evaluate_files, evaluate_model
+from haruspex_engine.nucleic.building.evaluate_command import add_evaluate_parser
 
 EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cryoread-example"
 RISE_A = 6.0  # residue i is residue 0 moved by (0, i * RISE_A, 0) Å, about the C4'-C4' step of a real strand
@@ -266,7 +266,7 @@ def _example(name: str) -> Path:
 
 
 def test_deposited_model_against_itself_and_a_renamed_copy():
-    from haruspex_engine.nucleic.sequences import read_fasta
+    from haruspex_engine.nucleic.building.sequences import read_fasta
 
     reference = gemmi.read_structure(str(_example("6v5b_drna.pdb")))
     (chain,) = read_fasta(_example("21051.fasta"))

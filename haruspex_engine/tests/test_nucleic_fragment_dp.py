@@ -8,8 +8,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from haruspex_engine.nucleic import fragment_dp
-from haruspex_engine.nucleic.fragment_dp import (
+from haruspex_engine.nucleic.building import fragment_dp
+from haruspex_engine.nucleic.building.fragment_dp import (
     MIN_CANDIDATE_SCORE,
     TOP_CANDIDATES,
     align_windows,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from haruspex_engine.nucleic.fragment_select import Fragment, select_fragments
+from haruspex_engine.nucleic.building.fragment_select import Fragment, select_fragments
 
 
 def fragment(path, first_node, first_residue, length=10, score=10.0, group=0, reverse=False, window=None):

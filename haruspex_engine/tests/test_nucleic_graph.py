@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
+from haruspex_engine.nucleic.building.graph import build_sugar_graph, smoothed_sugar
+from haruspex_engine.nucleic.building.nodes import NodeSet, class_weights, cluster_nodes
+from haruspex_engine.nucleic.building.trace import trace_backbone
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
-from haruspex_engine.nucleic.graph import build_sugar_graph, smoothed_sugar
-from haruspex_engine.nucleic.nodes import NodeSet, class_weights, cluster_nodes
-from haruspex_engine.nucleic.trace import trace_backbone
 from haruspex_engine.testing.oracle_maps import CLEAN, oracle_maps
 from haruspex_engine.testing.rna_models import deposited_rna, ideal_rna
 

@@ -12,8 +12,12 @@ import numpy as np
 import pytest
 
 from haruspex_engine.maps import read_map, write_map
+from haruspex_engine.nucleic.building.na_mask import (
+    NUCLEIC_MAX_PROBABILITY,
+    PROTEIN_MIN_PROBABILITY,
+    nucleic_acid_masked,
+)
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
-from haruspex_engine.nucleic.na_mask import NUCLEIC_MAX_PROBABILITY, PROTEIN_MIN_PROBABILITY, nucleic_acid_masked
 
 SHAPE = (6, 5, 4)
 ORIGIN = (12.0, -7.0, 3.0)  # Å, header origin of the working grid

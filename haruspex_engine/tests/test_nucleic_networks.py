@@ -13,7 +13,7 @@ import torch
 
 from haruspex_engine.devices import DeviceOutOfMemory
 from haruspex_engine.nucleic.classes import BOX, STAGE1_CLASSES, STAGE1_RAW_CLASSES, STAGE2_CLASSES, merge_ut
-from haruspex_engine.nucleic.networks import (
+from haruspex_engine.nucleic.detection.networks import (
     DetectionNetwork,
     build_stage1,
     build_stage2,

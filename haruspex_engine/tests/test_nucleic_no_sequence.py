@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from haruspex_engine.nucleic.no_sequence import MAX_SKIPPED, choose_residues
+from haruspex_engine.nucleic.building.no_sequence import MAX_SKIPPED, choose_residues
 
 
 def _rule_total(xyz: np.ndarray, reward: np.ndarray, kept: tuple[int, ...]) -> float:

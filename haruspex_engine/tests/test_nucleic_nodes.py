@@ -7,8 +7,8 @@ import gemmi
 import numpy as np
 import pytest
 
-from haruspex_engine.nucleic import nodes
-from haruspex_engine.nucleic.nodes import STAGE2_CLASSES
+from haruspex_engine.nucleic.building import nodes
+from haruspex_engine.nucleic.building.nodes import STAGE2_CLASSES
 
 
 def blobs(shape, centres_zyx, amplitudes=None, sigma=1.2):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from haruspex_engine.maps import DensityMap, MapError, read_map, write_map
-from haruspex_engine.nucleic import preprocess
-from haruspex_engine.nucleic.preprocess import prepare_map
+from haruspex_engine.nucleic.detection import preprocess
+from haruspex_engine.nucleic.detection.preprocess import prepare_map
 
 
 def _write_raw(path, data_zyx, voxel, axes=(1, 2, 3), origin=(0.0, 0.0, 0.0), nstart=(0, 0, 0)):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from haruspex_engine.nucleic.fragment_select import Fragment
-from haruspex_engine.nucleic.sequence_assign import CONTINUITY_BONUS, PathInput, continuity_links
+from haruspex_engine.nucleic.building.fragment_select import Fragment
+from haruspex_engine.nucleic.building.sequence_assign import CONTINUITY_BONUS, PathInput, continuity_links
 
 
 def _path(xs: list[float], reverse: bool = False) -> PathInput:

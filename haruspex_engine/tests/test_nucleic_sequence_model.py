@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from haruspex_engine.nucleic import sequence_model
-from haruspex_engine.nucleic.sequence_assign import SequenceGroup
-from haruspex_engine.nucleic.sequence_model import ModelChain, chain_names
+from haruspex_engine.nucleic.building import sequence_model
+from haruspex_engine.nucleic.building.sequence_assign import SequenceGroup
+from haruspex_engine.nucleic.building.sequence_model import ModelChain, chain_names
 
 
 def _group(ids):

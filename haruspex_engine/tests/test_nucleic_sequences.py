@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from haruspex_engine.nucleic.sequences import (
+from haruspex_engine.nucleic.building.sequences import (
     CHAIN_ID_ALPHABET,
     NucleicSequence,
     SequenceError,

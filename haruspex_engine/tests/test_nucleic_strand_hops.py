@@ -5,9 +5,9 @@ import gemmi
 import numpy as np
 import pytest
 
-from haruspex_engine.nucleic.attach import PathAttachment
-from haruspex_engine.nucleic.ideal import ideal_na_duplex
-from haruspex_engine.nucleic.strand_hops import base_pair_hops, split_at
+from haruspex_engine.nucleic.building.attach import PathAttachment
+from haruspex_engine.nucleic.building.ideal import ideal_na_duplex
+from haruspex_engine.nucleic.building.strand_hops import base_pair_hops, split_at
 
 BASE_ATOMS = ("N1", "C2", "N3", "C4", "C5", "C6")  # ring atoms every base has
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from haruspex_engine.nucleic.trace import split_at_jumps, trace_backbone
+from haruspex_engine.nucleic.building.trace import split_at_jumps, trace_backbone
 
 
 def _helix(n: int, shift=(0.0, 0.0, 0.0)) -> np.ndarray:

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from haruspex_engine import structures
-from haruspex_engine.nucleic import ideal
-from haruspex_engine.nucleic import nucleotides as nt
+from haruspex_engine.nucleic.building import ideal
+from haruspex_engine.nucleic.building import nucleotides as nt
 from haruspex_engine.simulate import simulate_map
 
 DEPOSITED_RNA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cryoread-example" / "6v5b_drna.pdb"

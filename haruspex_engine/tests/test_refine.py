@@ -14,7 +14,7 @@ import pytest
 
 from haruspex_engine import cli
 from haruspex_engine.maps import read_map, write_like, write_map
-from haruspex_engine.nucleic.evaluate import evaluate_model
+from haruspex_engine.nucleic.building.evaluate import evaluate_model
 from haruspex_engine.refine import monomers
 from haruspex_engine.refine.links import add_bridges, plan_backbone_links, remove_bridges
 from haruspex_engine.refine.monomers import MonomerLibraryError, check_dictionaries, locate_monomer_library

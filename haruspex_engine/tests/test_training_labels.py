@@ -11,7 +11,7 @@ from haruspex_engine import structures
 from haruspex_engine.annotation.annotate import working_map
 from haruspex_engine.annotation.checkpoint import CHANNELS
 from haruspex_engine.maps import DensityMap
-from haruspex_engine.nucleic.ideal import ideal_na_strand
+from haruspex_engine.nucleic.building.ideal import ideal_na_strand
 from haruspex_engine.simulate import simulate_map
 from haruspex_engine.training.labels import MASKED, paint_labels
 from haruspex_engine.training.segments import load_segments, save_segments, training_segments

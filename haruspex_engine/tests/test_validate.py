@@ -24,8 +24,8 @@ from haruspex_engine.annotation.outputs import write_annotation
 from haruspex_engine.cli import main
 from haruspex_engine.maps import DensityMap, read_map, write_map
 from haruspex_engine.model_files import read_model
-from haruspex_engine.nucleic.atoms import write_model
-from haruspex_engine.nucleic.ideal import ideal_na_strand
+from haruspex_engine.nucleic.building.atoms import write_model
+from haruspex_engine.nucleic.building.ideal import ideal_na_strand
 from haruspex_engine.simulate import simulate_map
 from haruspex_engine.training.labels import model_atoms
 from haruspex_engine.validation.secondary_structure import HELIX, NUCLEIC, SHEET, UNASSIGNED, label_residues

@@ -21,8 +21,8 @@ from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from haruspex_engine.maps import DensityMap
-from haruspex_engine.nucleic.atoms import chain_id
-from haruspex_engine.nucleic.ideal import ideal_na_duplex, ideal_na_strand
+from haruspex_engine.nucleic.building.atoms import chain_id
+from haruspex_engine.nucleic.building.ideal import ideal_na_duplex, ideal_na_strand
 from haruspex_engine.simulate import simulate_map
 from haruspex_engine.structures import (
     HELIX_PHI,

@@ -228,7 +228,7 @@ def write_scored_model(structure: gemmi.Structure, validation: ResidueValidation
     model class (0 for residues not validated; anisotropic B-factors removed); returns ``path``."""
     import gemmi
 
-    from haruspex_engine.nucleic.atoms import write_model
+    from haruspex_engine.nucleic.building.atoms import write_model
 
     scored = structure.clone()
     value_of_row = dict(zip(validation.row.tolist(), model_class_probability(validation).tolist()))

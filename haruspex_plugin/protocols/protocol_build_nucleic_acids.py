@@ -8,9 +8,9 @@ import pyworkflow.utils as pwutils
 from pwem.objects import AtomStruct, Sequence, SetOfVolumes, Transform, Volume
 from pyworkflow.constants import BETA
 
+from haruspex_engine.nucleic.building.sequences import SequenceError, parse_fasta
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
-from haruspex_engine.nucleic.command import DEFAULT_STRIDE, WEIGHT_SET_CHOICES
-from haruspex_engine.nucleic.sequences import SequenceError, parse_fasta
+from haruspex_engine.nucleic.detection.detect_command import DEFAULT_STRIDE, WEIGHT_SET_CHOICES
 from haruspex_engine.weights import WeightsError, choose_cryoread_set
 
 from .. import Plugin

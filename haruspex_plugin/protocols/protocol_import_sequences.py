@@ -2,8 +2,8 @@
 
 pwem's own "import sequence" keeps only the first record of a file and its plain-text nucleotide import drops U's;
 nothing in pwem outputs a SetOfSequences. The records are read with the engine's FASTA reader
-(``haruspex_engine.nucleic.sequences``, standard library and numpy only, no TensorFlow or PyTorch), so the plugin
-and the model builder agree on records, errors and RNA/DNA kinds.
+(``haruspex_engine.nucleic.building.sequences``, standard library and numpy only, no TensorFlow or PyTorch), so
+the plugin and the model builder agree on records, errors and RNA/DNA kinds.
 
 Rules:
 - Sequences are stored upper-cased, as written (U kept). Whitespace inside sequence lines, blank lines, ``;``
@@ -35,7 +35,7 @@ from pwem.objects import Alphabet, Sequence, SetOfSequences
 from pwem.protocols import ProtImport
 from pyworkflow.constants import BETA
 
-from haruspex_engine.nucleic.sequences import (
+from haruspex_engine.nucleic.building.sequences import (
     CHAINS_FIELD,
     NUCLEIC_CODES,
     FastaRecord,

@@ -48,7 +48,7 @@ from pathlib import Path
 import gemmi
 import numpy as np
 from haruspex_engine.maps import write_map
-from haruspex_engine.nucleic.atoms import write_model
+from haruspex_engine.nucleic.building.atoms import write_model
 from haruspex_engine.simulate import density_on_grid
 from haruspex_engine.testing.oracle_detection import EXAMPLE_SEQUENCE
 from haruspex_engine.testing.rna_models import ideal_rna

@@ -9,7 +9,7 @@ from pathlib import Path
 from pwem.objects import Alphabet
 from pyworkflow.tests import BaseTest, setupTestProject
 
-from haruspex_engine.nucleic.sequences import SequenceError, read_fasta
+from haruspex_engine.nucleic.building.sequences import SequenceError, read_fasta
 from haruspex_plugin.protocols import ProtHaruspexImportSequences
 from haruspex_plugin.protocols.protocol_import_sequences import (
     DNA,

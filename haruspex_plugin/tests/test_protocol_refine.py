@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 import gemmi
 import numpy as np
-from haruspex_engine.nucleic.atoms import write_model
+from haruspex_engine.nucleic.building.atoms import write_model
 structure = gemmi.read_structure(sys.argv[1])
 rng = np.random.default_rng(0)
 for cra in structure[0].all():

@@ -37,7 +37,7 @@ import sys
 from pathlib import Path
 from haruspex_engine import structures
 from haruspex_engine.maps import write_map
-from haruspex_engine.nucleic.atoms import write_model
+from haruspex_engine.nucleic.building.atoms import write_model
 from haruspex_engine.simulate import simulate_map
 helices = [structures.ideal_alpha_helix(24, chain_id="ABCDEFGHI"[k], start=(10.0 * (k % 3), 10.0 * (k // 3), 0.0))
            for k in range(9)]

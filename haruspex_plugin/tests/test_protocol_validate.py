@@ -33,7 +33,8 @@ from haruspex_plugin.tests.test_protocol_annotate import _protocol_paths
 VOXEL_SIZE = 1.1  # haruspex example: 1.1 Å voxels, origin 0
 SCENE_RESIDUES = 3 * 18 + 4 * 7
 WRITE_SCENE = ("import sys; from haruspex_engine.structures import example_scene; "
-               "from haruspex_engine.nucleic.atoms import write_model; write_model(example_scene(), sys.argv[1])")
+               "from haruspex_engine.nucleic.building.atoms import write_model; "
+               "write_model(example_scene(), sys.argv[1])")
 WATER_PDB = "HETATM    1  O   HOH W   1      10.000  10.000  10.000  1.00 20.00           O\nEND\n"
 
 

@@ -18,7 +18,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from haruspex_engine.nucleic.sequences import read_fasta
+from haruspex_engine.nucleic.building.sequences import read_fasta
 
 from ..constants import CLASS_COLORS, CLASS_LABELS, CLASSES, DISPLAY_ORDER
 from .chimerax import NUCLEOTIDE_COLORS

@@ -41,7 +41,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from haruspex_engine.model_files import ModelFileError, read_model
-from haruspex_engine.nucleic.nucleotides import PHOSPHATE_ATOMS, SUGAR_ATOMS
+from haruspex_engine.nucleic.building.nucleotides import PHOSPHATE_ATOMS, SUGAR_ATOMS
 
 RESIDUE_CUTOFF_A = 3.0
 ATOM_CUTOFF_A = 5.0

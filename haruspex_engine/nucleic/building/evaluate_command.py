@@ -40,7 +40,7 @@ average atom-pair distance below 5 Å instead of the C4' distance.""",
 def run_evaluate(args: argparse.Namespace) -> int:
     """Run a parsed ``evaluate-na`` command; returns the exit status (errors raise CommandError)."""
     from haruspex_engine.cli import CommandError
-    from haruspex_engine.nucleic.evaluate import EvaluationError, evaluate_files
+    from haruspex_engine.nucleic.building.evaluate import EvaluationError, evaluate_files
     from haruspex_engine.summary import write_summary
 
     try:

@@ -43,9 +43,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from haruspex_engine.maps import Vec3
+from haruspex_engine.nucleic.building.grid_points import nearest_values
+from haruspex_engine.nucleic.building.nodes import NodeSet
 from haruspex_engine.nucleic.classes import BASE_TYPES, STAGE2_CLASSES
-from haruspex_engine.nucleic.grid_points import nearest_values
-from haruspex_engine.nucleic.nodes import NodeSet
 
 #: Node classes whose nodes count as base nodes.
 BASE_NODE_CLASSES = ("A", "UT", "C", "G", "base")

@@ -23,9 +23,9 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from haruspex_engine.maps import Vec3
+from haruspex_engine.nucleic.building.grid_points import nearest_values, trilinear_values
+from haruspex_engine.nucleic.building.nodes import BANDWIDTH, NodeSet
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
-from haruspex_engine.nucleic.grid_points import nearest_values, trilinear_values
-from haruspex_engine.nucleic.nodes import BANDWIDTH, NodeSet
 
 MAX_EDGE_A = 10.0
 EXTENSION_PENALTY = 3.0

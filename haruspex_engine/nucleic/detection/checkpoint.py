@@ -19,7 +19,7 @@ from torch import nn
 
 from haruspex_engine.atomic_files import atomic_path
 from haruspex_engine.checkpoints import CheckpointError, check_not_test_weights
-from haruspex_engine.nucleic.networks import build_stage1, build_stage2
+from haruspex_engine.nucleic.detection.networks import build_stage1, build_stage2
 from haruspex_engine.weights import CRYOREAD_ENV
 
 #: Key prefix that nn.DataParallel adds to every entry of the published state_dicts.

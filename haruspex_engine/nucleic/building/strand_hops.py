@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from haruspex_engine.nucleic.attach import PathAttachment
+from haruspex_engine.nucleic.building.attach import PathAttachment
 
 #: Å: shortest step that can be a hop across a base pair.
 MIN_HOP_A = 8.0

@@ -49,9 +49,9 @@ import numpy as np
 
 from haruspex_engine.atomic_files import atomic_path
 from haruspex_engine.geometry import place_atom, superpose
-from haruspex_engine.nucleic import nucleotides as nt
+from haruspex_engine.nucleic.building import nucleotides as nt
+from haruspex_engine.nucleic.building.sequences import CHAIN_ID_ALPHABET
 from haruspex_engine.nucleic.classes import BASE_TYPES
-from haruspex_engine.nucleic.sequences import CHAIN_ID_ALPHABET
 from haruspex_engine.structures import make_atom
 
 #: Single-character chain ids in the order they are given out.

@@ -17,18 +17,23 @@ import gemmi
 import numpy as np
 
 from haruspex_engine.maps import Vec3
-from haruspex_engine.nucleic import nucleotides
-from haruspex_engine.nucleic.atoms import ChainResidues, build_model, residue_coordinates
-from haruspex_engine.nucleic.attach import PathAttachment, attach_path
-from haruspex_engine.nucleic.fragment_select import DEFAULT_TIME_LIMIT_S
-from haruspex_engine.nucleic.graph import build_sugar_graph
-from haruspex_engine.nucleic.no_sequence import choose_residues
-from haruspex_engine.nucleic.nodes import class_weights, nodes_from_weights
-from haruspex_engine.nucleic.sequence_assign import PathInput, SequenceAssignment, assign_sequences, group_sequences
-from haruspex_engine.nucleic.sequence_model import MIN_CHAIN_RESIDUES, chain_names, path_chains, path_residues
-from haruspex_engine.nucleic.sequences import FastaRecords
-from haruspex_engine.nucleic.strand_hops import base_pair_hops, split_at
-from haruspex_engine.nucleic.trace import TraceResult, trace_backbone
+from haruspex_engine.nucleic.building import nucleotides
+from haruspex_engine.nucleic.building.atoms import ChainResidues, build_model, residue_coordinates
+from haruspex_engine.nucleic.building.attach import PathAttachment, attach_path
+from haruspex_engine.nucleic.building.fragment_select import DEFAULT_TIME_LIMIT_S
+from haruspex_engine.nucleic.building.graph import build_sugar_graph
+from haruspex_engine.nucleic.building.no_sequence import choose_residues
+from haruspex_engine.nucleic.building.nodes import class_weights, nodes_from_weights
+from haruspex_engine.nucleic.building.sequence_assign import (
+    PathInput,
+    SequenceAssignment,
+    assign_sequences,
+    group_sequences,
+)
+from haruspex_engine.nucleic.building.sequence_model import MIN_CHAIN_RESIDUES, chain_names, path_chains, path_residues
+from haruspex_engine.nucleic.building.sequences import FastaRecords
+from haruspex_engine.nucleic.building.strand_hops import base_pair_hops, split_at
+from haruspex_engine.nucleic.building.trace import TraceResult, trace_backbone
 
 
 @dataclass

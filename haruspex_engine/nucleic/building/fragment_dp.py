@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from haruspex_engine.nucleic.no_sequence import skip_penalty, step_penalty
+from haruspex_engine.nucleic.building.no_sequence import skip_penalty, step_penalty
 
 WINDOW_SIZE = 20
 WINDOW_STEP = 2

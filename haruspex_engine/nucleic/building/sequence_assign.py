@@ -29,10 +29,10 @@ from functools import cached_property
 
 import numpy as np
 
-from haruspex_engine.nucleic.attach import MAX_BASE_SCORE
-from haruspex_engine.nucleic.fragment_dp import MATCH_WEIGHT, WINDOW_SIZE, align_windows, window_bounds
-from haruspex_engine.nucleic.fragment_select import DEFAULT_TIME_LIMIT_S, Fragment, Selection, select_fragments
-from haruspex_engine.nucleic.sequences import FastaRecords, encode_sequence
+from haruspex_engine.nucleic.building.attach import MAX_BASE_SCORE
+from haruspex_engine.nucleic.building.fragment_dp import MATCH_WEIGHT, WINDOW_SIZE, align_windows, window_bounds
+from haruspex_engine.nucleic.building.fragment_select import DEFAULT_TIME_LIMIT_S, Fragment, Selection, select_fragments
+from haruspex_engine.nucleic.building.sequences import FastaRecords, encode_sequence
 
 #: Candidates kept per window, pooled over sequence groups and directions.
 CANDIDATES_PER_WINDOW = 20

@@ -21,8 +21,8 @@ import numpy as np
 from haruspex_engine import tiling
 from haruspex_engine.devices import DeviceOutOfMemory
 from haruspex_engine.nucleic.classes import BOX, STAGE1_CLASSES, STAGE1_RAW_CLASSES, STAGE2_CLASSES, merge_ut
-from haruspex_engine.nucleic.preprocess import WorkingMap
-from haruspex_engine.nucleic.stage_cache import StageCache
+from haruspex_engine.nucleic.detection.preprocess import WorkingMap
+from haruspex_engine.nucleic.detection.stage_cache import StageCache
 from haruspex_engine.progress import Progress
 
 #: A box is kept when more than this fraction of box³ counts as signal (see module docstring).

@@ -24,7 +24,7 @@ import gemmi
 import numpy as np
 
 from haruspex_engine.geometry import place_atom, screw_axis, superpose
-from haruspex_engine.nucleic import nucleotides as nt
+from haruspex_engine.nucleic.building import nucleotides as nt
 from haruspex_engine.structures import make_atom
 
 # Watson-Crick pair geometry: C1'-C1' distance (Å) and the angle (degrees) between each glycosidic bond and the

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from haruspex_engine.nucleic.atoms import ChainResidues, chain_id
-from haruspex_engine.nucleic.attach import MAX_BASE_SCORE, PathAttachment
+from haruspex_engine.nucleic.building.atoms import ChainResidues, chain_id
+from haruspex_engine.nucleic.building.attach import MAX_BASE_SCORE, PathAttachment
+from haruspex_engine.nucleic.building.fragment_select import Fragment
+from haruspex_engine.nucleic.building.no_sequence import ResidueChoice
+from haruspex_engine.nucleic.building.sequence_assign import SequenceGroup
 from haruspex_engine.nucleic.classes import BASE_TYPES
-from haruspex_engine.nucleic.fragment_select import Fragment
-from haruspex_engine.nucleic.no_sequence import ResidueChoice
-from haruspex_engine.nucleic.sequence_assign import SequenceGroup
 
 MIN_CHAIN_RESIDUES = 2
 

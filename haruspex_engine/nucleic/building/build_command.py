@@ -65,12 +65,12 @@ def run_build(args: argparse.Namespace) -> int:
 
     from haruspex_engine.cli import CommandError
     from haruspex_engine.maps import read_map, write_like
-    from haruspex_engine.nucleic.atoms import write_confidence_table, write_model
-    from haruspex_engine.nucleic.build import build_nucleic_model
+    from haruspex_engine.nucleic.building.atoms import write_confidence_table, write_model
+    from haruspex_engine.nucleic.building.build import build_nucleic_model
+    from haruspex_engine.nucleic.building.na_mask import nucleic_acid_masked
+    from haruspex_engine.nucleic.building.sequences import SequenceError, read_fasta
     from haruspex_engine.nucleic.classes import STAGE2_CLASSES
     from haruspex_engine.nucleic.detection_outputs import read_detection_summary
-    from haruspex_engine.nucleic.na_mask import nucleic_acid_masked
-    from haruspex_engine.nucleic.sequences import SequenceError, read_fasta
     from haruspex_engine.summary import write_summary
 
     t0 = time.perf_counter()

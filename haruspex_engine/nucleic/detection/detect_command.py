@@ -89,11 +89,11 @@ def run_detect(args: argparse.Namespace) -> int:
     from haruspex_engine.cli import CommandError, default_prefix
     from haruspex_engine.devices import loud_warning, select_torch_device
     from haruspex_engine.maps import read_map
-    from haruspex_engine.nucleic.detect import detect_nucleic_acids
+    from haruspex_engine.nucleic.detection.detect import detect_nucleic_acids
+    from haruspex_engine.nucleic.detection.networks import DetectionNetwork
+    from haruspex_engine.nucleic.detection.preprocess import prepare_map
+    from haruspex_engine.nucleic.detection.stage_cache import StageCache
     from haruspex_engine.nucleic.detection_outputs import output_paths, write_detection
-    from haruspex_engine.nucleic.networks import DetectionNetwork
-    from haruspex_engine.nucleic.preprocess import prepare_map
-    from haruspex_engine.nucleic.stage_cache import StageCache
 
     t0 = time.perf_counter()
     if args.stride < 1 or args.stride > 64:
@@ -156,7 +156,7 @@ def run_detect(args: argparse.Namespace) -> int:
 def _load(path: Path, stage: int):
     """The stage network from ``path``. A file whose git blob id is a published CryoREAD file's is trusted (full
     unpickling, in case the published dict holds more than tensors); any other file is read tensors-only."""
-    from haruspex_engine.nucleic.checkpoint import load_stage
+    from haruspex_engine.nucleic.detection.checkpoint import load_stage
 
     published = {wf.git_blob_sha1 for ws in weights.REGISTRY.values() if ws.upstream_dir for wf in ws.files}
     trusted = path.is_file() and weights.git_blob_sha1(path) in published

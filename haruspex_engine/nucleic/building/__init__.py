@@ -1,0 +1,3 @@
+"""Model building, the second half of CryoREAD: nodes, sugar graph, backbone tracing (OR-Tools), phosphate and
+base attachment, sequence assignment (DP + CP-SAT), full atoms, evaluation, and the build-na / evaluate-na
+commands. Shares only the class names and the summary reader with detection."""
