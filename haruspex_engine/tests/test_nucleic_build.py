@@ -18,7 +18,7 @@ def test_clean_oracle_maps_give_the_model_back(make) -> None:
     assert result.structure is not None and result.trace.stopped_by == "solution limit"
     scores = evaluate_model(result.structure, reference)
     assert scores["backbone_coverage_3A"] >= 0.9 and scores["backbone_precision_3A"] >= 0.9
-    assert scores["sequence_recall"] >= 0.85 and scores["rmsd_A"] < 1.5
+    assert scores["sequence_recall"] >= 0.85 and scores["rmsd_c4_A"] < 1.5
     confidence = [atom.b_iso for chain in result.structure[0] for residue in chain for atom in residue]
     assert 0.0 < min(confidence) and max(confidence) <= 1.0
 

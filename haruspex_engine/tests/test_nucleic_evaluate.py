@@ -1,19 +1,30 @@
-"""Nucleic-acid model evaluation: coverage, precision, sequence recall and RMSD on structures built in code."""
+"""Nucleic-acid model evaluation: one-to-one coverage and precision, sequence, register, polarity and RMSD on
+structures built in code."""
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import gemmi
 import numpy as np
 import pytest
+from scipy.spatial import cKDTree
 
 from haruspex_engine.cli import CommandError
-from haruspex_engine.nucleic.building.evaluate import EvaluationError, evaluate_files, evaluate_model
+from haruspex_engine.nucleic.building.evaluate import (
+    EvaluationError,
+    evaluate_files,
+    evaluate_model,
+    numbered_by_position,
+)
 from haruspex_engine.nucleic.building.evaluate_command import add_evaluate_parser
+from haruspex_engine.nucleic.building.ideal import ideal_na_duplex
+from haruspex_engine.testing.rna_models import ideal_rna
 
-EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cryoread-example"
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+EXAMPLES = SHARED_DATA / "cryoread-example"
 RISE_A = 6.0  # residue i is residue 0 moved by (0, i * RISE_A, 0) Å, about the C4'-C4' step of a real strand
 # A nucleotide's atoms (x, y, z in Å): phosphate, sugar and two base atoms; geometry only roughly like the real one.
 NUCLEOTIDE_ATOMS = {
@@ -23,6 +34,7 @@ NUCLEOTIDE_ATOMS = {
     "N9": (3.0, 4.3, 5.0), "C4": (4.1, 4.6, 6.0),
 }
 BACKBONE_PER_RESIDUE = 12  # NUCLEOTIDE_ATOMS without the two base atoms
+ATOMS_PER_RESIDUE = len(NUCLEOTIDE_ATOMS)
 
 
 def strand(names: list[str], chain_id: str = "A", shift: tuple[float, float, float] = (0, 0, 0),
@@ -81,17 +93,21 @@ def test_identical_model_scores_perfectly():
     for key in ("backbone_coverage_3A", "backbone_precision_3A", "atom_coverage_5A", "atom_precision_5A",
                 "sequence_recall", "sequence_precision", "sequence_recall_matched", "sequence_precision_matched"):
         assert result[key] == 1.0, key
-    assert result["rmsd_A"] == 0.0
+    assert result["register_recall"] == 1.0
+    assert result["reversed_residues"] == 0 and result["reversed_fraction"] == 0.0
+    assert result["rmsd_c4_A"] == 0.0 and result["rmsd_all_atoms_A"] == 0.0
     counts = result["counts"]
     assert counts["reference_residues"] == counts["model_residues"] == counts["matched_pairs"] == 10
-    assert counts["reference_backbone_atoms"] == counts["rmsd_atom_pairs"] == 10 * BACKBONE_PER_RESIDUE
+    assert counts["register_pairs"] == 10 and counts["matched_steps"] == 9 and counts["reversed_steps"] == 0
+    assert counts["reference_backbone_atoms"] == 10 * BACKBONE_PER_RESIDUE
+    assert counts["rmsd_atom_pairs"] == 10 * ATOMS_PER_RESIDUE  # base atoms included
     json.dumps(result)  # JSON-serialisable as it is
 
 
 def test_copy_shifted_by_2_angstrom_is_covered_with_rmsd_2():
     result = evaluate_model(strand(RNA, shift=(2.0, 0, 0)), strand(RNA))
     assert result["backbone_coverage_3A"] == 1.0 and result["sequence_recall"] == 1.0
-    assert result["rmsd_A"] == pytest.approx(2.0)
+    assert result["rmsd_c4_A"] == pytest.approx(2.0) and result["rmsd_all_atoms_A"] == pytest.approx(2.0)
 
 
 def test_copy_shifted_by_4_angstrom_covers_no_c4_but_every_atom_at_5_angstrom():
@@ -99,7 +115,8 @@ def test_copy_shifted_by_4_angstrom_covers_no_c4_but_every_atom_at_5_angstrom():
     assert result["backbone_coverage_3A"] == 0.0 and result["backbone_precision_3A"] == 0.0
     assert result["sequence_recall"] == 0.0 and result["sequence_recall_matched"] is None
     assert result["atom_coverage_5A"] == 1.0 and result["atom_precision_5A"] == 1.0
-    assert result["rmsd_A"] is None and result["counts"]["matched_pairs"] == 0
+    assert result["rmsd_c4_A"] is None and result["rmsd_all_atoms_A"] is None
+    assert result["counts"]["matched_pairs"] == 0 and result["register_recall"] == 0.0
 
 
 def test_atoms_farther_than_5_angstrom_are_not_covered():
@@ -116,7 +133,7 @@ def test_half_the_residues_deleted_gives_coverage_half_and_precision_one():
     assert result["backbone_coverage_3A"] == 0.5 and result["backbone_precision_3A"] == 1.0
     assert result["sequence_recall"] == 0.5 and result["sequence_precision"] == 1.0
     assert result["atom_precision_5A"] == 1.0
-    assert result["rmsd_A"] == 0.0 and result["counts"]["matched_pairs"] == 5
+    assert result["rmsd_c4_A"] == 0.0 and result["counts"]["matched_pairs"] == 5
 
 
 def test_changed_bases_lower_sequence_recall_and_precision():
@@ -133,7 +150,7 @@ def test_dna_names_match_rna_bases_and_u_equals_t():
     result = evaluate_model(strand(dna), strand(RNA))
     assert result["sequence_recall"] == 1.0 and result["sequence_precision"] == 1.0
     assert result["counts"]["model_backbone_atoms"] == 10 * (BACKBONE_PER_RESIDUE - 1)  # DNA has no O2'
-    assert result["rmsd_A"] == 0.0 and result["counts"]["rmsd_atom_pairs"] == 10 * (BACKBONE_PER_RESIDUE - 1)
+    assert result["rmsd_all_atoms_A"] == 0.0 and result["counts"]["rmsd_atom_pairs"] == 10 * (ATOMS_PER_RESIDUE - 1)
 
 
 def test_modified_nucleotides_count_with_their_parent_base_or_never_match():
@@ -169,7 +186,7 @@ def test_old_atom_names_and_alternative_conformations():
     first.add_atom(moved)  # a second conformer of C3', listed after the first: ignored
     result = evaluate_model(model, strand(RNA))
     assert result["backbone_coverage_3A"] == 1.0 and result["atom_precision_5A"] == 1.0
-    assert result["rmsd_A"] == 0.0 and result["counts"]["rmsd_atom_pairs"] == 10 * BACKBONE_PER_RESIDUE
+    assert result["rmsd_all_atoms_A"] == 0.0 and result["counts"]["rmsd_atom_pairs"] == 10 * ATOMS_PER_RESIDUE
 
 
 def test_residues_without_c4_are_left_out_of_residue_metrics():
@@ -189,6 +206,170 @@ def test_structure_without_nucleotides_is_refused():
         evaluate_model(gemmi.Structure(), strand(RNA))
 
 
+# --- one-to-one matching ----------------------------------------------------------------------------------------------
+
+def c4_only(points: list[tuple[float, float, float]], chain_id: str = "A") -> gemmi.Structure:
+    """A one-chain structure of adenosines numbered 1, 2, … that have only a C4′ atom, at ``points`` (Å)."""
+    chain = gemmi.Chain(chain_id)
+    for i, xyz in enumerate(points):
+        chain.add_residue(_residue("A", {"C4'": xyz}, i + 1))
+    return _structure([chain])
+
+
+def test_two_model_residues_on_one_reference_residue_count_once():
+    model = strand(RNA)
+    extra = strand(RNA[:1], chain_id="B", shift=(1.0, 0, 0))  # a second residue 1 Å from reference residue 1
+    model[0].add_chain(extra[0][0])
+    reference = strand(RNA)
+    model_c4 = np.array([r["C4'"][0].pos.tolist() for chain in model[0] for r in chain])
+    reference_c4 = np.array([r["C4'"][0].pos.tolist() for r in reference[0][0]])
+    nearest, _ = cKDTree(reference_c4).query(model_c4)
+    assert (nearest <= 3.0).all()  # the nearest-partner rule would give every model residue a partner
+    result = evaluate_model(model, reference)
+    assert result["backbone_precision_3A"] == pytest.approx(10 / 11) and result["backbone_coverage_3A"] == 1.0
+    assert result["sequence_precision"] == pytest.approx(10 / 11) and result["counts"]["matched_pairs"] == 10
+    assert result["rmsd_c4_A"] == 0.0  # of two candidates, the nearer one is matched
+
+
+def test_assignment_finds_the_largest_matching():
+    # Model residue 1 is nearest to reference residue 2 (1.9 Å), but pairing them leaves reference residue 1 and
+    # model residue 2 alone; the largest matching pairs 1-1 (2.1 Å) and 2-2 (2.5 Å).
+    reference = c4_only([(0.0, 0, 0), (4.0, 0, 0)])
+    model = c4_only([(2.1, 0, 0), (6.5, 0, 0)])
+    result = evaluate_model(model, reference)
+    assert result["counts"]["matched_pairs"] == 2
+    assert result["backbone_coverage_3A"] == 1.0 and result["backbone_precision_3A"] == 1.0
+    assert result["rmsd_c4_A"] == pytest.approx(np.sqrt((2.1**2 + 2.5**2) / 2))
+
+
+def test_of_the_largest_matchings_the_closest_is_chosen():
+    # Both model residues are within 3 Å of both reference residues: the crossed pairing is 4 Å longer in total.
+    reference = c4_only([(0.0, 0, 0), (2.0, 0, 0)])
+    model = c4_only([(0.0, 1.0, 0), (2.0, 1.0, 0)])
+    result = evaluate_model(model, reference)
+    assert result["counts"]["matched_pairs"] == 2 and result["rmsd_c4_A"] == pytest.approx(1.0)
+    assert result["register_recall"] == 1.0
+
+
+def test_rmsd_c4_equals_a_rigid_shift():
+    shift = (1.0, 1.5, -0.5)  # 1.87 Å
+    assert evaluate_model(ideal_rna(), ideal_rna())["rmsd_c4_A"] == 0.0
+    model = ideal_rna()
+    for residue in model[0][0]:
+        for atom in residue:
+            atom.pos += gemmi.Position(*shift)
+    result = evaluate_model(model, ideal_rna())
+    assert result["rmsd_c4_A"] == pytest.approx(np.linalg.norm(shift))
+    assert result["rmsd_all_atoms_A"] == pytest.approx(np.linalg.norm(shift))
+
+
+# --- register ------------------------------------------------------------------------------------------------------
+
+def test_register_needs_the_fasta_number_and_chain():
+    reference = strand(RNA)
+    assert evaluate_model(strand(RNA), reference)["register_recall"] == 1.0
+    assert evaluate_model(strand(RNA, numbers=[i + 2 for i in range(10)]), reference)["register_recall"] == 0.0
+    half = [i + 1 if i < 5 else i + 11 for i in range(10)]
+    assert evaluate_model(strand(RNA, numbers=half), reference)["register_recall"] == 0.5
+    assert evaluate_model(strand(RNA, chain_id="B"), reference)["register_recall"] == 0.0
+
+
+def test_register_positions_are_ordinals_not_reference_numbers():
+    reference = strand(RNA, numbers=list(range(101, 111)))  # FASTA position 1 is residue 101
+    assert evaluate_model(strand(RNA), reference)["register_recall"] == 1.0
+    assert evaluate_model(reference, reference)["register_recall"] == 0.0
+
+
+def test_a_copy_chain_of_identical_sequence_counts_for_register():
+    far = (40.0, 0, 0)
+    copies = strand(RNA)
+    copies[0].add_chain(strand(RNA, chain_id="B", shift=far)[0][0])
+    on_b_named_a = strand(RNA, chain_id="A", shift=far)
+    result = evaluate_model(on_b_named_a, copies)
+    assert result["backbone_coverage_3A"] == 0.5 and result["register_recall"] == 0.5
+    different = strand(RNA)
+    different[0].add_chain(strand(RNA[::-1], chain_id="B", shift=far)[0][0])  # chain B of another sequence
+    assert evaluate_model(on_b_named_a, different)["register_recall"] == 0.0
+
+
+def test_palindromic_duplex_strands_count_under_either_name():
+    sequence = "GGCGCC"  # its own reverse complement: both strands have this sequence
+    reference = _structure(list(ideal_na_duplex(sequence)))
+    swapped = _structure(list(ideal_na_duplex(sequence, chain_ids=("B", "A"))))
+    result = evaluate_model(swapped, reference)
+    assert result["backbone_coverage_3A"] == 1.0 and result["register_recall"] == 1.0
+    not_palindromic = _structure(list(ideal_na_duplex("GGCGCA")))
+    renamed = _structure(list(ideal_na_duplex("GGCGCA", chain_ids=("B", "A"))))
+    assert evaluate_model(renamed, not_palindromic)["register_recall"] == 0.0
+
+
+# --- polarity ------------------------------------------------------------------------------------------------------
+
+def reordered(structure: gemmi.Structure, order: list[int]) -> gemmi.Structure:
+    """The first chain with its residues in ``order`` (same coordinates), renumbered 1, 2, …"""
+    source = structure[0][0]
+    chain = gemmi.Chain(source.name)
+    for number, index in enumerate(order, start=1):
+        residue = source[index].clone()
+        residue.seqid = gemmi.SeqId(number, " ")
+        chain.add_residue(residue)
+    return _structure([chain])
+
+
+def test_a_chain_built_backwards_is_reversed_throughout():
+    reference = ideal_rna()
+    length = len(reference[0][0])
+    result = evaluate_model(reordered(reference, list(range(length))[::-1]), reference)
+    assert result["backbone_coverage_3A"] == 1.0 and result["sequence_recall"] == 1.0  # blind to the direction
+    assert result["reversed_residues"] == length and result["reversed_fraction"] == 1.0
+    assert result["counts"]["reversed_steps"] == result["counts"]["matched_steps"] == length - 1
+    forward = evaluate_model(reordered(reference, list(range(length))), reference)
+    assert forward["reversed_residues"] == 0 and forward["counts"]["reversed_steps"] == 0
+
+
+def test_a_reversed_stretch_counts_its_residues_and_steps():
+    order = [0, 1, 2, 6, 5, 4, 3, 7, 8, 9]
+    result = evaluate_model(reordered(strand(RNA), order), strand(RNA))
+    assert result["reversed_residues"] == 4 and result["counts"]["reversed_steps"] == 3
+    assert result["reversed_fraction"] == pytest.approx(0.4)
+
+
+def test_steps_across_model_chains_or_unmatched_residues_are_not_steps():
+    model = strand(RNA[5:], shift=(0, 5 * RISE_A, 0))  # chain A on reference residues 6-10
+    model[0].add_chain(strand(RNA[:5], chain_id="B")[0][0])  # then chain B on 1-5: A10 -> B1 is no step
+    result = evaluate_model(model, strand(RNA))
+    assert result["reversed_residues"] == 0 and result["counts"]["matched_steps"] == 8
+    gap = strand(RNA)
+    for atom in gap[0][0][4]:
+        atom.pos += gemmi.Position(0, 0, 30.0)  # residue 5 matches nothing: steps 4-5 and 5-6 are not counted
+    assert evaluate_model(gap, strand(RNA))["counts"]["matched_steps"] == 7
+
+
+# --- a 1,530-nt rRNA ------------------------------------------------------------------------------------------------
+
+def test_large_structures_are_matched_quickly():
+    path = SHARED_DATA / "na-corpus" / "3JBV_A_rpr.pdb"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (the NA corpus lives in ../shared, outside the project)")
+    reference = gemmi.read_structure(str(path))
+    model = numbered_by_position(reference)
+    extra = model[0][0].clone()
+    extra.name = "Z"
+    for residue in extra:
+        for atom in residue:
+            atom.pos += gemmi.Position(1.0, 0.0, 0.0)
+    while len(extra) > 470:  # 1,530 + 470 = 2,000 model residues, 470 of them doubled 1 Å off
+        del extra[len(extra) - 1]
+    model[0].add_chain(extra)
+    start = time.perf_counter()
+    result = evaluate_model(model, reference)
+    elapsed = time.perf_counter() - start
+    assert result["counts"]["reference_residues"] == 1530 and result["counts"]["model_residues"] == 2000
+    assert result["backbone_coverage_3A"] == 1.0 and result["backbone_precision_3A"] == pytest.approx(1530 / 2000)
+    assert result["rmsd_c4_A"] == 0.0 and result["register_recall"] == 1.0 and result["reversed_residues"] == 0
+    assert elapsed < 2.0
+
+
 # --- files and the command -----------------------------------------------------------------------------------------
 
 @pytest.fixture()
@@ -204,7 +385,7 @@ def test_evaluate_files_reads_mmcif_and_pdb(model_files):
     model, reference = model_files
     result = evaluate_files(model, reference)
     assert result["model"] == str(model.resolve()) and result["reference"] == str(reference.resolve())
-    assert result["backbone_coverage_3A"] == 1.0 and result["rmsd_A"] == pytest.approx(2.0, abs=1e-3)
+    assert result["backbone_coverage_3A"] == 1.0 and result["rmsd_c4_A"] == pytest.approx(2.0, abs=1e-3)
 
 
 def test_bad_files_are_refused_naming_the_file(tmp_path, model_files):
@@ -272,7 +453,10 @@ def test_deposited_model_against_itself_and_a_renamed_copy():
     (chain,) = read_fasta(_example("21051.fasta"))
     result = evaluate_model(reference, reference)
     assert result["counts"]["reference_residues"] == 78 and result["sequence_recall"] == 1.0
-    model = reference.clone()
+    assert result["rmsd_all_atoms_A"] == 0.0 and result["reversed_residues"] == 0
+    assert result["register_recall"] == 0.0  # deposited numbers are not FASTA positions ...
+    model = numbered_by_position(reference)  # ... these are
+    assert evaluate_model(model, reference)["register_recall"] == 1.0
     residues = list(model[0]["D"])
     assert "".join(r.name for r in residues) == chain.sequence  # the FASTA is this chain's sequence
     for residue in residues[::10]:  # 8 of 78 bases changed
@@ -280,5 +464,6 @@ def test_deposited_model_against_itself_and_a_renamed_copy():
     for atom in model[0].all():
         atom.atom.pos += gemmi.Position(0.0, 1.0, 0.0)
     result = evaluate_model(model, reference)
-    assert result["backbone_coverage_3A"] == 1.0 and result["rmsd_A"] == pytest.approx(1.0)
+    assert result["backbone_coverage_3A"] == 1.0 and result["rmsd_c4_A"] == pytest.approx(1.0)
+    assert result["rmsd_all_atoms_A"] == pytest.approx(1.0) and result["register_recall"] == 1.0
     assert result["sequence_recall"] == pytest.approx(70 / 78)

@@ -39,8 +39,9 @@ UNKNOWN_RESIDUE_PDB = ("HETATM    1  C1  ZZZ A   1      20.000  20.000  20.000  
 
 
 def rmsd_to(model: str, reference: str) -> float:
-    """Backbone r.m.s.d. (Å) of *model* from *reference* over matched nucleotides (``haruspex evaluate-na``)."""
-    return json.loads(run_worker("-m", "haruspex_engine", "evaluate-na", os.path.abspath(model), reference))["rmsd_A"]
+    """All-atom r.m.s.d. (Å) of *model* from *reference* over matched nucleotides (``haruspex evaluate-na``)."""
+    scores = json.loads(run_worker("-m", "haruspex_engine", "evaluate-na", os.path.abspath(model), reference))
+    return scores["rmsd_all_atoms_A"]
 
 
 class TestHaruspexRefineNucleicAcids(BaseTest):
