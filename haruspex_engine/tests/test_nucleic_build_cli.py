@@ -80,11 +80,28 @@ def test_build_na_with_a_fasta_numbers_chains_in_register(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     assert "protein" in result.stderr  # the skipped protein record is reported
     report = json.loads((tmp_path / "rna_build.json").read_text())
-    assert report["assignment"]["status"] == "OPTIMAL" and report["assignment"]["matched_nodes"] >= 25
+    assignment = report["assignment"]
+    assert assignment["status"] == "OPTIMAL" and assignment["stopped_by"] == "optimal" and assignment["optimal"]
+    assert assignment["matched_nodes"] >= 25 and assignment["placed_residues"] >= 27
+    assert assignment["work"] <= assignment["work_limit"] and "work budget" not in result.stderr
     assert set(report["outputs"]) == {"model", "model_without_sequence", "confidence", "na_masked_map"}
-    assert report["chains"][0]["id"] == "R" and any("protein" in w for w in report["warnings"])
+    assert [c["id"] for c in report["chains"]] == ["R"] and any("protein" in w for w in report["warnings"])
     model = gemmi.read_structure(report["outputs"]["model"])
     assert evaluate_model(model, structure)["sequence_recall"] >= 0.9
+
+
+def test_build_na_says_when_the_assignment_stops_on_its_work_budget(tmp_path: Path) -> None:
+    structure = ideal_rna()
+    maps = oracle_maps(structure, CLEAN)
+    summary = _detection(tmp_path, maps.stage2, maps.density / maps.density.max(), maps.origin)
+    fasta = tmp_path / "rna.fasta"
+    fasta.write_text(f">R\n{IDEAL_SEQUENCE}\n")
+    result = _run(summary, "--sequence", fasta, "--trace-solutions", "300", "--assign-budget", "1e-6")
+    assert result.returncode == 0, result.stderr
+    assert "build-na: sequence assignment (CP-SAT) used its work budget" in result.stderr
+    report = json.loads((tmp_path / "rna_build.json").read_text())
+    assert report["assignment"]["stopped_by"] == "work limit" and not report["assignment"]["optimal"]
+    assert any("work budget" in w for w in report["warnings"]) and report["residues"] >= 27
 
 
 def test_build_na_refuses_a_protein_only_fasta(tmp_path: Path) -> None:

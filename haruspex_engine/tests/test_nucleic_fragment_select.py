@@ -4,7 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from haruspex_engine.nucleic.building.fragment_select import Fragment, select_fragments
+from haruspex_engine.nucleic.building.fragment_select import (
+    WORK_MIN,
+    WORK_PER_CANDIDATE,
+    Fragment,
+    greedy_selection,
+    select_fragments,
+    work_budget,
+)
 
 
 def fragment(path, first_node, first_residue, length=10, score=10.0, group=0, reverse=False, window=None):
@@ -94,6 +101,7 @@ def test_matches_exhaustive_search_on_small_sets(seed):
                if consistent(fragments, subset := [i for i in range(len(fragments)) if mask >> i & 1], capacities))
     selection = select_fragments(fragments, capacities, links=links)
     assert consistent(fragments, selection.chosen, capacities)
+    assert consistent(fragments, greedy_selection(fragments, capacities), capacities)
     assert selection.status == "OPTIMAL" and selection.objective == best
 
 
@@ -109,3 +117,19 @@ def test_empty_and_reproducible():
     fragments = random_fragments(np.random.default_rng(3), 300)
     first, second = select_fragments(fragments, [1, 1]), select_fragments(fragments, [1, 1])
     assert first.chosen and first.chosen == second.chosen and first.objective == second.objective
+    assert first.stopped_by == "optimal" and first.optimal and first.work == second.work <= first.work_limit
+
+
+def test_the_work_budget_grows_with_the_candidates():
+    assert work_budget(0) == WORK_MIN
+    assert work_budget(3000) == pytest.approx(WORK_MIN + 3000 * WORK_PER_CANDIDATE)
+    assert work_budget(3000, scale=2.0) == pytest.approx(2 * work_budget(3000))
+
+
+def test_a_tiny_work_budget_stops_the_search_and_says_so():
+    """The same budget stops it at the same point on any machine: the result is reproducible, and reported as not
+    proved optimal (stopped by the work limit, not by the wall-clock safety net)."""
+    fragments = random_fragments(np.random.default_rng(3), 300)
+    first, second = (select_fragments(fragments, [1, 1], work_scale=1e-4) for _ in range(2))
+    assert first.stopped_by == "work limit" and not first.optimal and first.status != "OPTIMAL"
+    assert first.chosen and first.chosen == second.chosen and first.work >= first.work_limit

@@ -1,11 +1,18 @@
-"""The sugar graph: touching nodes joined, steps across bases pruned, gaps bridged at a penalty, costs."""
+"""The sugar graph: touching nodes joined, steps across bases pruned, gaps bridged at a penalty, costs, edges
+without a phosphate between their sugars dearer."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from haruspex_engine.nucleic.building.graph import build_sugar_graph, smoothed_sugar
+from haruspex_engine.nucleic.building.graph import (
+    UNBRIDGED_PENALTY,
+    bridged_edges,
+    build_sugar_graph,
+    smoothed_sugar,
+)
+from haruspex_engine.nucleic.building.node_evidence import filter_nodes
 from haruspex_engine.nucleic.building.nodes import NodeSet, class_weights, cluster_nodes
 from haruspex_engine.nucleic.building.trace import trace_backbone
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
@@ -66,6 +73,27 @@ def test_cost_is_length_over_the_weakest_density_plus_one() -> None:
     np.testing.assert_allclose(graph.cost, 6.0 / 1.01 + 1.0)
 
 
+@pytest.mark.parametrize(("phosphate", "bridged"), [
+    ([3.0, 2.5, 0.0], True),  # between the sugars, 3.9 Å from each: a strand's phosphate
+    ([3.0, 4.5, 0.0], False),  # 5.4 Å from each: the sum exceeds BRIDGE_SUM_A (10 Å)
+    ([-2.5, 1.0, 0.0], False),  # beside sugar 0, away from sugar 1: obtuse angle at sugar 0
+])
+def test_a_phosphate_bridges_two_sugars_when_it_lies_between_them(phosphate: list[float], bridged: bool) -> None:
+    sugar = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 0.0]])
+    assert bridged_edges(sugar, np.array([[0, 1]]), np.array([phosphate])).tolist() == [bridged]
+
+
+def test_edges_without_a_bridging_phosphate_cost_more() -> None:
+    nodes = _line_nodes([5, 11, 17], touching=True)
+    stage2 = _maps()
+    plain = build_sugar_graph(nodes, stage2, stage2[0], ORIGIN)
+    assert plain.bridged.all()  # no phosphate nodes given: no penalty
+    between_0_1 = np.array([[ORIGIN[0] + 8.0, ORIGIN[1] + 8.5, ORIGIN[2] + 6.0]])
+    graph = build_sugar_graph(nodes, stage2, stage2[0], ORIGIN, phosphate_xyz=between_0_1)
+    assert graph.bridged.tolist() == [True, False]
+    np.testing.assert_allclose(graph.cost, plain.cost * [1.0, UNBRIDGED_PENALTY])
+
+
 def test_smoothing_kernel_by_hand() -> None:
     volume = np.zeros((13, 13, 13))
     volume[6, 6, 6] = 2.0
@@ -82,7 +110,8 @@ def test_oracle_rna_is_traced_along_its_sequence(make) -> None:
     structure = make()
     maps = oracle_maps(structure, CLEAN)
     weights = class_weights(maps.stage2, maps.density)
-    sugar = cluster_nodes(maps.stage2, maps.density, maps.origin)["sugar"]
+    sugar = filter_nodes(cluster_nodes(maps.stage2, maps.density, maps.origin), maps.stage2, maps.density,
+                         maps.origin).nodes["sugar"]
     graph = build_sugar_graph(sugar, maps.stage2, weights["sugar"], maps.origin)
     result = trace_backbone(graph.xyz, graph.edges, graph.cost, solution_limit=300)
     c4 = np.array([residue["C4'"][0].pos.tolist() for residue in structure[0][0]])

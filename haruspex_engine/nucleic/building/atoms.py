@@ -33,7 +33,9 @@ at least two residues. Coordinates are (x, y, z) in Å throughout; arrays are (L
 
 Output (``build_model``, ``write_model``): one chain per traced path, ids A-Z, a-z, 0-9 and then two-letter ids
 (mmCIF only), residues numbered 1..N per chain unless the caller gives the numbers, occupancy 1, B-factor = the
-caller's per-residue confidence, element set, atoms in ``nucleotides.atom_order``.
+caller's per-residue confidence, element set, atoms in ``nucleotides.atom_order``. ``assemble_model`` instead
+sends each residue of several traced pieces to a named chain with a given number (a chain in sequence register
+gathers the pieces placed in it, with gaps in its numbering).
 """
 
 from __future__ import annotations
@@ -194,14 +196,7 @@ def build_chain(residues: ChainResidues, chain_name: str, helix_far_point: bool 
     chain = gemmi.Chain(chain_name)
     coordinates = residue_coordinates(residues, helix_far_point)
     for name, xyz, number, confidence in zip(residues.residue_names, coordinates, numbers, residues.confidence):
-        residue = gemmi.Residue()
-        residue.name = name
-        residue.seqid = gemmi.SeqId(int(number), " ")
-        residue.entity_type = gemmi.EntityType.Polymer
-        residue.het_flag = "A"
-        for atom_name, position in zip(nt.atom_order(name), xyz):
-            residue.add_atom(make_atom(atom_name, position, b_iso=confidence))
-        chain.add_residue(residue)
+        chain.add_residue(_residue(name, xyz, int(number), float(confidence)))
     return chain
 
 
@@ -217,6 +212,52 @@ def build_model(chains: list[ChainResidues], name: str = "haruspex", helix_far_p
     model = gemmi.Model(1)
     for residues, chain_name in zip(chains, names):
         model.add_chain(build_chain(residues, chain_name, helix_far_point))
+    return _structure(model, name)
+
+
+def assemble_model(pieces: list[tuple[ChainResidues, list[str], np.ndarray]], chain_order: list[str],
+                   name: str = "haruspex", helix_far_point: bool = True) -> gemmi.Structure:
+    """One-model structure whose chains gather residues of several traced pieces. Each piece is (residues, chain
+    name per residue, residue number per residue); its atoms are placed on the piece as a whole
+    (``residue_coordinates``: a residue's neighbours on its piece set its backbone direction), then each residue goes
+    to its chain. Chains come in ``chain_order`` (which names every chain used), residues sorted by number; a
+    (chain, number) pair may occur once. Occupancy 1, B-factor = confidence."""
+    placed: dict[str, list[tuple[int, gemmi.Residue]]] = {chain_name: [] for chain_name in chain_order}
+    for residues, names, numbers in pieces:
+        coordinates = residue_coordinates(residues, helix_far_point)
+        for chain_name, number, residue_name, xyz, confidence in zip(names, numbers, residues.residue_names,
+                                                                     coordinates, residues.confidence):
+            placed[chain_name].append((int(number), _residue(residue_name, xyz, int(number), float(confidence))))
+    model = gemmi.Model(1)
+    for chain_name, residues_in_chain in placed.items():
+        numbers = sorted(number for number, _ in residues_in_chain)
+        if len(set(numbers)) != len(numbers):
+            raise ValueError(f"chain {chain_name}: a residue number occurs twice")
+        if not residues_in_chain:
+            continue
+        chain = gemmi.Chain(chain_name)
+        for _, residue in sorted(residues_in_chain, key=lambda item: item[0]):
+            chain.add_residue(residue)
+        model.add_chain(chain)
+    if not len(model):
+        raise ValueError("assemble_model needs at least one residue")
+    return _structure(model, name)
+
+
+def _residue(name: str, xyz: np.ndarray, number: int, confidence: float) -> gemmi.Residue:
+    """A polymer residue ``name`` numbered ``number`` with its atoms at xyz (n_atoms, 3) Å in
+    ``nucleotides.atom_order``; B-factor = confidence."""
+    residue = gemmi.Residue()
+    residue.name = name
+    residue.seqid = gemmi.SeqId(number, " ")
+    residue.entity_type = gemmi.EntityType.Polymer
+    residue.het_flag = "A"
+    for atom_name, position in zip(nt.atom_order(name), xyz):
+        residue.add_atom(make_atom(atom_name, position, b_iso=confidence))
+    return residue
+
+
+def _structure(model: gemmi.Model, name: str) -> gemmi.Structure:
     structure = gemmi.Structure()
     structure.name = name
     structure.add_model(model)

@@ -19,15 +19,20 @@ Build a full-atom nucleic-acid model from the maps of `haruspex detect-na` (on i
 CryoREAD does without a sequence: nodes by mean shift, a sugar graph, backbone tracing by vehicle routing
 (OR-Tools), phosphate and base attachment, residue choice, and nucleotides placed on phosphate / base triangles.
 With --sequence, windows of each traced path are aligned to the chains (dynamic programming), a consistent set
-of fragments is chosen (CP-SAT), and the model carries the chains' letters and residue numbers.
+of fragments is chosen (CP-SAT, on a deterministic work budget), and each residue built without the sequence is
+placed in its chain's register where the alignment's agreement with the map's base calls is unlikely to be chance
+(else it keeps the map's letter): the sequence never removes a residue, and fragments of one chain are written as
+that one chain, numbered by FASTA position with gaps where nothing was built.
 
 FASTA: one record per chain; PDB-style headers (">1ABC_1|Chains A, B|...") give chain ids and copies; lower
 case, N and X are accepted (N/X are dropped); protein records are skipped with a message. A file with a U is
 RNA, one without is DNA. Identical chains are aligned once and each residue may be used once per copy.
 
 Outputs in OUTDIR:
-  PREFIX_model.cif         the model (one chain per traced path, split where the sequence register breaks;
-                           B-factor = per-residue confidence 0..1; numbering in the FASTA register)
+  PREFIX_model.cif         the model: without --sequence one chain per traced path; with it one chain per FASTA
+                           chain holding every residue placed in it (its id, FASTA numbering, gaps allowed)
+                           and a chain of its own for each stretch of unplaced residues (ids no FASTA chain
+                           uses); B-factor = per-residue confidence 0..1
   PREFIX_model.pdb         the same in PDB format (with --pdb; at most 62 chains)
   PREFIX_noseq.cif         with --sequence: the model built without it
   PREFIX_confidence.csv    chain, residue number, residue name, confidence
@@ -42,17 +47,22 @@ When no nucleic acid is found, no model is written and the summary says so (exit
     p.add_argument("-s", "--sequence", type=Path, metavar="FASTA",
                    help="the DNA/RNA chain sequences to assign (FASTA); without it the letters come from the maps")
     p.add_argument("--dna", action="store_true",
-                   help="name residues DA/DC/DG/DT (default: RNA, A/C/G/U); with --sequence only for residues no "
-                   "chain was matched to (the FASTA decides the others)")
+                   help="name residues DA/DC/DG/DT (default: RNA, A/C/G/U); with --sequence only for traced "
+                   "pieces with no residue placed in a chain (the FASTA decides the others)")
     p.add_argument("--trace-solutions", type=int, default=1000,
                    help="tracing stops after this many routing solutions: deterministic, machine-independent "
                    "(default: 1000, the original's solution limit)")
     p.add_argument("--trace-time-limit", type=float, default=120.0,
                    help="safety limit on tracing, seconds; when it is what stops the search the result depends on "
                    "the machine's speed and the summary says so (default: 120; the original waits ≥ 3600)")
-    p.add_argument("--assign-time-limit", type=float, default=60.0,
-                   help="seconds the fragment choice (CP-SAT) may search; it stops earlier when it proves the best "
-                   "choice, and the summary says which (default: 60; the original allows 600 or more)")
+    p.add_argument("--assign-budget", type=float, default=1.0, metavar="SCALE",
+                   help="work budget of the fragment choice (CP-SAT): SCALE x (5 + 0.005 x candidate fragments) "
+                   "units of the solver's deterministic time (about a second of one core "
+                   "each): deterministic, machine-independent; it stops earlier when it proves the best choice, and "
+                   "the console and summary say when it did not (default: 1)")
+    p.add_argument("--assign-time-limit", type=float, default=600.0,
+                   help="safety limit on the fragment choice, seconds; when it is what stops the search the result "
+                   "depends on the machine's speed and the console and summary say so (default: 600)")
     p.add_argument("--pdb", action="store_true", help="also write the model in PDB format")
     p.add_argument("-o", "--output-dir", type=Path, help="output directory (default: the detection's directory)")
     p.add_argument("--prefix", help="output file prefix (default: the detection's prefix)")
@@ -74,9 +84,10 @@ def run_build(args: argparse.Namespace) -> int:
     from haruspex_engine.summary import write_summary
 
     t0 = time.perf_counter()
-    if args.trace_solutions < 1 or args.trace_time_limit <= 0 or args.assign_time_limit <= 0:
-        raise CommandError("--trace-solutions must be at least 1, --trace-time-limit and --assign-time-limit "
-                           "positive")
+    if (args.trace_solutions < 1 or args.trace_time_limit <= 0 or args.assign_time_limit <= 0
+            or args.assign_budget <= 0):
+        raise CommandError("--trace-solutions must be at least 1, --trace-time-limit, --assign-budget and "
+                           "--assign-time-limit positive")
     warnings: list[str] = []
     sequences = None
     if args.sequence is not None:
@@ -105,7 +116,12 @@ def run_build(args: argparse.Namespace) -> int:
 
     result = build_nucleic_model(stage2, working.data, working.first_voxel_position, sequences=sequences,
                                  dna=args.dna, solution_limit=args.trace_solutions,
-                                 time_limit_s=args.trace_time_limit, assignment_time_limit_s=args.assign_time_limit)
+                                 time_limit_s=args.trace_time_limit, assignment_work_scale=args.assign_budget,
+                                 assignment_time_limit_s=args.assign_time_limit)
+    stop_message = _assignment_stop_message(result.assignment)
+    if stop_message:
+        warnings.append(stop_message)
+        _say(stop_message)
     masked = outdir / f"{prefix}_na_masked.mrc"
     contour = float((detection.get("contour") or {}).get("normalised", 0.0))
     write_like(masked, nucleic_acid_masked(working.data, stage2, contour), working)
@@ -136,6 +152,8 @@ def run_build(args: argparse.Namespace) -> int:
         "assignment": _assignment_report(result.assignment),
         "dna": args.dna,
         "node_counts": result.node_counts,
+        "node_filter": result.node_filter,
+        "strands": result.strands,
         "trace": None if trace is None else {"stopped_by": trace.stopped_by, "solutions": trace.solutions,
                                              "seconds": round(trace.seconds, 3), "paths": len(trace.paths),
                                              "dropped_nodes": trace.dropped},
@@ -154,8 +172,28 @@ def _assignment_report(assignment) -> dict[str, object] | None:
         return None
     selection = assignment.selection
     matched = sum(len(f.nodes) for fragments in assignment.fragments for f in fragments)
+    placement = assignment.placement
     return {"candidates": assignment.candidates, "chosen": len(selection.chosen), "status": selection.status,
-            "seconds": round(selection.seconds, 3), "matched_nodes": matched}
+            "stopped_by": selection.stopped_by, "optimal": selection.optimal, "objective": selection.objective,
+            "bound": selection.bound, "work": round(selection.work, 3), "work_limit": round(selection.work_limit, 3),
+            "seconds": round(selection.seconds, 3), "matched_nodes": matched,
+            "placed_residues": placement.placed, "unplaced_residues": placement.unplaced,
+            "kept_runs": placement.kept_runs, "rejected_runs": placement.rejected_runs,
+            "bridged_residues": placement.bridged, "number_collisions": placement.collisions}
+
+
+def _assignment_stop_message(assignment) -> str | None:
+    """A warning when the fragment choice stopped before proving the best choice (None otherwise)."""
+    if assignment is None or assignment.selection.optimal:
+        return None
+    selection = assignment.selection
+    found = (f"the best found scores {selection.objective} of at most {selection.bound}" if selection.chosen
+             else "no fragment choice was found, so the model keeps the map's letters")
+    if selection.stopped_by == "time limit":
+        return (f"sequence assignment (CP-SAT) hit the --assign-time-limit safety limit ({selection.seconds:.0f} s) "
+                f"before proving the best fragment choice; {found}; this result depends on the machine's speed")
+    return (f"sequence assignment (CP-SAT) used its work budget ({selection.work_limit:.1f} units) before proving "
+            f"the best fragment choice; {found} (raise --assign-budget to search further)")
 
 
 def _chain_sequence(chain) -> str:

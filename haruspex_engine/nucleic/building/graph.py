@@ -10,6 +10,15 @@ Built as CryoREAD describes (re-implemented from that description):
    directly);
 4. cost: length / MinDens + 1, where MinDens = min(density of the edge's first node, smoothed sugar probability
    at 11 points evenly spaced along the edge), floored at 1e-4.
+5. phosphate bridge (an addition to CryoREAD's method, applied when the phosphate nodes are given): the cost of an
+   edge that no phosphate node bridges is multiplied by UNBRIDGED_PENALTY. Consecutive sugars of a strand share
+   the phosphate between them; an edge between sugars of different strands (across a base pair, a groove or a
+   tertiary contact: the routing's way onto the paired strand) usually has none. A phosphate p bridges (a, b)
+   when d(a, p) + d(p, b) ≤ BRIDGE_SUM_A and the angles p–a–b and p–b–a are not obtuse. Measured on oracle maps
+   of 4P5J 1EHZ 6V5B 1BNA 1GID: bridged are 100 % of the strand edges on perfect maps (95 % with noise, shapes
+   and density noise) and 26 % (19 %) of the others. The routing otherwise prefers dense cross edges to faint
+   strand steps: traced steps between different strands on perfect maps, without → with the penalty, 9 → 4 of
+   82 (4P5J), 4 → 0 of 75 (1EHZ), 2 → 0 of 53 (3SIU).
 Probabilities at a point are read from the nearest voxel. The smoothed sugar probability is the thresholded sugar
 map convolved with the mean-shift kernel exp(−1.5 d² / (g/2)²) (g = 3 Å) over its ±2g window, computed on the grid
 (separably) and read by trilinear interpolation; it is a kernel *sum*, as the mean-shift point density is.
@@ -32,6 +41,10 @@ EXTENSION_PENALTY = 3.0
 PRUNE_BASE_PROBABILITY = 0.5
 EXTEND_SUGAR_PROBABILITY = 0.1
 PRUNE_SAMPLES = 6
+#: Å: largest d(a, p) + d(p, b) of a phosphate p bridging sugars a and b (strand steps: 7.6–8.8 Å on perfect maps).
+BRIDGE_SUM_A = 10.0
+#: Cost factor of an edge that no phosphate node bridges (as for an extension edge's length).
+UNBRIDGED_PENALTY = 3.0
 COST_SAMPLES = 11
 MIN_DENSITY_FLOOR = 1e-4
 
@@ -39,7 +52,8 @@ MIN_DENSITY_FLOOR = 1e-4
 @dataclass(frozen=True)
 class SugarGraph:
     """xyz: (N, 3) sugar node positions (x, y, z) Å; density: (N,) their normalised densities. edges: (E, 2) node
-    index pairs (i < j); length: (E,) Å (tripled for extension edges); cost: (E,) for tracing; extended: (E,) bool."""
+    index pairs (i < j); length: (E,) Å (tripled for extension edges); cost: (E,) for tracing; extended: (E,) bool;
+    bridged: (E,) bool, a phosphate node bridges the edge (all True when no phosphate nodes were given)."""
 
     xyz: np.ndarray
     density: np.ndarray
@@ -47,6 +61,7 @@ class SugarGraph:
     length: np.ndarray
     cost: np.ndarray
     extended: np.ndarray
+    bridged: np.ndarray
 
 
 def build_sugar_graph(
@@ -56,11 +71,13 @@ def build_sugar_graph(
     origin: Vec3,
     *,
     max_edge_A: float = MAX_EDGE_A,
+    phosphate_xyz: np.ndarray | None = None,
 ) -> SugarGraph:
     """The sugar graph of ``sugar`` nodes (see module docstring).
 
     stage2: (8, Z, Y, X) probabilities in STAGE2_CLASSES order on the 1 Å grid whose voxel (0, 0, 0) is at
-    ``origin`` (x, y, z) Å; sugar_weights: (Z, Y, X) the thresholded sugar map the nodes were clustered from.
+    ``origin`` (x, y, z) Å; sugar_weights: (Z, Y, X) the thresholded sugar map the nodes were clustered from;
+    phosphate_xyz: (M, 3) phosphate node positions, Å, for the bridge penalty (None: no penalty).
     """
     xyz = np.asarray(sugar.xyz, dtype=float)
     base = stage2[STAGE2_CLASSES.index("base")]
@@ -92,7 +109,28 @@ def build_sugar_graph(
         min_density = np.maximum(np.minimum(sugar.density[edges[:, 0]], along), MIN_DENSITY_FLOOR)
     else:
         min_density = np.empty(0)
-    return SugarGraph(xyz, np.asarray(sugar.density, float), edges, length, length / min_density + 1.0, extended)
+    cost = length / min_density + 1.0
+    bridged = np.ones(len(edges), bool) if phosphate_xyz is None else bridged_edges(xyz, edges, phosphate_xyz)
+    cost = np.where(bridged, cost, UNBRIDGED_PENALTY * cost)
+    return SugarGraph(xyz, np.asarray(sugar.density, float), edges, length, cost, extended, bridged)
+
+
+def bridged_edges(xyz: np.ndarray, edges: np.ndarray, phosphate_xyz: np.ndarray) -> np.ndarray:
+    """(E,) bool: whether a phosphate p (of the (M, 3) ``phosphate_xyz``, Å) bridges each edge (a, b) of the (N, 3)
+    sugar positions ``xyz``: d(a, p) + d(p, b) ≤ BRIDGE_SUM_A and neither angle p–a–b nor p–b–a obtuse."""
+    phosphate = np.asarray(phosphate_xyz, dtype=float).reshape(-1, 3)
+    bridged = np.zeros(len(edges), bool)
+    if not len(edges) or not len(phosphate):
+        return bridged
+    a, b = xyz[edges[:, 0]], xyz[edges[:, 1]]
+    near = cKDTree(phosphate).query_ball_point((a + b) / 2, BRIDGE_SUM_A / 2)  # a bridge lies within sum / 2
+    row = np.repeat(np.arange(len(edges)), [len(n) for n in near])
+    p = phosphate[np.concatenate([np.asarray(n, dtype=int) for n in near])] if len(row) else np.empty((0, 3))
+    ok = ((np.linalg.norm(p - a[row], axis=1) + np.linalg.norm(p - b[row], axis=1) <= BRIDGE_SUM_A)
+          & (np.einsum("ij,ij->i", b[row] - a[row], p - a[row]) >= 0)
+          & (np.einsum("ij,ij->i", a[row] - b[row], p - b[row]) >= 0))
+    bridged[row[ok]] = True
+    return bridged
 
 
 def smoothed_sugar(weights: np.ndarray, bandwidth: float = BANDWIDTH) -> np.ndarray:

@@ -58,8 +58,6 @@ TOLERANCE = 1e-3  # Å²; mean shift stops when the squared move is below this
 MAX_ITERATIONS = 1000
 MERGE_DISTANCE = 2.0  # Å
 FILTER_FRACTION = 0.05
-#: Nodes lighter than this fraction of their class's median node mass are dropped (see drop_light_nodes).
-MIN_RELATIVE_MASS = 0.55
 DENSITY_OFFSET = 0.01
 #: Points moved together in one mean-shift step (about 25 kB each, for the default bandwidth).
 CHUNK = 256
@@ -94,6 +92,32 @@ class NodeSet:
         volume[tuple(self.voxels.T)] = self.members
         return volume
 
+    def regrouped(self, owner: np.ndarray) -> NodeSet:
+        """The node set after dropping and merging nodes. owner: int (N,), per node: its own index to keep it, the
+        index of a kept node to merge it into (its voxels join that node, whose position stays), or -1 to drop it
+        (its voxels belong to no node). The kept nodes keep their order; their densities are min-max normalised
+        again over the kept nodes, as over all nodes in :func:`nodes_from_weights` (an affine map of the same
+        mean-shift densities)."""
+        owner = np.asarray(owner, dtype=np.intp)
+        if owner.shape != (len(self),):
+            raise ValueError(f"expected one owner per node ({len(self)}), got shape {owner.shape}")
+        keep = owner == np.arange(len(self))
+        if not np.all(keep[owner[owner >= 0]]):
+            raise ValueError("a node is merged into a node that is not kept")
+        renumber = np.where(keep, np.cumsum(keep) - 1, -1)
+        target = np.where(owner >= 0, renumber[np.maximum(owner, 0)], -1)
+        members = np.where(self.members >= 0, target[np.maximum(self.members, 0)], -1)
+        kept = self.density[keep] - DENSITY_OFFSET
+        spread = np.ptp(kept) if len(kept) else 0.0
+        scaled = (kept - kept.min()) / spread if spread > 0 else np.ones(len(kept))
+        return NodeSet(self.name, self.xyz[keep], scaled + DENSITY_OFFSET, self.voxels, members, self.shape)
+
+    def masses(self, weights: np.ndarray) -> np.ndarray:
+        """float64 (N,): each node's mass, the summed ``weights`` (Z, Y, X) over the voxels that ended in it."""
+        assigned = self.members >= 0
+        values = np.asarray(weights, dtype=np.float64)[tuple(self.voxels[assigned].T)]
+        return np.bincount(self.members[assigned], weights=values, minlength=len(self))
+
 
 def class_weights(stage2: np.ndarray, density: np.ndarray,
                   denoise_sigma_A: float = DENOISE_SIGMA_A) -> dict[str, np.ndarray]:
@@ -109,7 +133,10 @@ def class_weights(stage2: np.ndarray, density: np.ndarray,
     deviation (Å), while the voxels that pass keep their own probability as weight. Voxel-level noise then no
     longer seeds thousands of spurious nodes (at noise σ 0.15 a quarter of all voxels pass the 0.1 threshold),
     and the nodes stay where the unsmoothed probability peaks. 0 tests the raw probabilities, as the original.
-    An addition to the original method.
+    An addition to the original method. Noise correlated over 1–2 Å survives it (realistic oracle maps of 6v5b,
+    1EHZ and 3SIU: 4,930 sugar nodes for 210 nucleotides); ``node_evidence`` removes those nodes, and after it
+    σ 1.0, 1.5 and 2.0 Å keep the same nucleotides (one-to-one sugar node precision 0.72, 0.74, 0.73; C4′ atoms
+    with a node 87, 87, 86 %; clean maps 0.93 and 97.5 % for all three) from 7,146, 4,930 and 3,178 nodes.
     """
     stage2 = np.asarray(stage2)
     if stage2.ndim != 4 or stage2.shape[0] != len(STAGE2_CLASSES) or stage2.shape[1:] != np.shape(density):
@@ -274,41 +301,19 @@ def nodes_from_weights(
     bandwidth: float = BANDWIDTH,
     merge_distance: float = MERGE_DISTANCE,
     filter_fraction: float = FILTER_FRACTION,
-    min_relative_mass: float = MIN_RELATIVE_MASS,
 ) -> NodeSet:
-    """Nodes of one thresholded map (Z, Y, X) on a 1 Å grid whose voxel (0, 0, 0) lies at ``origin`` (x, y, z) Å."""
+    """Nodes of one thresholded map (Z, Y, X) on a 1 Å grid whose voxel (0, 0, 0) lies at ``origin`` (x, y, z) Å.
+
+    Every mode of the map is a node, the faint ones included: which nodes the detection as a whole supports is
+    decided afterwards (``node_evidence``)."""
     voxels = np.argwhere(weights > 0)
     points, point_density = mean_shift(weights, bandwidth)
     roots, members = merge_points(points, point_density, merge_distance, filter_fraction)
-    roots, members = drop_light_nodes(roots, members, weights[tuple(voxels.T)], min_relative_mass)
     node_density = point_density[roots]
     spread = np.ptp(node_density) if len(roots) else 0.0
     scaled = (node_density - node_density.min()) / spread if spread > 0 else np.ones(len(roots))
     xyz = points[roots][:, ::-1] + np.asarray(origin, dtype=np.float64)
     return NodeSet(name, xyz.reshape(-1, 3), scaled + DENSITY_OFFSET, voxels, members, tuple(weights.shape))
-
-
-def drop_light_nodes(roots: np.ndarray, members: np.ndarray, voxel_weights: np.ndarray,
-                     min_relative_mass: float) -> tuple[np.ndarray, np.ndarray]:
-    """Remove the nodes whose mass is below ``min_relative_mass`` × the median node mass.
-
-    roots, members: as returned by :func:`merge_points`; voxel_weights: (V,) the thresholded probability of each
-    start voxel. A node's mass is the summed probability of the voxels that ended in it. The members of a removed
-    node become -1 and the others are renumbered.
-
-    An addition to the original method (0 turns it off): an isolated atom-sized false-positive blob reaches a
-    mean-shift density close to a real cluster's (the 3 Å kernel sees little more than one atom), but only
-    0.2–0.5 of the median mass of the real sugar or phosphate nodes, which themselves lie within 0.85–1.2 of it
-    (measured on oracle maps of a 78-nt RNA with noise and false blobs); split-off fragments of a real cluster are
-    lighter still.
-    """
-    if len(roots) == 0 or min_relative_mass <= 0:
-        return roots, members
-    assigned = members >= 0
-    mass = np.bincount(members[assigned], weights=voxel_weights[assigned], minlength=len(roots))
-    keep = mass >= min_relative_mass * np.median(mass)
-    renumber = np.where(keep, np.cumsum(keep) - 1, -1)
-    return roots[keep], np.where(assigned, renumber[members], -1)
 
 
 def cluster_nodes(

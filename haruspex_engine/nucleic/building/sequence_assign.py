@@ -31,7 +31,12 @@ import numpy as np
 
 from haruspex_engine.nucleic.building.attach import MAX_BASE_SCORE
 from haruspex_engine.nucleic.building.fragment_dp import MATCH_WEIGHT, WINDOW_SIZE, align_windows, window_bounds
-from haruspex_engine.nucleic.building.fragment_select import DEFAULT_TIME_LIMIT_S, Fragment, Selection, select_fragments
+from haruspex_engine.nucleic.building.fragment_select import (
+    SAFETY_TIME_LIMIT_S,
+    Fragment,
+    Selection,
+    select_fragments,
+)
 from haruspex_engine.nucleic.building.sequences import FastaRecords, encode_sequence
 
 #: Candidates kept per window, pooled over sequence groups and directions.
@@ -72,13 +77,29 @@ class PathInput:
 
 
 @dataclass(frozen=True)
+class PlacementCounts:
+    """What placing the residues in register did (``sequence_register``, ``sequence_model``): residues placed and
+    unplaced; label runs kept and rejected by the evidence test; residues placed across trace breaks; residues
+    unplaced because their number was taken."""
+
+    placed: int
+    unplaced: int
+    kept_runs: int
+    rejected_runs: int
+    bridged: int
+    collisions: int
+
+
+@dataclass(frozen=True)
 class SequenceAssignment:
-    """fragments: the final fragments (after re-alignment and gap filling), per path in node order; selection: what
-    CP-SAT did; candidates: how many candidate fragments it chose from."""
+    """fragments: the final fragments (after merging and gap filling), per path in node order; selection: what
+    CP-SAT did; candidates: how many candidate fragments it chose from; placement: what placing the residues did
+    (None until they are placed)."""
 
     fragments: list[list[Fragment]]
     selection: Selection
     candidates: int
+    placement: PlacementCounts | None = None
 
 
 def group_sequences(records: FastaRecords) -> list[SequenceGroup]:
@@ -90,12 +111,14 @@ def group_sequences(records: FastaRecords) -> list[SequenceGroup]:
             for (sequence, kind), ids in chains.items()]
 
 
-def assign_sequences(paths: list[PathInput], groups: list[SequenceGroup],
-                     time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> SequenceAssignment:
-    """Fragments assigning path nodes to residues of ``groups`` (see the module docstring)."""
+def assign_sequences(paths: list[PathInput], groups: list[SequenceGroup], work_scale: float = 1.0,
+                     time_limit_s: float = SAFETY_TIME_LIMIT_S) -> SequenceAssignment:
+    """Fragments assigning path nodes to residues of ``groups`` (see the module docstring); work_scale and
+    time_limit_s: the CP-SAT work budget and wall-clock safety net (``fragment_select.select_fragments``)."""
     capacities = [len(g.chain_ids) for g in groups]
     candidates = _candidates(paths, groups)
-    selection = select_fragments(candidates, capacities, time_limit_s, links=continuity_links(paths, candidates))
+    selection = select_fragments(candidates, capacities, work_scale, time_limit_s,
+                                 links=continuity_links(paths, candidates))
     per_path: list[list[Fragment]] = [[] for _ in paths]
     for index in selection.chosen:
         per_path[candidates[index].path].append(candidates[index])
@@ -217,7 +240,7 @@ def _fill_gaps(index: int, path: PathInput, fragments: list[Fragment], groups: l
     for fragment in fragments:
         covered[fragment.nodes[0]:fragment.nodes[-1] + 1] = True
     pieces = []
-    for start, stop in _runs(~covered):
+    for start, stop in true_runs(~covered):
         if stop - start >= MIN_GAP_NODES:
             count = -(-(stop - start) // WINDOW_SIZE)
             bounds = np.linspace(start, stop, count + 1).round().astype(int)
@@ -240,7 +263,7 @@ def _fill_gaps(index: int, path: PathInput, fragments: list[Fragment], groups: l
     return filled
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """(start, stop) of the runs of True in a 1-D boolean array."""
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))

@@ -1,108 +1,111 @@
-"""From a path's sequence fragments and its sequence-free residue choice to model chains in sequence register.
+"""The model in sequence register: the sequence-free residues of the traced paths, placed in the FASTA chains.
 
-Per traced path:
-
-* **Direction**: given (decided from geometry before the alignment, which reads every path in that direction only).
-* **Residues**: the fragment-matched nodes, plus the sequence-free residues outside the node ranges the fragments
-  span (the original overwrites the sequence-free letters; here the fragments also decide which nodes are
-  residues where they apply, because their alignment placed them).
-* **Letters**: the chain's letter where a node is matched, else the best base type of the node.
-* **Numbering**: matched residues get their number in the FASTA chain (1-based); unmatched ones continue from the
-  previous matched residue (or count down to the first one). Where the register breaks (another sequence, numbers
-  not increasing, or more unmatched residues than the numbers between two matched ones), the path is split:
-  each output chain's numbers are strictly increasing. Chains of fewer than 2 residues are dropped.
-* **Confidence**: the node's score for the residue's base, divided by its maximum of 3.
+1. **Assignment** (``sequence_assign``): candidate fragments per path and a consistent choice (CP-SAT).
+2. **Register per path** (``sequence_register``): every residue the sequence-free model built on a path is kept;
+   each is placed (a sequence group and residue) where the fragments' reading beats the map's own letters, or left
+   unplaced.
+3. **Copies.** The placed residues of a path form segments (one group, numbers increasing along the chain); each
+   segment goes to one copy of its group (one FASTA chain of that sequence), largest segments first: the copy where
+   the fewest of its numbers are already used, then the one whose residues with the neighbouring numbers lie
+   within reach of its ends (NEIGHBOUR_REACH_A per number apart), then the first. A residue whose number its copy
+   already holds becomes unplaced: a number is used once per copy.
+4. **Chains.** Each FASTA chain gathers every residue placed in it (from any number of paths), under its FASTA
+   chain id, numbered by FASTA position (1-based, gaps where nothing was built), sorted by number. Each stretch of
+   unplaced residues of a path is a chain of its own, numbered 1…n, with the first ids of A–Z, a–z, 0–9, AA, …
+   that no FASTA chain uses.
+5. **Letters and atoms.** A placed residue carries its chain's letter (and its FASTA record's kind, RNA or DNA);
+   an unplaced one the best base type of its node. Atoms are placed on each path as a whole, so a residue's
+   geometry is the same whichever chain it ends up in. Confidence (B-factor) = the node's score for the residue's
+   base / 3.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 
+import gemmi
 import numpy as np
 
-from haruspex_engine.nucleic.building.atoms import ChainResidues, chain_id
+from haruspex_engine.nucleic.building.atoms import ChainResidues, assemble_model, chain_id
 from haruspex_engine.nucleic.building.attach import MAX_BASE_SCORE, PathAttachment
-from haruspex_engine.nucleic.building.fragment_select import Fragment
-from haruspex_engine.nucleic.building.no_sequence import ResidueChoice
-from haruspex_engine.nucleic.building.sequence_assign import SequenceGroup
+from haruspex_engine.nucleic.building.fragment_select import SAFETY_TIME_LIMIT_S
+from haruspex_engine.nucleic.building.sequence_assign import (
+    PathInput,
+    PlacementCounts,
+    SequenceAssignment,
+    SequenceGroup,
+    assign_sequences,
+    true_runs,
+)
+from haruspex_engine.nucleic.building.sequence_register import PathRegister, fragment_labels, place_paths
 from haruspex_engine.nucleic.classes import BASE_TYPES
 
 MIN_CHAIN_RESIDUES = 2
+#: Å per residue number apart: a residue of a copy this near a segment's end (per number) is its neighbour.
+NEIGHBOUR_REACH_A = 7.5
 
 
 @dataclass(frozen=True)
-class ModelChain:
-    """residues: the chain; group: index of the sequence group most of its residues were matched to, or None."""
+class TracedPath:
+    """One traced path: sugar (L, 3) node positions in path order, Å; attached: its phosphates and base-type
+    scores; residues: the sequence-free chain built on it (5′→3′; None when it has fewer than 2 residues); reverse:
+    the chain runs against the path order."""
 
-    residues: ChainResidues
-    group: int | None
+    sugar: np.ndarray
+    attached: PathAttachment
+    residues: ChainResidues | None
+    reverse: bool
 
-
-def path_chains(sugar: np.ndarray, attached: PathAttachment, choice: ResidueChoice, reverse: bool,
-                fragments: list[Fragment], groups: list[SequenceGroup], dna: bool) -> list[ModelChain]:
-    """Output chains of one path (see the module docstring). sugar: (L, 3) node positions, Å; reverse: the chain
-    runs against the path order; dna: residue naming for chains with no matched residue (a matched chain follows
-    its FASTA chain's kind)."""
-    length = len(sugar)
-    group_of = np.full(length, -1)
-    residue_of = np.full(length, -1)
-    spanned = np.zeros(length, bool)
-    for fragment in fragments:
-        group_of[fragment.nodes] = fragment.group
-        residue_of[fragment.nodes] = fragment.residues
-        spanned[fragment.nodes[0]:fragment.nodes[-1] + 1] = True
-    free = np.asarray(choice.nodes, dtype=int)
-    nodes = np.union1d(np.flatnonzero(group_of >= 0), free[~spanned[free]])
-    order = nodes[::-1] if reverse else nodes
-    chains = []
-    for piece in _pieces(order, group_of, residue_of):
-        if len(piece) >= MIN_CHAIN_RESIDUES:
-            chains.append(_chain(piece, sugar, attached, reverse, group_of, residue_of, groups, dna))
-    return chains
+    @cached_property
+    def nodes(self) -> np.ndarray:
+        """(R,) path node index of each residue of ``residues``, in chain order (empty without residues)."""
+        if self.residues is None:
+            return np.empty(0, int)
+        index = {tuple(xyz): k for k, xyz in enumerate(self.sugar.tolist())}
+        return np.array([index[tuple(xyz)] for xyz in self.residues.sugar.tolist()], dtype=int)
 
 
-def chain_names(chains: list[ModelChain], groups: list[SequenceGroup]) -> list[str]:
-    """Chain ids: a chain matched to a sequence group takes the group's next unused FASTA chain id; the others (and
-    matched chains once the group's ids are used up) take the first ids of A–Z, a–z, 0–9, AA, … not yet taken."""
-    unused = [list(g.chain_ids) for g in groups]
-    names: list[str | None] = []
-    for chain in chains:
-        pool = unused[chain.group] if chain.group is not None else []
-        names.append(pool.pop(0) if pool else None)
-    taken = {n for n in names if n is not None}
-    fallback = (chain_id(k) for k in range(len(chains) + len(taken) + 1) if chain_id(k) not in taken)
-    return [name if name is not None else next(fallback) for name in names]
+@dataclass(frozen=True)
+class SequencedModel:
+    """structure: the model in sequence register (None without residues); assignment: what sequence assignment
+    and placement did."""
+
+    structure: gemmi.Structure | None
+    assignment: SequenceAssignment
 
 
-def _pieces(order: np.ndarray, group_of: np.ndarray, residue_of: np.ndarray) -> list[list[int]]:
-    """Residue nodes in chain order, split where the register breaks."""
-    pieces: list[list[int]] = [[]]
-    last: tuple[int, int] | None = None  # (group, residue) of the piece's last matched node
-    unmatched = 0  # unmatched nodes since then
-    for node in order.tolist():
-        group, residue = int(group_of[node]), int(residue_of[node])
-        if group >= 0:
-            if last is not None and (group != last[0] or residue - last[1] - 1 < unmatched):
-                pieces.append([])
-            last, unmatched = (group, residue), 0
-        else:
-            unmatched += 1
-        pieces[-1].append(node)
-    return [p for p in pieces if p]
-
-
-def _chain(piece: list[int], sugar: np.ndarray, attached: PathAttachment, reverse: bool, group_of: np.ndarray,
-           residue_of: np.ndarray, groups: list[SequenceGroup], dna: bool) -> ModelChain:
-    nodes = np.asarray(piece)
-    matched = group_of[nodes] >= 0
-    scores = attached.scores[nodes]
-    base_index = np.argmax(scores, axis=1)
-    group = None
-    if matched.any():
-        group = int(group_of[nodes[matched]][0])
-        base_index[matched] = groups[group].codes[residue_of[nodes[matched]]]
-        dna = groups[group].dna
-    residues = path_residues(sugar, attached, nodes, reverse, base_index, dna, _numbers(residue_of[nodes], matched))
-    return ModelChain(residues, group)
+def sequenced_model(paths: list[TracedPath], groups: list[SequenceGroup], dna: bool, work_scale: float = 1.0,
+                    time_limit_s: float = SAFETY_TIME_LIMIT_S) -> SequencedModel:
+    """The model of ``paths`` in the register of ``groups`` (see the module docstring). dna: DNA residue names for
+    the residues of paths with no placed residue (as the sequence-free model names them; a path with placed
+    residues follows its records' kind); work_scale, time_limit_s: the CP-SAT budget and safety net
+    (``fragment_select``)."""
+    assignment = assign_sequences([PathInput(p.sugar, p.attached.scores, p.reverse) for p in paths], groups,
+                                  work_scale, time_limit_s)
+    codes = [g.codes for g in groups]
+    registers = place_paths([p.sugar[p.nodes] for p in paths], [p.attached.scores[p.nodes] for p in paths],
+                            [fragment_labels(p.nodes, f) for p, f in zip(paths, assignment.fragments)], codes,
+                            [len(g.chain_ids) for g in groups])
+    copies, collisions = _distribute(paths, registers, groups)
+    fasta_ids = [chain for g in groups for chain in g.chain_ids]
+    taken = set(fasta_ids)
+    free_ids = (chain_id(k) for k in range(len(fasta_ids) + sum(len(p.nodes) for p in paths) + 1)
+                if chain_id(k) not in taken)
+    pieces = []
+    for path, register, copy in zip(paths, registers, copies):
+        if len(path.nodes):
+            pieces.append(_piece(path, register, copy, groups, dna, free_ids))
+    placed = sum(int(np.count_nonzero(r.group >= 0)) for r in registers)
+    counts = PlacementCounts(placed=placed, unplaced=sum(len(p.nodes) for p in paths) - placed,
+                             kept_runs=sum(r.kept_runs for r in registers),
+                             rejected_runs=sum(r.rejected_runs for r in registers),
+                             bridged=sum(r.bridged for r in registers), collisions=collisions)
+    assignment = replace(assignment, placement=counts)
+    if not pieces:
+        return SequencedModel(None, assignment)
+    used = dict.fromkeys(name for _, names, _ in pieces for name in names)
+    order = [c for c in fasta_ids if c in used] + [c for c in used if c not in taken]
+    return SequencedModel(assemble_model(pieces, order), assignment)
 
 
 def path_residues(sugar: np.ndarray, attached: PathAttachment, nodes: np.ndarray, reverse: bool,
@@ -117,14 +120,75 @@ def path_residues(sugar: np.ndarray, attached: PathAttachment, nodes: np.ndarray
     )
 
 
-def _numbers(residue: np.ndarray, matched: np.ndarray) -> np.ndarray:
-    """1-based residue numbers: matched residues their register, the others counted from their neighbours."""
-    if not matched.any():
-        return np.arange(1, len(residue) + 1)
-    numbers = np.where(matched, residue + 1, 0)
-    first = int(np.argmax(matched))
-    numbers[:first] = numbers[first] - np.arange(first, 0, -1)
-    for k in range(first + 1, len(numbers)):
-        if not matched[k]:
-            numbers[k] = numbers[k - 1] + 1
-    return numbers
+def _distribute(paths: list[TracedPath], registers: list[PathRegister],
+                groups: list[SequenceGroup]) -> tuple[list[np.ndarray], int]:
+    """(R,) copy of each residue of each path (index into its group's chain ids; −1: unplaced) and how many residues
+    lost their placement to a number their copy already held (step 3; those are unplaced in ``registers``)."""
+    segments = []
+    for p, register in enumerate(registers):
+        current: list[int] = []
+        for k in np.flatnonzero(register.group >= 0).tolist():
+            if current and (register.group[k] != register.group[current[-1]]
+                            or register.index[k] <= register.index[current[-1]]):
+                segments.append((p, current))
+                current = []
+            current.append(k)
+        if current:
+            segments.append((p, current))
+    segments.sort(key=lambda s: (-len(s[1]), s[0], s[1][0]))
+    held: list[list[dict[int, np.ndarray]]] = [[{} for _ in g.chain_ids] for g in groups]
+    copies = [np.full(len(r.group), -1) for r in registers]
+    collisions = 0
+    for p, segment in segments:
+        register = registers[p]
+        group = int(register.group[segment[0]])
+        numbers = register.index[segment].tolist()
+        xyz = paths[p].sugar[paths[p].nodes[segment]]
+        best = min(range(len(held[group])),
+                   key=lambda c: (sum(n in held[group][c] for n in numbers), -_neighbours(held[group][c], numbers, xyz),
+                                  c))
+        for k, number, position in zip(segment, numbers, xyz):
+            if number in held[group][best]:
+                register.group[k] = register.index[k] = -1
+                collisions += 1
+            else:
+                held[group][best][number] = position
+                copies[p][k] = best
+    return copies, collisions
+
+
+def _neighbours(held: dict[int, np.ndarray], numbers: list[int], xyz: np.ndarray) -> int:
+    """How many ends of a segment (numbers in order, sugar positions (K, 3) Å) have, in a copy holding ``held``
+    (number → sugar position), the residue with the nearest number beyond that end within NEIGHBOUR_REACH_A per
+    number apart."""
+    found = 0
+    for end, position, side in ((numbers[0], xyz[0], -1), (numbers[-1], xyz[-1], 1)):
+        beyond = [n for n in held if (n - end) * side > 0]
+        if beyond:
+            nearest = min(beyond, key=lambda n: abs(n - end))
+            found += float(np.linalg.norm(held[nearest] - position)) <= NEIGHBOUR_REACH_A * abs(nearest - end)
+    return found
+
+
+def _piece(path: TracedPath, register: PathRegister, copy: np.ndarray, groups: list[SequenceGroup], dna: bool,
+           free_ids) -> tuple[ChainResidues, list[str], np.ndarray]:
+    """One path's residues with their letters, chain names and numbers (steps 4 and 5)."""
+    placed = register.group >= 0
+    scores = path.attached.scores[path.nodes]
+    base_index = np.argmax(scores, axis=1)
+    names: list[str] = [""] * len(placed)
+    numbers = np.zeros(len(placed), int)
+    for k in np.flatnonzero(placed).tolist():
+        group = groups[int(register.group[k])]
+        base_index[k] = group.codes[register.index[k]]
+        names[k] = group.chain_ids[int(copy[k])]
+        numbers[k] = register.index[k] + 1
+    for start, stop in true_runs(~placed):
+        name = next(free_ids)
+        names[start:stop] = [name] * (stop - start)
+        numbers[start:stop] = np.arange(1, stop - start + 1)
+    if placed.any():
+        kinds = [groups[int(g)].dna for g in register.group[placed]]
+        dna = kinds.count(True) > len(kinds) / 2
+    residues = path_residues(path.sugar, path.attached, path.nodes, path.reverse, base_index, dna)
+    return residues, names, numbers

@@ -38,9 +38,14 @@ def base_pair_hops(sugar_xyz: np.ndarray, attachment: PathAttachment) -> np.ndar
         return np.zeros(0, dtype=int)
     step = np.diff(sugar, axis=0)
     length = np.linalg.norm(step, axis=1)
-    shared = (attachment.next_index[:-1] >= 0) & (attachment.next_index[:-1] == attachment.prev_index[1:])
+    shared = shared_phosphate(attachment)
     facing = _cosine(attachment.base_xyz[:-1] - sugar[:-1], step) + _cosine(attachment.base_xyz[1:] - sugar[1:], -step)
     return np.flatnonzero(~shared & (length >= MIN_HOP_A) & (facing >= MIN_FACING))
+
+
+def shared_phosphate(attachment: PathAttachment) -> np.ndarray:
+    """(L − 1,) bool: whether the sugars of each step k → k+1 share a phosphate (next P of k = prev P of k+1)."""
+    return (attachment.next_index[:-1] >= 0) & (attachment.next_index[:-1] == attachment.prev_index[1:])
 
 
 def split_at(length: int, cuts: np.ndarray) -> list[tuple[int, int]]:
