@@ -70,7 +70,7 @@ def test_the_sequence_fixes_confused_bases_and_numbers_in_register(reference) ->
     assert [chain.name for chain in result.structure[0]] == ["A"]
     assignment = result.assignment
     assert assignment.selection.stopped_by == "optimal" and assignment.candidates > 0
-    assert assignment.placement.placed == _residue_count(result.unsequenced)
+    assert assignment.placement.placed >= _residue_count(result.unsequenced)
 
 
 def test_a_reading_at_noise_level_keeps_the_maps_letters(reference, clean_maps) -> None:

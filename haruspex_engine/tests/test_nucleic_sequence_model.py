@@ -8,6 +8,7 @@ import pytest
 
 from haruspex_engine.nucleic.building import sequence_model
 from haruspex_engine.nucleic.building.atoms import ChainResidues, assemble_model, write_model
+from haruspex_engine.nucleic.building.fragment_select import Fragment
 from haruspex_engine.nucleic.building.ideal import ideal_na_strand
 from haruspex_engine.nucleic.building.sequence_assign import SequenceGroup
 from haruspex_engine.nucleic.building.sequence_model import TracedPath
@@ -40,7 +41,7 @@ def test_overlapping_pieces_go_to_different_copies_and_neighbours_to_the_same():
     paths = [_path(np.array([0.0, 0.0, 0.0]), 10), _path(np.array([0.0, 200.0, 0.0]), 10),
              _path(np.array([66.0, 200.0, 0.0]), 4)]
     registers = [_register(range(10)), _register(range(5, 15)), _register(range(16, 20))]
-    copies, collisions = sequence_model._distribute(paths, registers, [_group(["A", "B"])])
+    copies, collisions = sequence_model._distribute(paths, [p.nodes for p in paths], registers, [_group(["A", "B"])])
     assert collisions == 0
     assert [c.tolist() for c in copies] == [[0] * 10, [1] * 10, [1] * 4]
 
@@ -48,7 +49,7 @@ def test_overlapping_pieces_go_to_different_copies_and_neighbours_to_the_same():
 def test_a_number_is_used_once_per_copy():
     paths = [_path(np.zeros(3), 10), _path(np.array([0.0, 50.0, 0.0]), 6)]
     registers = [_register(range(10)), _register(range(8, 14))]  # 8 and 9 twice, one copy
-    copies, collisions = sequence_model._distribute(paths, registers, [_group(["A"])])
+    copies, collisions = sequence_model._distribute(paths, [p.nodes for p in paths], registers, [_group(["A"])])
     assert collisions == 2
     assert registers[1].index.tolist() == [-1, -1, 10, 11, 12, 13] and copies[1].tolist() == [-1, -1, 0, 0, 0, 0]
 
@@ -69,3 +70,15 @@ def test_pieces_placed_in_one_chain_make_one_chain_with_a_numbering_gap(tmp_path
         assert [r.seqid.num for r in model["B"]] == [1, 2, 3]
     with pytest.raises(ValueError, match="occurs twice"):
         assemble_model([(first, ["A"] * 5, np.arange(1, 6)), (second, ["A"] * 4, np.arange(4, 8))], ["A"])
+
+
+def test_a_node_the_alignment_matched_is_added_only_where_it_duplicates_no_residue():
+    """Residues at nodes 0, 2, 4 (6 Å apart, nodes 1 and 3 between them); the fragments matched nodes 1 (3 Å from
+    its neighbours: a duplicate) and 5 (6 Å past the last residue: added)."""
+    sugar = np.array([[0.0, 0, 0], [3.0, 0, 0], [6.0, 0, 0], [9.0, 0, 0], [12.0, 0, 0], [18.0, 0, 0]])
+    path = TracedPath(sugar, None, _residues(sugar[[0, 2, 4]]), False)
+    matched = Fragment(0, (0, 6), 0, False, np.array([0, 1, 5]), np.array([0, 1, 2]), 1.0)
+    nodes, added = sequence_model._with_matched_nodes(path, [matched])
+    assert nodes.tolist() == [0, 2, 4, 5] and added.tolist() == [False, False, False, True]
+    reverse = TracedPath(sugar, None, _residues(sugar[[4, 2, 0]]), True)
+    assert sequence_model._with_matched_nodes(reverse, [matched])[0].tolist() == [5, 4, 2, 0]

@@ -21,8 +21,9 @@ CryoREAD does without a sequence: nodes by mean shift, a sugar graph, backbone t
 With --sequence, windows of each traced path are aligned to the chains (dynamic programming), a consistent set
 of fragments is chosen (CP-SAT, on a deterministic work budget), and each residue built without the sequence is
 placed in its chain's register where the alignment's agreement with the map's base calls is unlikely to be chance
-(else it keeps the map's letter): the sequence never removes a residue, and fragments of one chain are written as
-that one chain, numbered by FASTA position with gaps where nothing was built.
+(else it keeps the map's letter): the sequence never removes a residue (it adds those the alignment places where
+the sequence-free choice skipped a node), and fragments of one chain are written as that one chain, numbered by
+FASTA position with gaps where nothing was built.
 
 FASTA: one record per chain; PDB-style headers (">1ABC_1|Chains A, B|...") give chain ids and copies; lower
 case, N and X are accepted (N/X are dropped); protein records are skipped with a message. A file with a U is
@@ -178,6 +179,7 @@ def _assignment_report(assignment) -> dict[str, object] | None:
             "bound": selection.bound, "work": round(selection.work, 3), "work_limit": round(selection.work_limit, 3),
             "seconds": round(selection.seconds, 3), "matched_nodes": matched,
             "placed_residues": placement.placed, "unplaced_residues": placement.unplaced,
+            "added_residues": placement.added,
             "kept_runs": placement.kept_runs, "rejected_runs": placement.rejected_runs,
             "bridged_residues": placement.bridged, "number_collisions": placement.collisions}
 

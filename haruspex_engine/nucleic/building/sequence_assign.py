@@ -79,11 +79,13 @@ class PathInput:
 @dataclass(frozen=True)
 class PlacementCounts:
     """What placing the residues in register did (``sequence_register``, ``sequence_model``): residues placed and
-    unplaced; label runs kept and rejected by the evidence test; residues placed across trace breaks; residues
-    unplaced because their number was taken."""
+    unplaced; residues added where the alignment found one the sequence-free choice skipped; label runs kept and
+    rejected by the evidence test; residues placed across trace breaks; residues unplaced because their number was
+    taken."""
 
     placed: int
     unplaced: int
+    added: int
     kept_runs: int
     rejected_runs: int
     bridged: int

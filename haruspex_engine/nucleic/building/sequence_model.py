@@ -1,25 +1,28 @@
 """The model in sequence register: the sequence-free residues of the traced paths, placed in the FASTA chains.
 
 1. **Assignment** (``sequence_assign``): candidate fragments per path and a consistent choice (CP-SAT).
-2. **Register per path** (``sequence_register``): every residue the sequence-free model built on a path is kept;
-   each is placed (a sequence group and residue) where the fragments' reading beats the map's own letters, or left
-   unplaced.
-3. **Copies.** The placed residues of a path form segments (one group, numbers increasing along the chain); each
+2. **Residues.** Every residue the sequence-free model built on a path is kept. A node the chosen fragments
+   matched that the sequence-free choice skipped is added when it lies at least MIN_STEP_A from the residues beside
+   it on the path (nearer, it would duplicate one) and it ends up placed: the alignment found a residue there.
+3. **Register per path** (``sequence_register``): each residue is placed (a sequence group and residue) where the
+   fragments' reading beats the map's own letters, or left unplaced.
+4. **Copies.** The placed residues of a path form segments (one group, numbers increasing along the chain); each
    segment goes to one copy of its group (one FASTA chain of that sequence), largest segments first: the copy where
    the fewest of its numbers are already used, then the one whose residues with the neighbouring numbers lie
    within reach of its ends (NEIGHBOUR_REACH_A per number apart), then the first. A residue whose number its copy
    already holds becomes unplaced: a number is used once per copy.
-4. **Chains.** Each FASTA chain gathers every residue placed in it (from any number of paths), under its FASTA
+5. **Chains.** Each FASTA chain gathers every residue placed in it (from any number of paths), under its FASTA
    chain id, numbered by FASTA position (1-based, gaps where nothing was built), sorted by number. Each stretch of
    unplaced residues of a path is a chain of its own, numbered 1…n, with the first ids of A–Z, a–z, 0–9, AA, …
    that no FASTA chain uses.
-5. **Letters and atoms.** A placed residue carries its chain's letter (and its FASTA record's kind, RNA or DNA);
+6. **Letters and atoms.** A placed residue carries its chain's letter (and its FASTA record's kind, RNA or DNA);
    an unplaced one the best base type of its node. Atoms are placed on each path as a whole, so a residue's
    geometry is the same whichever chain it ends up in. Confidence (B-factor) = the node's score for the residue's
    base / 3.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -28,7 +31,8 @@ import numpy as np
 
 from haruspex_engine.nucleic.building.atoms import ChainResidues, assemble_model, chain_id
 from haruspex_engine.nucleic.building.attach import MAX_BASE_SCORE, PathAttachment
-from haruspex_engine.nucleic.building.fragment_select import SAFETY_TIME_LIMIT_S
+from haruspex_engine.nucleic.building.fragment_select import SAFETY_TIME_LIMIT_S, Fragment
+from haruspex_engine.nucleic.building.no_sequence import STEP_RANGE_A
 from haruspex_engine.nucleic.building.sequence_assign import (
     PathInput,
     PlacementCounts,
@@ -41,6 +45,8 @@ from haruspex_engine.nucleic.building.sequence_register import PathRegister, fra
 from haruspex_engine.nucleic.classes import BASE_TYPES
 
 MIN_CHAIN_RESIDUES = 2
+#: Å: an alignment-matched node nearer than this to a residue beside it is not added (no step is that short).
+MIN_STEP_A = STEP_RANGE_A[0]
 #: Å per residue number apart: a residue of a copy this near a segment's end (per number) is its neighbour.
 NEIGHBOUR_REACH_A = 7.5
 
@@ -83,20 +89,27 @@ def sequenced_model(paths: list[TracedPath], groups: list[SequenceGroup], dna: b
     assignment = assign_sequences([PathInput(p.sugar, p.attached.scores, p.reverse) for p in paths], groups,
                                   work_scale, time_limit_s)
     codes = [g.codes for g in groups]
-    registers = place_paths([p.sugar[p.nodes] for p in paths], [p.attached.scores[p.nodes] for p in paths],
-                            [fragment_labels(p.nodes, f) for p, f in zip(paths, assignment.fragments)], codes,
+    augmented = [_with_matched_nodes(p, f) for p, f in zip(paths, assignment.fragments)]
+    nodes, added = [n for n, _ in augmented], [a for _, a in augmented]
+    registers = place_paths([p.sugar[n] for p, n in zip(paths, nodes)],
+                            [p.attached.scores[n] for p, n in zip(paths, nodes)],
+                            [fragment_labels(n, f) for n, f in zip(nodes, assignment.fragments)], codes,
                             [len(g.chain_ids) for g in groups])
-    copies, collisions = _distribute(paths, registers, groups)
+    kept = [~a | (r.group >= 0) for a, r in zip(added, registers)]
+    nodes = [n[k] for n, k in zip(nodes, kept)]
+    registers = [replace(r, group=r.group[k], index=r.index[k]) for r, k in zip(registers, kept)]
+    copies, collisions = _distribute(paths, nodes, registers, groups)
     fasta_ids = [chain for g in groups for chain in g.chain_ids]
     taken = set(fasta_ids)
     free_ids = (chain_id(k) for k in range(len(fasta_ids) + sum(len(p.nodes) for p in paths) + 1)
                 if chain_id(k) not in taken)
     pieces = []
-    for path, register, copy in zip(paths, registers, copies):
-        if len(path.nodes):
-            pieces.append(_piece(path, register, copy, groups, dna, free_ids))
-    placed = sum(int(np.count_nonzero(r.group >= 0)) for r in registers)
-    counts = PlacementCounts(placed=placed, unplaced=sum(len(p.nodes) for p in paths) - placed,
+    for path, path_nodes, register, copy in zip(paths, nodes, registers, copies):
+        if len(path_nodes) >= MIN_CHAIN_RESIDUES:
+            pieces.append(_piece(path, path_nodes, register, copy, groups, dna, free_ids))
+    placed = sum(int(np.count_nonzero(r.group >= 0)) for r, n in zip(registers, nodes) if len(n) >= MIN_CHAIN_RESIDUES)
+    built = sum(len(n) for n in nodes if len(n) >= MIN_CHAIN_RESIDUES)
+    counts = PlacementCounts(placed=placed, unplaced=built - placed, added=built - sum(len(p.nodes) for p in paths),
                              kept_runs=sum(r.kept_runs for r in registers),
                              rejected_runs=sum(r.rejected_runs for r in registers),
                              bridged=sum(r.bridged for r in registers), collisions=collisions)
@@ -120,10 +133,25 @@ def path_residues(sugar: np.ndarray, attached: PathAttachment, nodes: np.ndarray
     )
 
 
-def _distribute(paths: list[TracedPath], registers: list[PathRegister],
+def _with_matched_nodes(path: TracedPath, fragments: list[Fragment]) -> tuple[np.ndarray, np.ndarray]:
+    """The residue nodes of a path in chain order, the sequence-free ones and the fragment-matched nodes that lie at
+    least MIN_STEP_A from the residues beside them (taken in path order, step 2), and which of them were added."""
+    nodes = sorted(path.nodes.tolist())
+    own = set(nodes)
+    for node in sorted({n for f in fragments for n in f.nodes.tolist()} - own):
+        at = bisect.bisect(nodes, node)
+        beside = nodes[max(at - 1, 0):at + 1]
+        if all(np.linalg.norm(path.sugar[node] - path.sugar[b]) >= MIN_STEP_A for b in beside):
+            nodes.insert(at, node)
+    order = np.array(nodes[::-1] if path.reverse else nodes, dtype=int)
+    return order, np.array([n not in own for n in order.tolist()], dtype=bool)
+
+
+def _distribute(paths: list[TracedPath], nodes: list[np.ndarray], registers: list[PathRegister],
                 groups: list[SequenceGroup]) -> tuple[list[np.ndarray], int]:
     """(R,) copy of each residue of each path (index into its group's chain ids; −1: unplaced) and how many residues
-    lost their placement to a number their copy already held (step 3; those are unplaced in ``registers``)."""
+    lost their placement to a number their copy already held (step 4; those are unplaced in ``registers``); nodes:
+    each path's residue nodes, chain order."""
     segments = []
     for p, register in enumerate(registers):
         current: list[int] = []
@@ -143,7 +171,7 @@ def _distribute(paths: list[TracedPath], registers: list[PathRegister],
         register = registers[p]
         group = int(register.group[segment[0]])
         numbers = register.index[segment].tolist()
-        xyz = paths[p].sugar[paths[p].nodes[segment]]
+        xyz = paths[p].sugar[nodes[p][segment]]
         best = min(range(len(held[group])),
                    key=lambda c: (sum(n in held[group][c] for n in numbers), -_neighbours(held[group][c], numbers, xyz),
                                   c))
@@ -170,11 +198,11 @@ def _neighbours(held: dict[int, np.ndarray], numbers: list[int], xyz: np.ndarray
     return found
 
 
-def _piece(path: TracedPath, register: PathRegister, copy: np.ndarray, groups: list[SequenceGroup], dna: bool,
-           free_ids) -> tuple[ChainResidues, list[str], np.ndarray]:
-    """One path's residues with their letters, chain names and numbers (steps 4 and 5)."""
+def _piece(path: TracedPath, nodes: np.ndarray, register: PathRegister, copy: np.ndarray,
+           groups: list[SequenceGroup], dna: bool, free_ids) -> tuple[ChainResidues, list[str], np.ndarray]:
+    """One path's residues (at ``nodes``, chain order) with their letters, chain names and numbers (steps 5 and 6)."""
     placed = register.group >= 0
-    scores = path.attached.scores[path.nodes]
+    scores = path.attached.scores[nodes]
     base_index = np.argmax(scores, axis=1)
     names: list[str] = [""] * len(placed)
     numbers = np.zeros(len(placed), int)
@@ -190,5 +218,5 @@ def _piece(path: TracedPath, register: PathRegister, copy: np.ndarray, groups: l
     if placed.any():
         kinds = [groups[int(g)].dna for g in register.group[placed]]
         dna = kinds.count(True) > len(kinds) / 2
-    residues = path_residues(path.sugar, path.attached, path.nodes, path.reverse, base_index, dna)
+    residues = path_residues(path.sugar, path.attached, nodes, path.reverse, base_index, dna)
     return residues, names, numbers
