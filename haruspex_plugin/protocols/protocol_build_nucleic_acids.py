@@ -126,11 +126,13 @@ class ProtHaruspexBuildNucleicAcids(HaruspexWorkerProtocol):
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Tracing time limit (s)",
                       help="Safety limit on tracing; when it is what stops the search, the summary says so.")
-        form.addParam("assignTimeLimit", params.FloatParam, default=60.0, validators=[params.Positive],
+        form.addParam("assignTimeLimit", params.FloatParam, default=600.0, validators=[params.Positive],
                       expertLevel=params.LEVEL_ADVANCED,
-                      label="Sequence assignment time limit (s)",
-                      help="Seconds the choice of sequence fragments (CP-SAT) may search; it stops earlier when it "
-                           "proves the best choice.")
+                      label="Sequence assignment safety limit (s)",
+                      help="Wall-clock safety net on the choice of sequence fragments (CP-SAT). The search stops on "
+                           "a deterministic work budget that grows with the problem (the same model on any "
+                           "machine) or when it proves the best choice; when this limit stops it instead, the "
+                           "summary says so.")
         form.addParam("precision", params.EnumParam, choices=list(PRECISIONS), default=0,
                       display=params.EnumParam.DISPLAY_HLIST, expertLevel=params.LEVEL_ADVANCED,
                       label="Precision",
