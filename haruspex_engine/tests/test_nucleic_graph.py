@@ -2,6 +2,8 @@
 without a phosphate between their sugars dearer."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
@@ -64,13 +66,18 @@ def test_gaps_are_bridged_at_three_times_their_length_only_through_sugar() -> No
     assert len(build_sugar_graph(nodes, weak, weak[0], ORIGIN).edges) == 0
 
 
-def test_cost_is_length_over_the_weakest_density_plus_one() -> None:
-    nodes = _line_nodes([5, 11], touching=True)
+def test_cost_is_length_over_the_weakest_relative_density_plus_one() -> None:
+    nodes = _line_nodes([5, 11, 17], touching=True)
     stage2 = _maps()
+    stage2[0, :, :, 14:] *= 0.5  # the third node and the end of the second edge are fainter
     graph = build_sugar_graph(nodes, stage2, stage2[0], ORIGIN)
-    along = smoothed_sugar(stage2[0])[6, 6, 5:12].min()
-    assert along > 1.01  # a line of ones smooths to more than the node density: the node density decides
-    np.testing.assert_allclose(graph.cost, 6.0 / 1.01 + 1.0)
+    smoothed = smoothed_sugar(stage2[0])[6, 6]
+    strongest = smoothed[[5, 11, 17]].max()
+    expected = [6.0 / (smoothed[a:b + 1].min() / strongest) + 1.0 for a, b in ((5, 11), (11, 17))]
+    np.testing.assert_allclose(graph.cost, expected, rtol=1e-6)
+    assert graph.cost[1] > 1.5 * graph.cost[0]
+    faint = dataclasses.replace(nodes, density=np.array([1.01, 1.01, 0.01]))  # as min-max scaling makes it
+    np.testing.assert_allclose(build_sugar_graph(faint, stage2, stage2[0], ORIGIN).cost, graph.cost)
 
 
 @pytest.mark.parametrize(("phosphate", "bridged"), [

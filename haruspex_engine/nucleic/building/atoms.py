@@ -136,14 +136,18 @@ def residue_coordinates(residues: ChainResidues, helix_far_point: bool = True) -
         raise ValueError("a chain needs at least 2 residues to define its backbone direction")
     sugar, p = residues.sugar, residues.p
     has_p = np.isfinite(p).all(axis=1)
+    reach = np.linalg.norm(p - sugar, axis=1)
+    own_ok = has_p & _within(reach, PHOSPHATE_SUGAR_A)
+    next_ok = np.append(has_p[1:] & _within(np.linalg.norm(p[1:] - sugar[:-1], axis=1), PHOSPHATE_SUGAR_A), False)
     coords = []
     for i, name in enumerate(residues.residue_names):
         template = nt.template(name)
         step = sugar[i + 1] - sugar[i] if i + 1 < length else sugar[i] - sugar[i - 1]
-        own = has_p[i]
+        own = own_ok[i]
         # a phosphate shared with the next residue (< 0.1 Å apart) cannot be both its 5' and its 3' phosphate
-        following = i + 1 < length and has_p[i + 1] and not (own and np.linalg.norm(p[i + 1] - p[i]) < SHARED_P_A)
+        following = next_ok[i] and not (own and np.linalg.norm(p[i + 1] - p[i]) < SHARED_P_A)
         t_base = template.coords[[template.atom_names.index(a) for a in nt.BASE_ATOMS[name]]].mean(axis=0)
+        placed = None
         if own or following:
             anchor = p[i] if own else p[i + 1] - step
             next_p = p[i + 1] if following else anchor + step
@@ -151,15 +155,30 @@ def residue_coordinates(residues: ChainResidues, helix_far_point: bool = True) -
             t_far = t_anchor + O3_FRACTION * (_template_next_p(name) - t_anchor) if helix_far_point \
                 else template.xyz("O3'")
             far = anchor + O3_FRACTION * (next_p - anchor)
-        else:
+            placed = _place_template(template.coords, (t_anchor, t_far, t_base), anchor, far, residues.base[i])
+            c4 = placed[template.atom_names.index("C4'")]
+            if np.linalg.norm(c4 - sugar[i]) > MAX_C4_OFF_NODE_A:  # the phosphates pull the sugar off its node
+                placed = None
+        if placed is None:
             t_anchor = template.coords[[template.atom_names.index(a) for a in _RING_ATOMS]].mean(axis=0)
             t_far = t_anchor + template.xyz("O3'") - template.xyz("P")
-            anchor, far = sugar[i], sugar[i] + step
-        coords.append(_place_template(template.coords, (t_anchor, t_far, t_base), anchor, far, residues.base[i]))
+            placed = _place_template(template.coords, (t_anchor, t_far, t_base), sugar[i], sugar[i] + step,
+                                     residues.base[i])
+        coords.append(placed)
     return coords
 
 
+def _within(values: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
+    return (values >= bounds[0]) & (values <= bounds[1])
+
+
 SHARED_P_A = 0.1
+#: Å: a phosphate node is taken as a residue's own or next P only at this distance from its sugar node (deposited
+#: RNA and DNA: own P 3.9-5.0 Å, next P 3.5-4.1 Å from the sugar-ring centroid, 4.3-5.3 Å from C4'; node noise on top).
+PHOSPHATE_SUGAR_A = (2.5, 6.5)
+#: Å: a residue placed on its phosphates whose C4' lands farther than this from the sugar node is placed on the
+#: sugar node instead (the node is the ring centroid, 1.25 Å from C4', or C4' itself).
+MAX_C4_OFF_NODE_A = 2.5
 
 
 @cache

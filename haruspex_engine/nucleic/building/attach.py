@@ -80,6 +80,11 @@ class PathAttachment:
     base_xyz: np.ndarray
     scores: np.ndarray
 
+    def part(self, start: int, stop: int) -> PathAttachment:
+        """The attachments of nodes start … stop - 1 of the path."""
+        return PathAttachment(self.prev_p[start:stop], self.next_p[start:stop], self.prev_index[start:stop],
+                              self.next_index[start:stop], self.base_xyz[start:stop], self.scores[start:stop])
+
 
 def attach_path(
     sugar_xyz: np.ndarray,

@@ -45,8 +45,9 @@ class BuildResult:
     them (None otherwise). trace: what the routing search did. assignment: what sequence assignment did (None
     without sequences). node_counts: nodes per class. timings_s: seconds per step. strands: how the traced paths
     became one-strand, one-direction stretches: paths, stretches, cut_base_pair (cuts at hops across a base pair),
-    cut_direction_flip (cuts where the direction evidence flips: fold-backs), reversed (chains built against the
-    trace order), direction_by_fit (chains whose direction came from the full-atom fit, the nodes giving none).
+    cut_direction_flip (cuts where the direction evidence flips: fold-backs), cut_no_step (cuts where residue
+    choice found no plausible step between kept nodes), reversed (chains built against the trace order),
+    direction_by_fit (chains whose direction came from the full-atom fit, the nodes giving none).
     node_filter: what the node evidence rules kept (``node_evidence.FilteredNodes.report``)."""
 
     structure: gemmi.Structure | None
@@ -95,15 +96,20 @@ def build_nucleic_model(
     t0 = time.perf_counter()
     paths = []
     pieces, strands = _strand_pieces(trace.paths, graph.xyz, nodes, stage2, origin)
-    strands.update(reversed=0, direction_by_fit=0)
-    for sugar, attached, direction in pieces:
-        if not np.isnan(attached.base_xyz).any():
-            choice = choose_residues(sugar, attached.scores)
-            chain, reverse = _oriented_chain(sugar, attached, np.sort(choice.nodes), dna, direction)
-            paths.append((sugar, attached, choice, chain, reverse))
+    strands.update(cut_no_step=0, reversed=0, direction_by_fit=0)
+    for whole_sugar, whole_attached, direction in pieces:
+        if np.isnan(whole_attached.base_xyz).any():
+            continue
+        runs = choose_residues(whole_sugar, whole_attached.scores).runs()
+        strands["cut_no_step"] += len(runs) - 1
+        for run in runs:
+            start, stop = int(run.min()), int(run.max()) + 1
+            sugar, attached = whole_sugar[start:stop], whole_attached.part(start, stop)
+            chain, reverse = _oriented_chain(sugar, attached, np.sort(run) - start, dna, direction)
+            paths.append((sugar, attached, chain, reverse))
             strands["reversed"] += int(chain is not None and reverse)
             strands["direction_by_fit"] += int(chain is not None and direction is None)
-    unsequenced = [chain for _, _, _, chain, _ in paths if chain is not None]
+    unsequenced = [chain for _, _, chain, _ in paths if chain is not None]
     unsequenced_model = build_model(unsequenced) if unsequenced else None
     timings["residues"] = time.perf_counter() - t0
     if sequences is None:
@@ -111,7 +117,7 @@ def build_nucleic_model(
 
     t0 = time.perf_counter()
     sequenced = sequenced_model([TracedPath(sugar, attached, chain, reverse)
-                                 for sugar, attached, _, chain, reverse in paths], group_sequences(sequences), dna,
+                                 for sugar, attached, chain, reverse in paths], group_sequences(sequences), dna,
                                 assignment_work_scale, assignment_time_limit_s)
     timings["sequence"] = time.perf_counter() - t0
     return BuildResult(sequenced.structure, unsequenced_model, trace, sequenced.assignment, counts, timings, strands,

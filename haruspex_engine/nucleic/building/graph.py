@@ -8,8 +8,11 @@ Built as CryoREAD describes (re-implemented from that description):
 3. extension: every pair of nodes closer than 10 Å and not yet joined gets an edge when all 6 points have sugar
    probability > 0.1 and base probability < 0.5; its length counts three times (penalty for not being seen
    directly);
-4. cost: length / MinDens + 1, where MinDens = min(density of the edge's first node, smoothed sugar probability
-   at 11 points evenly spaced along the edge), floored at 1e-4.
+4. cost: length / MinDens + 1, where MinDens = the smallest smoothed sugar probability at 11 points evenly spaced
+   along the edge (its end nodes included), relative to the largest at any node, floored at 0.05. (CryoREAD takes
+   min(min-max normalised density of the edge's first node, smoothed sugar along it) floored at 1e-4: the faintest
+   node's density is 0.01 by construction, so every edge from it cost about 100 times its length, and the routing
+   went round it by swapping neighbours: 4P5J's perfect map traced A8→A10→A9.)
 5. phosphate bridge (an addition to CryoREAD's method, applied when the phosphate nodes are given): the cost of an
    edge that no phosphate node bridges is multiplied by UNBRIDGED_PENALTY. Consecutive sugars of a strand share
    the phosphate between them; an edge between sugars of different strands (across a base pair, a groove or a
@@ -46,7 +49,8 @@ BRIDGE_SUM_A = 10.0
 #: Cost factor of an edge that no phosphate node bridges (as for an extension edge's length).
 UNBRIDGED_PENALTY = 3.0
 COST_SAMPLES = 11
-MIN_DENSITY_FLOOR = 1e-4
+#: Floor of an edge's relative density in its cost: a faint step costs at most 1 / this times its length.
+MIN_RELATIVE_DENSITY = 0.05
 
 
 @dataclass(frozen=True)
@@ -105,8 +109,11 @@ def build_sugar_graph(
     length = np.where(extended, EXTENSION_PENALTY * length, length)
     smoothed = smoothed_sugar(sugar_weights)
     if len(edges):
+        # The samples include both end nodes; everything relative to the densest node, so that the cost does not
+        # depend on the map's scale and the faintest node is not singled out.
         along = trilinear_values(smoothed, _samples(xyz, edges, COST_SAMPLES), origin).min(axis=1)
-        min_density = np.maximum(np.minimum(sugar.density[edges[:, 0]], along), MIN_DENSITY_FLOOR)
+        strongest = trilinear_values(smoothed, xyz[:, None, :], origin).max()
+        min_density = np.maximum(along / max(strongest, 1e-12), MIN_RELATIVE_DENSITY)
     else:
         min_density = np.empty(0)
     cost = length / min_density + 1.0

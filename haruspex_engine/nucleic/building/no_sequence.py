@@ -7,8 +7,11 @@ programme keeps a subset of nodes as residues:
   (4, 10) Å, nothing inside;
 - skipping a node k after kept node j is free when d(j, k) + d(k, k+1) < 10 Å or d(j, k) ≤ 4 Å (k lies on the
   way, or on top of j), and costs 10·(d(j, k) − 7)² otherwise.
-The programme runs on the path and on its reverse; the better total decides the chain direction (the order the
-residues are given in, 5′→3′). Each residue's base is the argmax of its scores (A, U/T, C, G).
+A residue may also start a new chain after any earlier residue, at no cost (the nodes between are left out):
+where no step is plausible the path breaks into several chains instead of being cut down to its best single run
+(the original keeps one run per path, so one bad step lost everything on one side of it: half of 4P5J's clean
+map). The programme runs on the path and on its reverse; the better total decides the chain direction (the order
+the residues are given in, 5′→3′). Each residue's base is the argmax of its scores (A, U/T, C, G).
 """
 from __future__ import annotations
 
@@ -23,17 +26,27 @@ IDEAL_STEP_A = 7.0
 STEP_WEIGHT = 10.0
 #: How many nodes the programme may skip between two residues (a longer gap is never worth its cost).
 MAX_SKIPPED = 6
+#: Cost of starting another chain on the same path (one residue's largest reward): a break is taken only where
+#: every step is implausible (a step outside (4, 10) Å costs 90 or more).
+BREAK_COST = 3.0
 
 
 @dataclass(frozen=True)
 class ResidueChoice:
     """nodes: indices into the path's nodes of the residues, in chain (5′→3′) order; reversed: the chain runs
-    against the path's order; bases: one of A, UT, C, G per residue; score: the programme's total."""
+    against the path's order; bases: one of A, UT, C, G per residue; score: the programme's total; chains: the
+    number of chain starts among ``nodes`` (its first residue, then every new chain), the same length as nodes,
+    True where a chain starts."""
 
     nodes: np.ndarray
     reversed: bool
     bases: tuple[str, ...]
     score: float
+    starts: np.ndarray
+
+    def runs(self) -> list[np.ndarray]:
+        """The residues (indices into the path's nodes, in chain order) of each chain, in chain order."""
+        return np.split(self.nodes, np.flatnonzero(self.starts)[1:]) if len(self.nodes) else []
 
 
 def choose_residues(xyz: np.ndarray, scores: np.ndarray) -> ResidueChoice:
@@ -44,14 +57,14 @@ def choose_residues(xyz: np.ndarray, scores: np.ndarray) -> ResidueChoice:
     if len(xyz) != len(scores) or scores.shape[1:] != (len(BASE_TYPES),):
         raise ValueError(f"need (L, 3) positions and (L, 4) scores, got {xyz.shape} and {scores.shape}")
     if len(xyz) == 0:
-        return ResidueChoice(np.empty(0, int), False, (), 0.0)
+        return ResidueChoice(np.empty(0, int), False, (), 0.0, np.empty(0, bool))
     forward = _best_residues(xyz, scores)
     backward = _best_residues(xyz[::-1], scores[::-1])
     reverse = backward[1] > forward[1]
-    kept, total = backward if reverse else forward
+    kept, total, starts = backward if reverse else forward
     nodes = (len(xyz) - 1 - kept) if reverse else kept
     bases = tuple(BASE_TYPES[int(i)] for i in np.argmax(scores[nodes], axis=1))
-    return ResidueChoice(nodes, bool(reverse), bases, float(total))
+    return ResidueChoice(nodes, bool(reverse), bases, float(total), starts)
 
 
 def step_penalty(d: np.ndarray | float) -> np.ndarray | float:
@@ -61,27 +74,33 @@ def step_penalty(d: np.ndarray | float) -> np.ndarray | float:
     return np.where(outside, STEP_WEIGHT * (d - IDEAL_STEP_A) ** 2, 0.0)
 
 
-def _best_residues(xyz: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, float]:
-    """Kept node indices (increasing) and total of the best assignment along xyz's order."""
+def _best_residues(xyz: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """Kept node indices (increasing), total of the best assignment along xyz's order, and (kept,) bool: where a
+    chain starts."""
     n = len(xyz)
     reward = scores.max(axis=1)
     next_step = np.append(np.linalg.norm(np.diff(xyz, axis=0), axis=1), np.inf)  # d(k, k+1); none after the last
     best = np.full(n, -np.inf)
     came_from = np.full(n, -1)
+    linked = np.zeros(n, bool)  # came_from[i] is the previous residue of the same chain (else: an earlier chain's)
+    best_before = 0.0  # best total of residues ending before i (0: none)
+    best_end = -1
     for i in range(n):
-        best[i] = reward[i]  # start the chain at i (nodes before it are not part of the programme)
+        best[i], came_from[i] = reward[i] + best_before - BREAK_COST * (best_end >= 0), best_end  # a new chain
         for j in range(max(0, i - MAX_SKIPPED - 1), i):
             skipped = np.arange(j + 1, i)
             d_jk = np.linalg.norm(xyz[skipped] - xyz[j], axis=1)
             skip_cost = float(np.sum(skip_penalty(d_jk, next_step[skipped])))
             value = best[j] + reward[i] - float(step_penalty(np.linalg.norm(xyz[i] - xyz[j]))) - skip_cost
             if value > best[i]:
-                best[i], came_from[i] = value, j
-    end = int(np.argmax(best))
-    kept = [end]
+                best[i], came_from[i], linked[i] = value, j, True
+        if best[i] > best_before:
+            best_before, best_end = best[i], i
+    kept = [best_end]
     while came_from[kept[-1]] >= 0:
         kept.append(int(came_from[kept[-1]]))
-    return np.asarray(kept[::-1], dtype=int), float(best[end])
+    kept = np.asarray(kept[::-1], dtype=int)
+    return kept, float(best_before), ~linked[kept]
 
 
 def skip_penalty(d_prev_to_k: np.ndarray | float, d_k_to_next: np.ndarray | float) -> np.ndarray | float:
