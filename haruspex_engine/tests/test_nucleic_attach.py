@@ -94,24 +94,24 @@ def test_nearest_base_vector_is_halved_beyond_10_angstrom() -> None:
     bases = np.array([[0.0, 0.0, -3.0], [20.0, 0.0, -12.0]])
     vectors = np.array([[0.9, 0.1, 0.0, 0.0], [0.0, 0.0, 0.2, 0.8]])
     result = attach_path(sugar, np.zeros((0, 3)), {"A": bases[:1], "G": bases[1:]}, _stage2(bases, vectors), ORIGIN)
-    np.testing.assert_allclose(result.scores, [vectors[0], 0.5 * vectors[1]], atol=1e-7)
+    np.testing.assert_allclose(result.scores, 3 * np.array([vectors[0], 0.5 * vectors[1]]), atol=1e-6)
     np.testing.assert_array_equal(result.base_xyz, bases)
     assert np.isnan(result.prev_p).all() and np.isnan(result.next_p).all()
 
 
-@pytest.mark.parametrize(("depth", "weight"), [(3.0, 1.0), (15.0, 0.5)])
-def test_scores_add_the_bases_of_the_flanking_phosphate_pairs(depth: float, weight: float) -> None:
-    """Each sugar's base lies below it: near (3 Å; pair sums ~ 10 Å) or far (15 Å; pair sums > 20 Å). The nearest
-    base gives (a); inner nodes get the same base again through both P lists, the ends through one."""
+def test_scores_come_from_each_sugars_nearest_base_not_the_phosphates_pairs() -> None:
+    """Each sugar's base lies 4 Å below it; the bases the phosphate pairs would point to (nearest the midpoint of
+    two flanking phosphates, as CryoREAD adds) carry another type and must not count."""
     sugar, phosphate = _zigzag(3)
-    bases = sugar + [0.0, 0.0, -depth]
-    bases[:, 1] = np.rint(bases[:, 1])
-    vectors = np.array([[0.8, 0.1, 0.0, 0.1], [0.0, 0.7, 0.2, 0.0], [0.1, 0.0, 0.0, 0.6]])
-    nodes = {"base": bases, "sugar": sugar + 100.0}  # classes other than the base ones are ignored
-    result = attach_path(sugar, phosphate, nodes, _stage2(bases, vectors), ORIGIN)
-    np.testing.assert_allclose(result.prev_p, phosphate[:-1])
-    np.testing.assert_allclose(result.next_p, phosphate[1:])
-    np.testing.assert_allclose(result.scores, weight * np.array([[2.0], [3.0], [2.0]]) * vectors, atol=1e-6)
+    own = sugar + [0.0, 0.0, -4.0]
+    decoys = (phosphate[:-1] + phosphate[1:]) / 2 + [0.0, 0.0, 2.0]  # the pairs' least-sum bases, 5 Å above
+    bases = np.rint(np.concatenate([own, decoys]))
+    vectors = np.array([[0.8, 0.1, 0.0, 0.1], [0.0, 0.7, 0.2, 0.0], [0.1, 0.0, 0.0, 0.6]]
+                       + [[0.0, 0.0, 0.9, 0.0]] * len(decoys))
+    result = attach_path(sugar, phosphate, {"base": bases}, _stage2(bases, vectors), ORIGIN)
+    nearest = cKDTree(bases).query(sugar)[1]
+    np.testing.assert_allclose(result.scores, 3 * vectors[nearest], atol=1e-6)
+    assert (nearest < len(own)).all() and (np.argmax(result.scores, axis=1) != 2).all()
 
 
 def test_oracle_rna_gets_its_phosphates_and_bases() -> None:

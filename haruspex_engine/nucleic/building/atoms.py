@@ -27,6 +27,11 @@ the last residue, i.e. extrapolated from the previous step):
    node; far point = that centroid + the template vector O3' - P, on the next sugar node (sugar[i] + step); the base
    point as above, relative to that axis.
 
+A phosphate node counts as the residue's own (next) P only when it lies PHOSPHATE_SUGAR_A (2.5–6.5 Å) from the
+residue's (previous residue's) sugar node, and a residue placed on its phosphates whose C4′ lands more than
+MAX_C4_OFF_NODE_A from its sugar node is placed by the sugar construction (case 4) instead: a wrongly attached
+phosphate (noise, or the neighbour's) must not pull the nucleotide off the sugar the trace found.
+
 Every residue is written with all its heavy atoms (no OP3). A lone residue has no backbone direction: chains need
 at least two residues. Coordinates are (x, y, z) in Å throughout; arrays are (L, 3) with one row per residue,
 5' -> 3'.

@@ -19,12 +19,14 @@ oracle-map builds (white and network-like noise, six structures) lost a letter t
    residues between (index step ≥ residue step).
 2. **Kept runs.** A run was chosen out of many registers, so its chance of being wrong is bounded by a
    multiple-testing count: with K residues with calls agreeing at m, P(wrong) ≤ registers × P(Binomial(K, q̄) ≥ m)
-   (``noise_probability``; q̄ the mean of q over the run), registers = the summed sequence lengths × the ways its
+   (``noise_probability``; q̄ the mean of q over the run), registers = the placements of its span (the sequence
+   residues from its first label to its last) in the sequences, L − span + 1 summed over sequences of length L
+   ≥ span (a chain read end to end has one; a repeat-rich sequence can then still be placed), × the ways its
    alignment could place its residue skips (g sequence residues skipped inside the run: C(K + g, g)) and node
    skips (s unlabelled residues inside it: C(K + s, s)). The run is kept when that bound is below NOISE_MAX.
    A run that fails is tested again block by block (its stretches of consecutive residues read as consecutive
-   sequence residues; registers = the summed sequence lengths): a path that runs off its chain (onto the paired
-   strand) keeps the part that reads right. Residues of rejected runs and blocks are unplaced. Within a kept run,
+   sequence residues; registers = the placements of the block's span): a path that runs off its chain (onto the
+   paired strand) keeps the part that reads right. Residues of rejected runs and blocks are unplaced. Within a kept run,
    where the alignment skipped sequence residues or residues between two blocks, the block after the skip (then,
    going back, the block before it) is renumbered by carrying its neighbour's register across the skip (as in
    step 4) when that numbering agrees better with its calls (Σ log likelihood ratio: accuracy / q for an
@@ -165,24 +167,30 @@ def _composition(code: np.ndarray) -> np.ndarray:
     return np.bincount(code, minlength=4) / len(code)
 
 
+def _registers(codes: list[np.ndarray], span: int) -> int:
+    """How many registers a stretch covering ``span`` consecutive sequence residues could take: its placements
+    inside every sequence long enough to hold it (at least 1)."""
+    return max(1, sum(max(0, len(code) - span + 1) for code in codes))
+
+
 def _keep_supported_runs(group: np.ndarray, index: np.ndarray, scores: np.ndarray,
                          codes: list[np.ndarray]) -> tuple[int, int]:
     """Step 2 on one path, in place; (kept, rejected) runs."""
-    registers = sum(len(c) for c in codes)
     kept = rejected = 0
     for run in _runs(group, index):
         code = codes[int(group[run[0]])]
         composition = _composition(code)
         gaps = int(np.sum(np.diff(index[run]) - np.diff(run)))
         skipped = int(run[-1] - run[0] + 1 - len(run))
-        alternatives = registers * math.comb(len(run) + gaps, gaps) * math.comb(len(run) + skipped, skipped)
+        alternatives = (_registers(codes, len(run) + gaps) * math.comb(len(run) + gaps, gaps)
+                        * math.comb(len(run) + skipped, skipped))
         if noise_probability(scores[run], code[index[run]], composition, alternatives) < NOISE_MAX:
             kept += 1
             continue
         rejected += 1
         for block in _blocks(run, index):
             if len(block) < len(run) and noise_probability(scores[block], code[index[block]], composition,
-                                                            registers) < NOISE_MAX:
+                                                            _registers(codes, len(block))) < NOISE_MAX:
                 kept += 1
             else:
                 group[block], index[block] = -1, -1
