@@ -190,3 +190,18 @@ def test_confidence_table(tmp_path) -> None:
     assert [(r["chain"], int(r["residue_number"]), r["residue_name"]) for r in rows] == \
         [("A", 1, "A"), ("A", 2, "C"), ("A", 3, "G"), ("A", 4, "U")]
     assert [float(r["confidence"]) for r in rows] == pytest.approx(residues.confidence, abs=1e-4)
+
+
+def test_a_phosphate_node_far_from_the_sugar_does_not_pull_the_residue_off_it() -> None:
+    """Residue 7's phosphate node 5 Å off (noise, or the neighbour's P): its own P and residue 6's next P are out of
+    bonding reach of the sugar nodes, so both residues are placed on what remains, their C4′ on the sugar node."""
+    reference, residues = _nodes(RNA, False)
+    p = residues.p.copy()
+    p[7] += [0.0, 5.0, 0.0]
+    moved = atoms.ChainResidues(p, residues.sugar, residues.base, residues.bases, False, residues.confidence)
+    built = atoms.build_chain(moved, "A")
+    for i in (6, 7):
+        assert built[i]["C4'"][0].pos.dist(reference[i]["C4'"][0].pos) < 1.5
+    assert built[7]["P"][0].pos.dist(gemmi.Position(*p[7])) > 2.0  # the stray node is not the residue's P
+    trusted = atoms.build_chain(residues, "A")  # at bonding distance the nodes are used exactly
+    assert trusted[7]["P"][0].pos.dist(gemmi.Position(*residues.p[7])) < 0.01

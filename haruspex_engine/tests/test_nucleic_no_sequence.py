@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from haruspex_engine.nucleic.building.no_sequence import MAX_SKIPPED, choose_residues
+from haruspex_engine.nucleic.building.no_sequence import BREAK_COST, MAX_SKIPPED, choose_residues
 
 
 def _rule_total(xyz: np.ndarray, reward: np.ndarray, kept: tuple[int, ...]) -> float:
@@ -27,12 +27,22 @@ def _rule_total(xyz: np.ndarray, reward: np.ndarray, kept: tuple[int, ...]) -> f
 
 
 def _brute_force(xyz: np.ndarray, scores: np.ndarray) -> float:
+    """Every choice of kept nodes and of the places among them where a new chain starts (a chain's consecutive
+    residues at most MAX_SKIPPED + 1 nodes apart; chains anywhere, BREAK_COST each after the first)."""
     reward = scores.max(axis=1)
     best = -np.inf
     for size in range(1, len(xyz) + 1):
         for kept in itertools.combinations(range(len(xyz)), size):
-            if all(b - a <= MAX_SKIPPED + 1 for a, b in zip(kept, kept[1:])):
-                best = max(best, _rule_total(xyz, reward, kept))
+            for cuts in itertools.product((False, True), repeat=size - 1):
+                chains, start = [], 0
+                for k, cut in enumerate(cuts, start=1):
+                    if cut:
+                        chains.append(kept[start:k])
+                        start = k
+                chains.append(kept[start:])
+                if all(b - a <= MAX_SKIPPED + 1 for chain in chains for a, b in zip(chain, chain[1:])):
+                    total = sum(_rule_total(xyz, reward, chain) for chain in chains)
+                    best = max(best, total - BREAK_COST * (len(chains) - 1))
     return best
 
 
@@ -61,6 +71,19 @@ def test_a_node_on_top_of_another_and_one_halfway_are_skipped_for_free() -> None
     choice = choose_residues(xyz, scores)
     kept = sorted(choice.nodes.tolist())
     assert kept == [0, 1, 3, 5]  # 2 sits 1.1 Å from 1; 4 lies halfway between 3 and 5
+
+
+def test_an_implausible_step_breaks_the_path_into_two_chains() -> None:
+    """A 14 Å jump in the middle of a regular path: both sides are kept, as two chains (one run only kept the
+    better side)."""
+    xyz = np.array([[6.0 * i, 0, 0] for i in range(5)] + [[38.0 + 6.0 * i, 0, 0] for i in range(4)])
+    choice = choose_residues(xyz, np.full((9, 4), 1.0))
+    assert sorted(choice.nodes.tolist()) == list(range(9))
+    runs = [sorted(run.tolist()) for run in choice.runs()]
+    assert sorted(runs) == [[0, 1, 2, 3, 4], [5, 6, 7, 8]]
+    assert choice.score == pytest.approx(9.0 - BREAK_COST)
+    regular = choose_residues(xyz[:5], np.full((5, 4), 1.0))
+    assert len(regular.runs()) == 1 and regular.starts.tolist() == [True, False, False, False, False]
 
 
 def test_reversed_chains_are_given_in_chain_order() -> None:
