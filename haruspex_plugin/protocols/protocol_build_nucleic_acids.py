@@ -117,7 +117,7 @@ class ProtHaruspexBuildNucleicAcids(HaruspexWorkerProtocol):
                       help="Step between the 64³ boxes the networks see, in voxels of the 1 Å grid. 32 (CryoREAD's "
                            "code default) keeps every voxel at least 16 Å inside some box; 16 (the paper's "
                            "setting) needs up to 8 times more boxes for slightly smoother maps.")
-        form.addParam("traceSolutions", params.IntParam, default=1000, validators=[params.Positive],
+        form.addParam("traceSolutions", params.IntParam, default=300, validators=[params.Positive],
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Tracing solutions",
                       help="The backbone tracing (vehicle routing) stops after this many solutions: the result "

@@ -36,7 +36,7 @@ from haruspex_engine.nucleic.building.sequence_model import (
 )
 from haruspex_engine.nucleic.building.sequences import FastaRecords
 from haruspex_engine.nucleic.building.strand_direction import split_strands
-from haruspex_engine.nucleic.building.trace import TraceResult, trace_backbone
+from haruspex_engine.nucleic.building.trace import SOLUTION_LIMIT, TraceResult, trace_backbone
 
 
 @dataclass
@@ -67,7 +67,7 @@ def build_nucleic_model(
     *,
     sequences: FastaRecords | None = None,
     dna: bool = False,
-    solution_limit: int = 1000,
+    solution_limit: int = SOLUTION_LIMIT,
     time_limit_s: float = 120.0,
     assignment_work_scale: float = 1.0,
     assignment_time_limit_s: float = SAFETY_TIME_LIMIT_S,

@@ -50,9 +50,9 @@ When no nucleic acid is found, no model is written and the summary says so (exit
     p.add_argument("--dna", action="store_true",
                    help="name residues DA/DC/DG/DT (default: RNA, A/C/G/U); with --sequence only for traced "
                    "pieces with no residue placed in a chain (the FASTA decides the others)")
-    p.add_argument("--trace-solutions", type=int, default=1000,
+    p.add_argument("--trace-solutions", type=int, default=300,
                    help="tracing stops after this many routing solutions: deterministic, machine-independent "
-                   "(default: 1000, the original's solution limit)")
+                   "(default: 300; the original stops after 1000)")
     p.add_argument("--trace-time-limit", type=float, default=120.0,
                    help="safety limit on tracing, seconds; when it is what stops the search the result depends on "
                    "the machine's speed and the summary says so (default: 120; the original waits ≥ 3600)")

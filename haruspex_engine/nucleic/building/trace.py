@@ -38,6 +38,9 @@ from scipy.spatial import cKDTree
 
 RELAX_DISTANCE_A = 10.0
 MIN_PATH_NODES = 3
+#: Default search budget (solutions). The original stops after 1000; on the corpus's oracle maps (clean and
+#: realistic, 9 builds) 300 gave the same coverage on average (±0.03 per build) in a third of the time.
+SOLUTION_LIMIT = 300
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ def trace_backbone(
     edges: np.ndarray,
     edge_costs: np.ndarray,
     *,
-    solution_limit: int = 1000,
+    solution_limit: int = SOLUTION_LIMIT,
     time_limit_s: float = 120.0,
     max_step_A: float = 10.0,
 ) -> TraceResult:
