@@ -96,3 +96,17 @@ def test_a_stretch_read_off_by_one_inside_a_good_run_is_put_back_in_step():
     reading = [_reading(list(range(14)), list(range(8)) + list(range(9, 15)))]
     register = place_path(_line([6.0] * 13), _scores(calls), reading, [CODES])
     np.testing.assert_array_equal(register.index, np.arange(14))
+
+
+def test_a_chain_read_end_to_end_is_placed_even_in_a_repeat_rich_sequence():
+    """A 22-nt telomeric repeat (AGGGTT)₃AGGG read end to end with two confused bases: its span fits the sequence in
+    one register only, so the reading stands (counted as 22 registers, the repeats made it look like chance); the
+    same residues read as 10 of them (13 registers of that span) are chance."""
+    codes = np.array(["AUCG".index(b) for b in "AGGGUUAGGGUUAGGGUUAGGG"])
+    calls = codes.copy()
+    calls[[4, 15]] = 2  # confused with C
+    whole = place_path(_line([6.0] * 21), _scores(calls), [_reading(list(range(22)), list(range(22)))], [codes])
+    np.testing.assert_array_equal(whole.index, np.arange(22))
+    part = place_path(_line([6.0] * 9), _scores(calls[6:16]), [_reading(list(range(10)), list(range(6, 16)))],
+                      [codes])
+    assert (part.group == -1).all()

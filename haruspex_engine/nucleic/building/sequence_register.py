@@ -24,6 +24,8 @@ oracle-map builds (white and network-like noise, six structures) lost a letter t
    ≥ span (a chain read end to end has one; a repeat-rich sequence can then still be placed), × the ways its
    alignment could place its residue skips (g sequence residues skipped inside the run: C(K + g, g)) and node
    skips (s unlabelled residues inside it: C(K + s, s)). The run is kept when that bound is below NOISE_MAX.
+   A run is also kept only when no other register (the same reading shifted anywhere in any sequence) agrees
+   with as many of its calls: in a repeat the binomial bound does not hold, and the register is undecided.
    A run that fails is tested again block by block (its stretches of consecutive residues read as consecutive
    sequence residues; registers = the placements of the block's span): a path that runs off its chain (onto the
    paired strand) keeps the part that reads right. Residues of rejected runs and blocks are unplaced. Within a kept run,
@@ -167,6 +169,25 @@ def _composition(code: np.ndarray) -> np.ndarray:
     return np.bincount(code, minlength=4) / len(code)
 
 
+def _unambiguous(scores: np.ndarray, index: np.ndarray, group: int, codes: list[np.ndarray]) -> bool:
+    """Whether the reading of residues with base-type scores (K, 4) as ``index`` (K,) of sequence ``group`` agrees
+    with their calls at more residues than the same reading shifted to any other place in any sequence (a repeat,
+    such as a telomeric G-quadruplex, reads the same in several registers: the binomial bound, which takes a wrong
+    register to agree by chance, does not hold there)."""
+    offsets = index - index[0]
+    best = scores.max(axis=1)
+    called = (scores >= best[:, None] - MIN_CALL_SCORE) & (best[:, None] > MIN_CALL_SCORE)  # as _agreement
+    own = int(called[np.arange(len(index)), codes[group][index]].sum())
+    for other, code in enumerate(codes):
+        starts = np.arange(len(code) - int(offsets[-1]))
+        if other == group:
+            starts = starts[starts != index[0]]
+        letters = code[starts[:, None] + offsets[None, :]]  # (starts, K)
+        if starts.size and called[np.arange(len(index))[None, :], letters].sum(axis=1).max() >= own:
+            return False
+    return True
+
+
 def _registers(codes: list[np.ndarray], span: int) -> int:
     """How many registers a stretch covering ``span`` consecutive sequence residues could take: its placements
     inside every sequence long enough to hold it (at least 1)."""
@@ -184,13 +205,16 @@ def _keep_supported_runs(group: np.ndarray, index: np.ndarray, scores: np.ndarra
         skipped = int(run[-1] - run[0] + 1 - len(run))
         alternatives = (_registers(codes, len(run) + gaps) * math.comb(len(run) + gaps, gaps)
                         * math.comb(len(run) + skipped, skipped))
-        if noise_probability(scores[run], code[index[run]], composition, alternatives) < NOISE_MAX:
+        if (noise_probability(scores[run], code[index[run]], composition, alternatives) < NOISE_MAX
+                and _unambiguous(scores[run], index[run], int(group[run[0]]), codes)):
             kept += 1
             continue
         rejected += 1
         for block in _blocks(run, index):
-            if len(block) < len(run) and noise_probability(scores[block], code[index[block]], composition,
-                                                            _registers(codes, len(block))) < NOISE_MAX:
+            if (len(block) < len(run)
+                    and noise_probability(scores[block], code[index[block]], composition,
+                                          _registers(codes, len(block))) < NOISE_MAX
+                    and _unambiguous(scores[block], index[block], int(group[block[0]]), codes)):
                 kept += 1
             else:
                 group[block], index[block] = -1, -1
