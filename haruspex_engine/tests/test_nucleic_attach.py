@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from haruspex_engine.nucleic.building.attach import assign_phosphates, attach_path, base_vectors
+from haruspex_engine.nucleic.building.attach import assign_phosphates, attach_path, base_vectors, linking_density
 from haruspex_engine.nucleic.building.ideal import ideal_na_strand
 from haruspex_engine.nucleic.building.nodes import cluster_nodes
 from haruspex_engine.nucleic.classes import BASE_TYPES, STAGE2_CLASSES
@@ -132,3 +132,21 @@ def test_oracle_rna_gets_its_phosphates_and_bases() -> None:
     truth = [BASE_TYPES.index(BASE_TYPE[residue.name]) for residue in residues]
     assert np.mean(np.argmax(result.scores, axis=1) == truth) >= 0.9
     assert ((result.scores >= 0) & (result.scores <= 3)).all()
+
+
+def test_the_base_joined_to_the_sugar_by_density_is_its_base() -> None:
+    """A sugar with two base nodes: a stacked neighbour's 3.5 Å away across empty space, its own 4.5 Å away along a
+    line of density (the glycosidic bond). With the working density the own base is read; without, the nearest."""
+    sugar = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 0.0]])
+    own, neighbour = np.array([0.0, 0.0, -4.5]), np.array([0.0, 3.5, 0.0])
+    bases = np.array([own, neighbour])
+    vectors = np.array([[0.9, 0.0, 0.0, 0.1], [0.0, 0.0, 0.9, 0.0]])
+    density = np.zeros(SHAPE, np.float32)
+    z0, y0, x0 = -int(ORIGIN[2]), -int(ORIGIN[1]), -int(ORIGIN[0])  # voxel of (0, 0, 0)
+    density[z0 - 5:z0 + 1, y0, x0] = 1.0  # from the sugar down to its own base
+    linked = attach_path(sugar, np.zeros((0, 3)), {"base": bases}, _stage2(bases, vectors), ORIGIN,
+                         linking_density(density))
+    np.testing.assert_allclose(linked.base_xyz[0], own)
+    assert np.argmax(linked.scores[0]) == 0
+    nearest = attach_path(sugar, np.zeros((0, 3)), {"base": bases}, _stage2(bases, vectors), ORIGIN)
+    np.testing.assert_allclose(nearest.base_xyz[0], neighbour)

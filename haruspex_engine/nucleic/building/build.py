@@ -21,7 +21,7 @@ import numpy as np
 from haruspex_engine.maps import Vec3
 from haruspex_engine.nucleic.building import nucleotides
 from haruspex_engine.nucleic.building.atoms import ChainResidues, build_model, residue_coordinates
-from haruspex_engine.nucleic.building.attach import PathAttachment, attach_path
+from haruspex_engine.nucleic.building.attach import PathAttachment, attach_path, linking_density
 from haruspex_engine.nucleic.building.fragment_select import SAFETY_TIME_LIMIT_S
 from haruspex_engine.nucleic.building.graph import build_sugar_graph
 from haruspex_engine.nucleic.building.no_sequence import choose_residues
@@ -95,7 +95,7 @@ def build_nucleic_model(
 
     t0 = time.perf_counter()
     paths = []
-    pieces, strands = _strand_pieces(trace.paths, graph.xyz, nodes, stage2, origin)
+    pieces, strands = _strand_pieces(trace.paths, graph.xyz, nodes, stage2, origin, linking_density(density))
     strands.update(cut_no_step=0, reversed=0, direction_by_fit=0)
     for whole_sugar, whole_attached, direction in pieces:
         if np.isnan(whole_attached.base_xyz).any():
@@ -124,8 +124,9 @@ def build_nucleic_model(
                        filtered.report)
 
 
-def _strand_pieces(paths: list[np.ndarray], sugar_xyz: np.ndarray, nodes: dict, stage2: np.ndarray,
-                   origin: Vec3) -> tuple[list[tuple[np.ndarray, PathAttachment, bool | None]], dict[str, int]]:
+def _strand_pieces(paths: list[np.ndarray], sugar_xyz: np.ndarray, nodes: dict, stage2: np.ndarray, origin: Vec3,
+                   link_density: np.ndarray) -> tuple[list[tuple[np.ndarray, PathAttachment, bool | None]],
+                                                      dict[str, int]]:
     """The traced paths cut into stretches that follow one strand one way (``strand_direction.split_strands``),
     each with its own attachment and direction: (sugar positions (L, 3) Å, attachment, reverse or None when the
     nodes give no direction), in path order; and the counts of paths, cuts and stretches."""
@@ -133,7 +134,7 @@ def _strand_pieces(paths: list[np.ndarray], sugar_xyz: np.ndarray, nodes: dict, 
     counts = {"paths": len(paths), "stretches": 0, "cut_base_pair": 0, "cut_direction_flip": 0}
     for path in paths:
         sugar = sugar_xyz[path]
-        attached = attach_path(sugar, nodes["phosphate"].xyz, nodes, stage2, origin)
+        attached = attach_path(sugar, nodes["phosphate"].xyz, nodes, stage2, origin, link_density)
         stretches = split_strands(sugar, attached)
         counts["stretches"] += len(stretches)
         for stretch in stretches:
@@ -141,7 +142,7 @@ def _strand_pieces(paths: list[np.ndarray], sugar_xyz: np.ndarray, nodes: dict, 
                 counts[f"cut_{stretch.cut}"] += 1
             piece = sugar[stretch.start:stretch.stop]
             own = attached if len(stretches) == 1 else attach_path(piece, nodes["phosphate"].xyz, nodes, stage2,
-                                                                   origin)
+                                                                   origin, link_density)
             pieces.append((piece, own, stretch.reverse))
     return pieces, counts
 
