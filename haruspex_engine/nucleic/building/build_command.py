@@ -57,7 +57,7 @@ When no nucleic acid is found, no model is written and the summary says so (exit
                    help="safety limit on tracing, seconds; when it is what stops the search the result depends on "
                    "the machine's speed and the summary says so (default: 120; the original waits ≥ 3600)")
     p.add_argument("--assign-budget", type=float, default=1.0, metavar="SCALE",
-                   help="work budget of the fragment choice (CP-SAT): SCALE x (5 + 0.005 x candidate fragments) "
+                   help="work budget of the fragment choice (CP-SAT): SCALE x (1 + 0.001 x candidate fragments) "
                    "units of the solver's deterministic time (about a second of one core "
                    "each): deterministic, machine-independent; it stops earlier when it proves the best choice, and "
                    "the console and summary say when it did not (default: 1)")
