@@ -58,7 +58,7 @@ from haruspex_engine.nucleic.classes import BASE_TYPES, STAGE2_CLASSES
 BASE_NODE_CLASSES = ("A", "UT", "C", "G", "base")
 #: Å: largest sugar–phosphate distance (end and inherited phosphates); sums up to twice this for a sugar pair.
 PHOSPHATE_REACH_A = 7.0
-#: Å: the nearest base node's vector is halved beyond this distance from the sugar.
+#: Å: a sugar's base-node vector is halved beyond this distance from the sugar.
 BASE_NEAR_A = 10.0
 #: Å: the base node of a sugar is looked for this far from it (own bases lie 3.2–5.3 Å away, 10–90 %).
 BASE_LINK_REACH_A = 7.0
@@ -66,7 +66,7 @@ BASE_LINK_REACH_A = 7.0
 LINK_SMOOTHING_A = 1.0
 #: Points read along a sugar–base segment, ends included.
 LINK_SAMPLES = 11
-#: Largest base-type score: three contributions of at most 1 each.
+#: Largest base-type score: 3 × a base node's probability vector (the original's scale: three terms of at most 1).
 MAX_BASE_SCORE = 3.0
 #: Weight of a far base node's vector.
 FAR_WEIGHT = 0.5
@@ -80,7 +80,8 @@ class PathAttachment:
 
     prev_p, next_p: float64 (L, 3) phosphate positions (x, y, z) in Å, NaN rows where a node has none.
     prev_index, next_index: int (L,) the same as indices into the phosphate nodes, -1 where none.
-    base_xyz: float64 (L, 3) position (Å) of each node's nearest base node, NaN rows when there are no base nodes.
+    base_xyz: float64 (L, 3) position (Å) of each node's base node (see the module docstring), NaN rows when there
+    are no base nodes.
     scores: float64 (L, 4) base-type scores in BASE_TYPES order (A, UT, C, G), each in [0, 3].
     """
 
@@ -105,7 +106,7 @@ def attach_path(
     origin: Vec3,
     link_density: np.ndarray | None = None,
 ) -> PathAttachment:
-    """Phosphates, nearest base nodes and base-type scores of one path (see the module docstring).
+    """Phosphates, base nodes and base-type scores of one path (see the module docstring).
 
     sugar_xyz: (L, 3) sugar node positions in path order, Å. phosphate_xyz: (M, 3) all phosphate node positions, Å.
     base_nodes: node sets or (N, 3) positions by class name, e.g. the result of ``cluster_nodes``; only the classes

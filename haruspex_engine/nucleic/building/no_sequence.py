@@ -7,7 +7,7 @@ programme keeps a subset of nodes as residues:
   (4, 10) Å, nothing inside;
 - skipping a node k after kept node j is free when d(j, k) + d(k, k+1) < 10 Å or d(j, k) ≤ 4 Å (k lies on the
   way, or on top of j), and costs 10·(d(j, k) − 7)² otherwise.
-A residue may also start a new chain after any earlier residue, at no cost (the nodes between are left out):
+A residue may also start a new chain after any earlier residue, at BREAK_COST (the nodes between are left out):
 where no step is plausible the path breaks into several chains instead of being cut down to its best single run
 (the original keeps one run per path, so one bad step lost everything on one side of it: half of 4P5J's clean
 map). The programme runs on the path and on its reverse; the better total decides the chain direction (the order
@@ -34,9 +34,8 @@ BREAK_COST = 3.0
 @dataclass(frozen=True)
 class ResidueChoice:
     """nodes: indices into the path's nodes of the residues, in chain (5′→3′) order; reversed: the chain runs
-    against the path's order; bases: one of A, UT, C, G per residue; score: the programme's total; chains: the
-    number of chain starts among ``nodes`` (its first residue, then every new chain), the same length as nodes,
-    True where a chain starts."""
+    against the path's order; bases: one of A, UT, C, G per residue; score: the programme's total; starts: (len(nodes),)
+    bool, True where a chain starts (the first residue, then every residue that starts a new chain)."""
 
     nodes: np.ndarray
     reversed: bool

@@ -152,9 +152,14 @@ def _agreement(scores: np.ndarray, letters: np.ndarray,
                composition: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per residue: whether it has base calls, whether ``letters`` is among them, and the chance q that a random
     residue of the sequence is."""
-    best = scores.max(axis=1)
-    called = (scores >= best[:, None] - MIN_CALL_SCORE) & (best[:, None] > MIN_CALL_SCORE)
+    called = _calls(scores)
     return called.any(axis=1), called[np.arange(len(letters)), letters], called @ composition
+
+
+def _calls(scores: np.ndarray) -> np.ndarray:
+    """(K, 4) bool: each residue's base calls, its best-scoring base types (ties included; none without a score)."""
+    best = scores.max(axis=1)
+    return (scores >= best[:, None] - MIN_CALL_SCORE) & (best[:, None] > MIN_CALL_SCORE)
 
 
 def _log_ratios(scores: np.ndarray, letters: np.ndarray, composition: np.ndarray, accuracy: float) -> np.ndarray:
@@ -175,8 +180,7 @@ def _unambiguous(scores: np.ndarray, index: np.ndarray, group: int, codes: list[
     such as a telomeric G-quadruplex, reads the same in several registers: the binomial bound, which takes a wrong
     register to agree by chance, does not hold there)."""
     offsets = index - index[0]
-    best = scores.max(axis=1)
-    called = (scores >= best[:, None] - MIN_CALL_SCORE) & (best[:, None] > MIN_CALL_SCORE)  # as _agreement
+    called = _calls(scores)
     own = int(called[np.arange(len(index)), codes[group][index]].sum())
     for other, code in enumerate(codes):
         starts = np.arange(len(code) - int(offsets[-1]))
