@@ -4,11 +4,12 @@ The steps, each in its own module: node clustering (nodes) → sugar graph (grap
 phosphate and base attachment per path (attach) → paths cut into stretches that follow one strand one way, at hops
 across a base pair and where the nucleotides' handedness shows a fold-back, each stretch's 5′→3′ direction read
 from that handedness (strand_direction) → residue choice without sequence (no_sequence) and, where the nodes give
-no direction, chain direction by full-atom fit → with sequences: fragment
-alignment in that direction and selection (sequence_assign) and chains in sequence register (sequence_model) → full
-atoms (atoms). The direction comes from geometry, not from the sequence: with noisy base calls a short path aligns
-about as well against the reversed chain, and a chain built the wrong way round misplaces every sugar. Per-residue
-confidence (B-factor) is the residue's score for its base divided by the maximum of 3.
+no direction, chain direction by full-atom fit → with sequences: fragment alignment in that direction and selection
+(sequence_assign) and chains in sequence register (sequence_model) → full atoms (atoms) → each nucleotide fitted
+as a rigid body into the maps (residue_fit). The direction comes from geometry, not from the sequence: with noisy
+base calls a short path aligns about as well against the reversed chain, and a chain built the wrong way round
+misplaces every sugar. Per-residue confidence (B-factor) is the residue's score for its base divided by the
+maximum of 3.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from haruspex_engine.nucleic.building.graph import build_sugar_graph
 from haruspex_engine.nucleic.building.no_sequence import choose_residues
 from haruspex_engine.nucleic.building.node_evidence import filter_nodes
 from haruspex_engine.nucleic.building.nodes import class_weights, nodes_from_weights
+from haruspex_engine.nucleic.building.residue_fit import FitMaps, fit_maps, fit_residues
 from haruspex_engine.nucleic.building.sequence_assign import SequenceAssignment, group_sequences
 from haruspex_engine.nucleic.building.sequence_model import (
     MIN_CHAIN_RESIDUES,
@@ -48,7 +50,9 @@ class BuildResult:
     cut_direction_flip (cuts where the direction evidence flips: fold-backs), cut_no_step (cuts where residue
     choice found no plausible step between kept nodes), reversed (chains built against the trace order),
     direction_by_fit (chains whose direction came from the full-atom fit, the nodes giving none).
-    node_filter: what the node evidence rules kept (``node_evidence.FilteredNodes.report``)."""
+    node_filter: what the node evidence rules kept (``node_evidence.FilteredNodes.report``). residue_fit: per model
+    ("model", and "unsequenced" with sequences), what the rigid-body fit into the maps did
+    (``residue_fit.FitReport.as_dict``)."""
 
     structure: gemmi.Structure | None
     unsequenced: gemmi.Structure | None
@@ -58,6 +62,7 @@ class BuildResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     strands: dict[str, int] = field(default_factory=dict)
     node_filter: dict[str, int | float | None] = field(default_factory=dict)
+    residue_fit: dict[str, dict[str, float | int]] = field(default_factory=dict)
 
 
 def build_nucleic_model(
@@ -112,16 +117,43 @@ def build_nucleic_model(
     unsequenced = [chain for _, _, chain, _ in paths if chain is not None]
     unsequenced_model = build_model(unsequenced) if unsequenced else None
     timings["residues"] = time.perf_counter() - t0
+    fit = _MapFit(stage2, density, origin, graph.xyz, timings)
     if sequences is None:
-        return BuildResult(unsequenced_model, None, trace, None, counts, timings, strands, filtered.report)
+        fit(unsequenced_model, "model")
+        return BuildResult(unsequenced_model, None, trace, None, counts, timings, strands, filtered.report,
+                           fit.reports)
 
     t0 = time.perf_counter()
     sequenced = sequenced_model([TracedPath(sugar, attached, chain, reverse)
                                  for sugar, attached, chain, reverse in paths], group_sequences(sequences), dna,
                                 assignment_work_scale, assignment_time_limit_s)
     timings["sequence"] = time.perf_counter() - t0
+    fit(sequenced.structure, "model")
+    fit(unsequenced_model, "unsequenced")
     return BuildResult(sequenced.structure, unsequenced_model, trace, sequenced.assignment, counts, timings, strands,
-                       filtered.report)
+                       filtered.report, fit.reports)
+
+
+class _MapFit:
+    """Fits built models into the maps (``residue_fit``), preparing the fit targets once, on first use; records
+    each model's report and adds the seconds spent to timings["fit"]."""
+
+    def __init__(self, stage2: np.ndarray, density: np.ndarray, origin: Vec3, sugar_xyz: np.ndarray,
+                 timings: dict[str, float]) -> None:
+        self._inputs = (stage2, density, origin, sugar_xyz)
+        self._maps: FitMaps | None = None
+        self._timings = timings
+        self.reports: dict[str, dict[str, float | int]] = {}
+
+    def __call__(self, structure: gemmi.Structure | None, label: str) -> None:
+        if structure is None:
+            return
+        t0 = time.perf_counter()
+        if self._maps is None:
+            stage2, density, origin, sugar_xyz = self._inputs
+            self._maps = fit_maps(stage2, density, origin, sugar_xyz)
+        self.reports[label] = fit_residues(structure, self._maps).as_dict()
+        self._timings["fit"] = self._timings.get("fit", 0.0) + time.perf_counter() - t0
 
 
 def _strand_pieces(paths: list[np.ndarray], sugar_xyz: np.ndarray, nodes: dict, stage2: np.ndarray, origin: Vec3,

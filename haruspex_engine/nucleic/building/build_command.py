@@ -40,7 +40,8 @@ Outputs in OUTDIR:
   PREFIX_na_masked.mrc     the working map with protein and non-nucleic-acid density zeroed (CryoREAD's map for
                            refinement: protein probability >= 0.6, sugar + phosphate + base <= 0.1, or density at
                            or below the contour); written even when no model is built
-  PREFIX_build.json        chains, residues, how tracing and assignment stopped, node counts, timings (last)
+  PREFIX_build.json        chains, residues, how tracing and assignment stopped, node counts, how far the fit
+                           into the maps moved the residues, timings (last)
 When no nucleic acid is found, no model is written and the summary says so (exit status 0).""",
     )
     p.add_argument("detection", type=Path,
@@ -155,6 +156,7 @@ def run_build(args: argparse.Namespace) -> int:
         "node_counts": result.node_counts,
         "node_filter": result.node_filter,
         "strands": result.strands,
+        "residue_fit": result.residue_fit,
         "trace": None if trace is None else {"stopped_by": trace.stopped_by, "solutions": trace.solutions,
                                              "seconds": round(trace.seconds, 3), "paths": len(trace.paths),
                                              "dropped_nodes": trace.dropped},

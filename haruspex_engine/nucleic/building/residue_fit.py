@@ -1,0 +1,217 @@
+"""Rigid-body fit of each built nucleotide into the detection maps and the working density.
+
+The nucleotides of a built chain sit where the nodes put them: the sugar node (a mean-shift mode of a noisy
+probability map) and the phosphate nodes attached to it. On network-like maps (correlated noise, blobs of varying
+width and peak) those nodes are 1.3–1.8 Å from the sugar-ring centroid, and a built C4′ lands a median 1.7–2.2 Å
+from the deposited one; a residue more than 3 Å off is not a residue a user can refine. Every atom of the residue,
+however, has a map to sit in: sugar atoms in the sugar map, phosphate atoms in the phosphate map, base atoms in the
+base map, and all of them in the density. This step moves each residue as a rigid body uphill on
+
+    Σ_atoms [class map(atom) + density(atom)]        (maps smoothed by a Gaussian of SMOOTH_SIGMA_A)
+    − BOND_WEIGHT / 2 · Σ_links (|O3′(i) − P(i+1)| − O3P_BOND_A)²
+    − CLASH_WEIGHT / 2 · Σ_{C4′ pairs closer than CLASH_A} (CLASH_A − d)²
+    − TETHER_WEIGHT / 2 · Σ_atoms |x − x_start|²
+
+by ITERATIONS steps of projected gradient ascent: each step translates a residue along its mean atom force
+(× STEP_GAIN, at most MAX_SHIFT_A) and turns it about its centroid along its torque (× STEP_GAIN / moment, at most
+MAX_TURN_RAD). Residues keep their internal geometry; links join consecutive residues of a chain (numbers i, i+1).
+The tether keeps a residue near where the trace put it, so a residue cannot slide onto its neighbour's sugar; the
+clash term keeps two residues from settling on one blob.
+
+Measured on the na-corpus oracle maps (10 entries, seeds 0 and 1, without the sequence): backbone coverage never
+lower in 40 builds; realistic maps +0.07 on average (0.75 → 0.82), clean +0.02; precision up by the same amounts.
+
+Coordinates are model coordinates (x, y, z) in Å; maps are (Z, Y, X) on a 1 Å grid whose voxel (0, 0, 0) is at
+``origin``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gemmi
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from haruspex_engine.maps import Vec3
+from haruspex_engine.nucleic.building.nucleotides import PHOSPHATE_ATOMS, SUGAR_ATOMS
+from haruspex_engine.nucleic.classes import STAGE2_CLASSES
+
+#: Å: σ of the Gaussian that smooths every map before the fit (a smooth, wider basin for the gradient).
+SMOOTH_SIGMA_A = 0.7
+ITERATIONS = 100
+#: Å per unit of mean force: translation step gain (and turn gain per unit of torque / moment of inertia).
+STEP_GAIN = 2.0
+MAX_SHIFT_A = 0.3
+MAX_TURN_RAD = 0.05
+#: Target O3′(i) – P(i+1) bond length (Å) and its restraint weight (per Å²).
+O3P_BOND_A = 1.6
+BOND_WEIGHT = 0.5
+#: C4′ atoms of two residues closer than this (Å) push apart with this weight (per Å²).
+CLASH_A = 4.5
+CLASH_WEIGHT = 0.2
+#: Pull of every atom back to its starting position (per Å²).
+TETHER_WEIGHT = 0.1
+#: Å of margin kept around the sugar nodes when the maps are cropped for the fit (a nucleotide's farthest base
+#: atom lies about 9 Å from its sugar, and a residue moves a few Å at most).
+_MARGIN_A = 14
+#: The map each atom class sits in (base: every atom that is neither sugar nor phosphate).
+_ATOM_MAPS = ("sugar", "phosphate", "base")
+
+
+@dataclass(frozen=True)
+class FitMaps:
+    """The smoothed fit targets of one build: per atom class (sugar, phosphate, base) the class map plus the
+    density, (Z, Y, X), with their gradients; voxel (0, 0, 0) at ``origin`` (x, y, z) Å, 1 Å spacing."""
+
+    targets: dict[str, np.ndarray]
+    gradients: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    origin: np.ndarray
+
+    def forces(self, xyz: np.ndarray, atom_class: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Target values (n,) and their gradients (n, 3) in x, y, z, for atoms at xyz (n, 3) Å of classes
+        atom_class (n,) (indices into ("sugar", "phosphate", "base"))."""
+        values = np.zeros(len(xyz))
+        gradient = np.zeros((len(xyz), 3))
+        for k, name in enumerate(_ATOM_MAPS):
+            rows = atom_class == k
+            if not rows.any():
+                continue
+            index = (xyz[rows] - self.origin)[:, ::-1].T
+            values[rows] = ndimage.map_coordinates(self.targets[name], index, order=1, mode="constant")
+            gz, gy, gx = self.gradients[name]
+            gradient[rows] = np.stack([ndimage.map_coordinates(g, index, order=1, mode="constant")
+                                       for g in (gx, gy, gz)], axis=1)
+        return values, gradient
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """residues: residues fitted. c4_shift_median_A / c4_shift_max_A: how far their C4′ atoms moved (Å).
+    score_before / score_after: mean target value per atom before and after the fit."""
+
+    residues: int
+    c4_shift_median_A: float
+    c4_shift_max_A: float
+    score_before: float
+    score_after: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"residues": self.residues, "c4_shift_median_A": round(self.c4_shift_median_A, 2),
+                "c4_shift_max_A": round(self.c4_shift_max_A, 2), "score_before": round(self.score_before, 3),
+                "score_after": round(self.score_after, 3)}
+
+
+def fit_maps(stage2: np.ndarray, density: np.ndarray, origin: Vec3, around: np.ndarray) -> FitMaps:
+    """Fit targets from stage-2 maps (8, Z, Y, X), the working density (Z, Y, X) and the grid origin (x, y, z) Å,
+    cropped to the box of the points ``around`` (n, 3) Å (the sugar nodes) plus a margin."""
+    origin = np.asarray(origin, float)
+    shape = np.array(density.shape[::-1])
+    low = np.clip(np.floor(around.min(axis=0) - origin).astype(int) - _MARGIN_A, 0, shape)
+    high = np.clip(np.ceil(around.max(axis=0) - origin).astype(int) + _MARGIN_A + 1, 0, shape)
+    box = (slice(low[2], high[2]), slice(low[1], high[1]), slice(low[0], high[0]))
+    smooth_density = ndimage.gaussian_filter(np.asarray(density[box], np.float32), SMOOTH_SIGMA_A)
+    targets, gradients = {}, {}
+    for name in _ATOM_MAPS:
+        channel = np.asarray(stage2[STAGE2_CLASSES.index(name)][box], np.float32)
+        target = ndimage.gaussian_filter(channel, SMOOTH_SIGMA_A) + smooth_density
+        targets[name] = target
+        gradients[name] = tuple(np.gradient(target)) if min(target.shape) > 1 else tuple(
+            np.zeros_like(target) for _ in range(3))
+    return FitMaps(targets, gradients, origin + low)
+
+
+def fit_residues(structure: gemmi.Structure, maps: FitMaps) -> FitReport:
+    """Move every nucleotide of the first model of ``structure`` rigidly into ``maps`` (in place; see the module
+    docstring). Residues keep their names, numbers and B-factors."""
+    atoms = [(residue_index, atom) for residue_index, residue in enumerate(_residues(structure))
+             for atom in residue]
+    if not atoms:
+        return FitReport(0, 0.0, 0.0, 0.0, 0.0)
+    owner = np.array([k for k, _ in atoms])
+    names = [atom.name for _, atom in atoms]
+    start = np.array([atom.pos.tolist() for _, atom in atoms])
+    atom_class = np.array([0 if n in SUGAR_ATOMS else 1 if n in PHOSPHATE_ATOMS else 2 for n in names])
+    c4 = np.array([i for i, n in enumerate(names) if n == "C4'"], dtype=np.int64)
+    links = _links(structure, owner, names)
+    before, _ = maps.forces(start, atom_class)
+    xyz = _ascend(start, owner, atom_class, c4, links, maps)
+    after, _ = maps.forces(xyz, atom_class)
+    for (_, atom), position in zip(atoms, xyz):
+        atom.pos = gemmi.Position(*position)
+    shift = np.linalg.norm(xyz[c4] - start[c4], axis=1) if len(c4) else np.zeros(1)
+    return FitReport(int(owner[-1]) + 1, float(np.median(shift)), float(shift.max()), float(before.mean()),
+                     float(after.mean()))
+
+
+def _residues(structure: gemmi.Structure) -> list[gemmi.Residue]:
+    return [residue for chain in structure[0] for residue in chain]
+
+
+def _links(structure: gemmi.Structure, owner: np.ndarray, names: list[str]) -> np.ndarray:
+    """(links, 2) atom indices of O3′(i) and P(i+1) for consecutive residues (numbers n, n + 1) of one chain;
+    residues are indexed in model order, as ``owner`` gives each atom's residue."""
+    where = {(int(owner[i]), n): i for i, n in enumerate(names) if n in ("O3'", "P")}
+    pairs = []
+    offset = 0
+    for chain in structure[0]:
+        for k in range(len(chain) - 1):
+            i, j = offset + k, offset + k + 1
+            if chain[k + 1].seqid.num == chain[k].seqid.num + 1 and (i, "O3'") in where and (j, "P") in where:
+                pairs.append((where[(i, "O3'")], where[(j, "P")]))
+        offset += len(chain)
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def _ascend(start: np.ndarray, owner: np.ndarray, atom_class: np.ndarray, c4: np.ndarray, links: np.ndarray,
+            maps: FitMaps) -> np.ndarray:
+    """Atom positions (n, 3) Å after ITERATIONS rigid-body gradient steps from ``start``."""
+    n_residues = int(owner[-1]) + 1
+    count = np.bincount(owner, minlength=n_residues).astype(float)[:, None]
+    xyz = start.copy()
+    for _ in range(ITERATIONS):
+        _, force = maps.forces(xyz, atom_class)
+        if len(links):
+            bond = xyz[links[:, 1]] - xyz[links[:, 0]]
+            length = np.linalg.norm(bond, axis=1, keepdims=True)
+            pull = BOND_WEIGHT * (length - O3P_BOND_A) * bond / np.maximum(length, 1e-6)
+            np.add.at(force, links[:, 0], pull)
+            np.add.at(force, links[:, 1], -pull)
+        if len(c4) > 1:
+            close = cKDTree(xyz[c4]).query_pairs(CLASH_A, output_type="ndarray")
+            if len(close):
+                apart = xyz[c4[close[:, 1]]] - xyz[c4[close[:, 0]]]
+                distance = np.linalg.norm(apart, axis=1, keepdims=True)
+                push = CLASH_WEIGHT * (CLASH_A - distance) * apart / np.maximum(distance, 1e-6)
+                np.add.at(force, c4[close[:, 0]], -push)
+                np.add.at(force, c4[close[:, 1]], push)
+        force += TETHER_WEIGHT * (start - xyz)
+        xyz = _rigid_step(xyz, force, owner, count)
+    return xyz
+
+
+def _rigid_step(xyz: np.ndarray, force: np.ndarray, owner: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Each residue translated along its mean force and turned about its centroid along its torque (capped)."""
+    n_residues = len(count)
+    centre = np.zeros((n_residues, 3))
+    np.add.at(centre, owner, xyz)
+    centre /= count
+    mean_force = np.zeros((n_residues, 3))
+    np.add.at(mean_force, owner, force)
+    mean_force /= count
+    arm = xyz - centre[owner]
+    torque = np.zeros((n_residues, 3))
+    np.add.at(torque, owner, np.cross(arm, force))
+    moment = np.bincount(owner, weights=(arm * arm).sum(axis=1), minlength=n_residues)[:, None] / count
+    shift = _capped(STEP_GAIN * mean_force, MAX_SHIFT_A)
+    turn = _capped(STEP_GAIN * torque / count / np.maximum(moment, 1e-6), MAX_TURN_RAD)
+    angle = np.linalg.norm(turn, axis=1)
+    axis = (turn / np.maximum(angle, 1e-12)[:, None])[owner]
+    cos, sin = np.cos(angle)[owner][:, None], np.sin(angle)[owner][:, None]
+    turned = arm * cos + np.cross(axis, arm) * sin + axis * (axis * arm).sum(axis=1, keepdims=True) * (1 - cos)
+    return centre[owner] + turned + shift[owner]
+
+
+def _capped(vectors: np.ndarray, limit: float) -> np.ndarray:
+    length = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors * np.minimum(1.0, limit / np.maximum(length, 1e-12))
