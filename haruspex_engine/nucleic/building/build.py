@@ -23,6 +23,7 @@ from haruspex_engine.maps import Vec3
 from haruspex_engine.nucleic.building import nucleotides
 from haruspex_engine.nucleic.building.atoms import ChainResidues, build_model, residue_coordinates
 from haruspex_engine.nucleic.building.attach import PathAttachment, attach_path, linking_density
+from haruspex_engine.nucleic.building.fit_direction import fit_direction_evidence
 from haruspex_engine.nucleic.building.fragment_select import SAFETY_TIME_LIMIT_S
 from haruspex_engine.nucleic.building.graph import build_sugar_graph
 from haruspex_engine.nucleic.building.no_sequence import choose_residues
@@ -99,8 +100,13 @@ def build_nucleic_model(
     timings["trace"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    fit = _MapFit(fit_maps(stage2, density, origin, graph.xyz) if len(graph.xyz) else None, timings)
+    timings["fit"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     paths = []
-    pieces, strands = _strand_pieces(trace.paths, graph.xyz, nodes, stage2, origin, linking_density(density))
+    pieces, strands = _strand_pieces(trace.paths, graph.xyz, nodes, stage2, origin, linking_density(density),
+                                     fit.maps, dna)
     strands.update(cut_no_step=0, reversed=0, direction_by_fit=0)
     for whole_sugar, whole_attached, direction in pieces:
         if np.isnan(whole_attached.base_xyz).any():
@@ -117,7 +123,6 @@ def build_nucleic_model(
     unsequenced = [chain for _, _, chain, _ in paths if chain is not None]
     unsequenced_model = build_model(unsequenced) if unsequenced else None
     timings["residues"] = time.perf_counter() - t0
-    fit = _MapFit(stage2, density, origin, graph.xyz, timings)
     if sequences is None:
         fit(unsequenced_model, "model")
         return BuildResult(unsequenced_model, None, trace, None, counts, timings, strands, filtered.report,
@@ -135,39 +140,36 @@ def build_nucleic_model(
 
 
 class _MapFit:
-    """Fits built models into the maps (``residue_fit``), preparing the fit targets once, on first use; records
-    each model's report and adds the seconds spent to timings["fit"]."""
+    """Fits built models into the maps (``residue_fit``): records each model's report and adds the seconds spent
+    to timings["fit"]."""
 
-    def __init__(self, stage2: np.ndarray, density: np.ndarray, origin: Vec3, sugar_xyz: np.ndarray,
-                 timings: dict[str, float]) -> None:
-        self._inputs = (stage2, density, origin, sugar_xyz)
-        self._maps: FitMaps | None = None
+    def __init__(self, maps: FitMaps | None, timings: dict[str, float]) -> None:
+        self.maps = maps
         self._timings = timings
         self.reports: dict[str, dict[str, float | int]] = {}
 
     def __call__(self, structure: gemmi.Structure | None, label: str) -> None:
-        if structure is None:
+        if structure is None or self.maps is None:
             return
         t0 = time.perf_counter()
-        if self._maps is None:
-            stage2, density, origin, sugar_xyz = self._inputs
-            self._maps = fit_maps(stage2, density, origin, sugar_xyz)
-        self.reports[label] = fit_residues(structure, self._maps).as_dict()
-        self._timings["fit"] = self._timings.get("fit", 0.0) + time.perf_counter() - t0
+        self.reports[label] = fit_residues(structure, self.maps).as_dict()
+        self._timings["fit"] += time.perf_counter() - t0
 
 
 def _strand_pieces(paths: list[np.ndarray], sugar_xyz: np.ndarray, nodes: dict, stage2: np.ndarray, origin: Vec3,
-                   link_density: np.ndarray) -> tuple[list[tuple[np.ndarray, PathAttachment, bool | None]],
-                                                      dict[str, int]]:
-    """The traced paths cut into stretches that follow one strand one way (``strand_direction.split_strands``),
-    each with its own attachment and direction: (sugar positions (L, 3) Å, attachment, reverse or None when the
-    nodes give no direction), in path order; and the counts of paths, cuts and stretches."""
+                   link_density: np.ndarray, maps: FitMaps,
+                   dna: bool) -> tuple[list[tuple[np.ndarray, PathAttachment, bool | None]], dict[str, int]]:
+    """The traced paths cut into stretches that follow one strand one way (``strand_direction.split_strands``, the
+    handedness of the nodes plus the fit of each path built both ways, ``fit_direction``), each with its own
+    attachment and direction: (sugar positions (L, 3) Å, attachment, reverse or None when the nodes give no
+    direction), in path order; and the counts of paths, cuts and stretches."""
     pieces = []
     counts = {"paths": len(paths), "stretches": 0, "cut_base_pair": 0, "cut_direction_flip": 0}
-    for path in paths:
-        sugar = sugar_xyz[path]
-        attached = attach_path(sugar, nodes["phosphate"].xyz, nodes, stage2, origin, link_density)
-        stretches = split_strands(sugar, attached)
+    attached_paths = [(sugar_xyz[path], attach_path(sugar_xyz[path], nodes["phosphate"].xyz, nodes, stage2, origin,
+                                                    link_density)) for path in paths]
+    fitted = fit_direction_evidence(attached_paths, maps, dna)
+    for (sugar, attached), fit_evidence in zip(attached_paths, fitted):
+        stretches = split_strands(sugar, attached, fit_evidence)
         counts["stretches"] += len(stretches)
         for stretch in stretches:
             if stretch.cut != "path_start":

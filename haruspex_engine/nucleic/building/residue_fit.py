@@ -131,7 +131,7 @@ def fit_residues(structure: gemmi.Structure, maps: FitMaps) -> FitReport:
     owner = np.array([k for k, _ in atoms])
     names = [atom.name for _, atom in atoms]
     start = np.array([atom.pos.tolist() for _, atom in atoms])
-    atom_class = np.array([0 if n in SUGAR_ATOMS else 1 if n in PHOSPHATE_ATOMS else 2 for n in names])
+    atom_class = _atom_classes(names)
     c4 = np.array([i for i, n in enumerate(names) if n == "C4'"], dtype=np.int64)
     links = _links(structure, owner, names)
     before, _ = maps.forces(start, atom_class)
@@ -142,6 +142,22 @@ def fit_residues(structure: gemmi.Structure, maps: FitMaps) -> FitReport:
     shift = np.linalg.norm(xyz[c4] - start[c4], axis=1) if len(c4) else np.zeros(1)
     return FitReport(int(owner[-1]) + 1, float(np.median(shift)), float(shift.max()), float(before.mean()),
                      float(after.mean()))
+
+
+def residue_scores(structure: gemmi.Structure, maps: FitMaps) -> np.ndarray:
+    """(residues,) mean target value over each residue's atoms, residues of the first model in order."""
+    residues = _residues(structure)
+    if not residues:
+        return np.zeros(0)
+    owner = np.array([k for k, residue in enumerate(residues) for _ in residue])
+    xyz = np.array([atom.pos.tolist() for residue in residues for atom in residue])
+    values, _ = maps.forces(xyz, _atom_classes([atom.name for residue in residues for atom in residue]))
+    return np.bincount(owner, weights=values, minlength=len(residues)) / np.bincount(owner, minlength=len(residues))
+
+
+def _atom_classes(names: list[str]) -> np.ndarray:
+    """(atoms,) index into ("sugar", "phosphate", "base") of each atom name."""
+    return np.array([0 if n in SUGAR_ATOMS else 1 if n in PHOSPHATE_ATOMS else 2 for n in names], dtype=np.int64)
 
 
 def _residues(structure: gemmi.Structure) -> list[gemmi.Residue]:

@@ -21,7 +21,8 @@ apart a run of contrary nodes inside a path takes two flips: between bridged ste
 or more clearly contrary nodes, so the odd wrong node stays in its stretch; between unbridged steps (2.0) a run
 with Σ|e| > 1 is enough. At a path end one flip does. A stretch whose |Σ e| is below MIN_EVIDENCE (no phosphates
 or bases found) has no direction; the caller decides it otherwise. This is an addition to CryoREAD's method, which
-reads each path in one direction (here formerly by the full-atom fit of the whole path). Measured on perfect
+reads each path in one direction (here formerly by the full-atom fit of the whole path). The build adds to e_k the
+evidence of the rigid-body fit of the path built both ways (``fit_direction``). Measured on perfect
 oracle maps, before → after this module and the sugar graph's phosphate-bridge penalty (``graph``) together (C4′
 coverage of the build, residues built 3′→5′): 4P5J 0.66 → 0.94, 4 → 0; 6POM 0.79 → 0.95, 14 → 2; 3SIU 0.75 →
 1.00, 5 → 0.
@@ -58,13 +59,17 @@ class Stretch:
     cut: str = "path_start"
 
 
-def split_strands(sugar_xyz: np.ndarray, attachment: PathAttachment) -> list[Stretch]:
+def split_strands(sugar_xyz: np.ndarray, attachment: PathAttachment,
+                  fit_evidence: np.ndarray | None = None) -> list[Stretch]:
     """A traced path as stretches that each follow one strand in one direction, in path order, covering all its
     nodes: cut at hops across a base pair (``strand_hops``), then where the direction evidence flips.
 
-    sugar_xyz: (L, 3) sugar node positions in path order, Å; attachment: ``attach_path``'s result for that path.
+    sugar_xyz: (L, 3) sugar node positions in path order, Å; attachment: ``attach_path``'s result for that path;
+    fit_evidence: (L,) evidence of the same sign convention added to the handedness (``fit_direction``).
     """
     evidence = direction_evidence(sugar_xyz, attachment)
+    if fit_evidence is not None:
+        evidence = evidence + fit_evidence
     bridged = shared_phosphate(attachment)
     stretches = []
     for start, stop in split_at(len(evidence), base_pair_hops(sugar_xyz, attachment)):
