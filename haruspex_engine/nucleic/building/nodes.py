@@ -56,6 +56,11 @@ DENOISE_SIGMA_A = 1.5
 BANDWIDTH = 3.0  # Å; kernel exp(-1.5 d² / (bandwidth / 2)²), window ± 2 bandwidth
 TOLERANCE = 1e-3  # Å²; mean shift stops when the squared move is below this
 MAX_ITERATIONS = 1000
+#: Voxels: half-width of the mean-shift window in the build. The original's window, ± 2 bandwidth (± 6), only adds
+#: voxels more than 4 Å from the point, where the kernel is below 2.3e-5 of its peak: on realistic oracle maps of
+#: 3SIU and clean ones of 6v5b, 99 % of the points end within 0.001 Å of where ± 6 takes them (weight sums within
+#: 0.6 %), in 0.55 of the time. ``mean_shift`` itself keeps the original window unless told otherwise.
+WINDOW_REACH = 4
 MERGE_DISTANCE = 2.0  # Å
 FILTER_FRACTION = 0.05
 DENSITY_OFFSET = 0.01
@@ -167,13 +172,15 @@ def mean_shift(
     tolerance: float = TOLERANCE,
     max_iterations: int = MAX_ITERATIONS,
     share_paths: bool = False,
+    window_reach: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean shift from every non-zero voxel of ``weights`` (Z, Y, X) on a 1 Å grid.
 
     One point starts at each voxel with weight > 0, in ``np.argwhere`` (C, voxel) order. A step moves a point at
     p to the weighted centroid of the voxels v in the box floor(p) ± floor(2 bandwidth) (per axis), each weighing
     weights[v] * exp(-1.5 |v - p|² / (bandwidth / 2)²); a point stops when its squared move falls below
-    ``tolerance`` (Å²). Returns (points, density): float64 (V, 3) final positions as (z, y, x) fractional
+    ``tolerance`` (Å²); window_reach: a box of ± this many voxels instead (see WINDOW_REACH). Returns
+    (points, density): float64 (V, 3) final positions as (z, y, x) fractional
     indices (Å from voxel (0, 0, 0)) and float64 (V,) the weight sum of each point's last step.
 
     share_paths: first move only the heaviest point of every SHARE_BLOCK³ block of voxels (the leaders), marking
@@ -182,8 +189,8 @@ def mean_shift(
     path, so the points (and the nodes merged from them) stay the same up to a point's border cases, at a fraction
     of the steps: most points stand in a marked voxel from the start.
 
-    All moving points step together, CHUNK at a time: each gathers its 13³ window (for the default bandwidth)
-    and contracts it with the kernel, which is separable, one axis after the other.
+    All moving points step together, CHUNK at a time: each gathers its window (13³ for the default bandwidth, 9³
+    at WINDOW_REACH) and contracts it with the kernel, which is separable, one axis after the other.
     """
     weights = np.asarray(weights)
     if weights.ndim != 3:
@@ -193,7 +200,7 @@ def mean_shift(
     density = np.zeros(len(points))
     if len(starts) == 0:
         return points, density
-    reach = int(2 * bandwidth)
+    reach = int(2 * bandwidth) if window_reach is None else window_reach
     size = 2 * reach + 1
     # Points never leave the bounding box of the non-zero voxels, so only that box (zero-padded) is kept:
     # windows[c - low] is the window centred on voxel c.
@@ -354,9 +361,9 @@ def nodes_from_weights(
     """Nodes of one thresholded map (Z, Y, X) on a 1 Å grid whose voxel (0, 0, 0) lies at ``origin`` (x, y, z) Å.
 
     Every mode of the map is a node, the faint ones included: which nodes the detection as a whole supports is
-    decided afterwards (``node_evidence``)."""
+    decided afterwards (``node_evidence``). The mean shift shares paths and uses the WINDOW_REACH window."""
     voxels = np.argwhere(weights > 0)
-    points, point_density = mean_shift(weights, bandwidth, share_paths=True)
+    points, point_density = mean_shift(weights, bandwidth, share_paths=True, window_reach=WINDOW_REACH)
     roots, members = merge_points(points, point_density, merge_distance, filter_fraction)
     node_density = point_density[roots]
     spread = np.ptp(node_density) if len(roots) else 0.0
