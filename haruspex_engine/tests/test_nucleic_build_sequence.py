@@ -73,6 +73,23 @@ def test_the_sequence_fixes_confused_bases_and_numbers_in_register(reference) ->
     assert assignment.placement.placed >= _residue_count(result.unsequenced)
 
 
+def test_residues_of_both_models_sit_where_the_model_without_sequence_fitted_them(reference) -> None:
+    """The sequence changes bases (30 % confused here), not where the fit put a nucleotide: every residue the two
+    models share follows the fit of the model without the sequence."""
+    maps = oracle_maps(reference, CONFUSED)
+    result = _build(maps, f">A\n{IDEAL_SEQUENCE}\n")
+
+    def c4(structure) -> np.ndarray:
+        return np.array([r["C4'"][0].pos.tolist() for chain in structure[0] for r in chain])
+
+    with_sequence, without = c4(result.structure), c4(result.unsequenced)
+    report = result.residue_fit["model"]
+    assert report["followed"] == len(with_sequence) == len(without)
+    nearest = np.linalg.norm(with_sequence[:, None] - without[None], axis=2).min(axis=1)
+    assert nearest.max() < 0.05, nearest.max()
+    assert result.residue_fit["unsequenced"]["score_after"] > result.residue_fit["unsequenced"]["score_before"]
+
+
 def test_a_reading_at_noise_level_keeps_the_maps_letters(reference, clean_maps) -> None:
     """An unrelated sequence of the same length: whatever the alignment finds agrees with the maps by chance only,
     so every residue keeps its detected base, unplaced, and the model is the sequence-free one."""

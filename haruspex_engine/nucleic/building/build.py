@@ -29,7 +29,7 @@ from haruspex_engine.nucleic.building.graph import build_sugar_graph
 from haruspex_engine.nucleic.building.no_sequence import choose_residues
 from haruspex_engine.nucleic.building.node_evidence import filter_nodes
 from haruspex_engine.nucleic.building.nodes import class_weights, nodes_from_weights
-from haruspex_engine.nucleic.building.residue_fit import FitMaps, fit_maps, fit_residues
+from haruspex_engine.nucleic.building.residue_fit import FitMaps, fit_maps, fit_residues, follow_fit
 from haruspex_engine.nucleic.building.sequence_assign import SequenceAssignment, group_sequences
 from haruspex_engine.nucleic.building.sequence_model import (
     MIN_CHAIN_RESIDUES,
@@ -133,8 +133,7 @@ def build_nucleic_model(
                                  for sugar, attached, chain, reverse in paths], group_sequences(sequences), dna,
                                 assignment_work_scale, assignment_time_limit_s)
     timings["sequence"] = time.perf_counter() - t0
-    fit(sequenced.structure, "model")
-    fit(unsequenced_model, "unsequenced")
+    fit.with_source(sequenced.structure, "model", unsequenced_model, "unsequenced")
     return BuildResult(sequenced.structure, unsequenced_model, trace, sequenced.assignment, counts, timings, strands,
                        filtered.report, fit.reports)
 
@@ -154,6 +153,18 @@ class _MapFit:
         t0 = time.perf_counter()
         self.reports[label] = fit_residues(structure, self.maps).as_dict()
         self._timings["fit"] += time.perf_counter() - t0
+
+    def with_source(self, structure: gemmi.Structure | None, label: str, source: gemmi.Structure | None,
+                    source_label: str) -> None:
+        """Fits ``source`` and ``structure``; then the residues of ``structure`` that are residues of ``source``
+        follow source's fit (``residue_fit.follow_fit``; counted in the report as "followed")."""
+        source_before = None if source is None else source.clone()
+        before = None if structure is None else structure.clone()
+        self(source, source_label)
+        self(structure, label)
+        if label in self.reports and source_label in self.reports:
+            followed = follow_fit(structure, before, source_before, source)
+            self.reports[label]["followed"] = followed
 
 
 def _strand_pieces(paths: list[np.ndarray], sugar_xyz: np.ndarray, nodes: dict, stage2: np.ndarray, origin: Vec3,
