@@ -17,13 +17,16 @@ def add_build_parser(commands) -> None:
         description="""\
 Build a full-atom nucleic-acid model from the maps of `haruspex detect-na` (on its default working grid), as
 CryoREAD does without a sequence: nodes by mean shift, a sugar graph, backbone tracing by vehicle routing
-(OR-Tools), phosphate and base attachment, residue choice, and nucleotides placed on phosphate / base triangles.
-With --sequence, windows of each traced path are aligned to the chains (dynamic programming), a consistent set
+(OR-Tools), phosphate and base attachment, residue choice, and nucleotides placed on phosphate / base triangles;
+then each nucleotide is fitted as a rigid body into the sugar / phosphate / base maps and the density (an
+addition to CryoREAD; paths are cut and oriented by the nucleotides' handedness and by that fit). With
+--sequence, windows of each traced path are aligned to the chains (dynamic programming), a consistent set
 of fragments is chosen (CP-SAT, on a deterministic work budget), and each residue built without the sequence is
 placed in its chain's register where the alignment's agreement with the map's base calls is unlikely to be chance
 (else it keeps the map's letter): the sequence never removes a residue (it adds those the alignment places where
 the sequence-free choice skipped a node), and fragments of one chain are written as that one chain, numbered by
-FASTA position with gaps where nothing was built.
+FASTA position with gaps where nothing was built; a residue both models hold sits where the fit of the model
+without the sequence put it.
 
 FASTA: one record per chain; PDB-style headers (">1ABC_1|Chains A, B|...") give chain ids and copies; lower
 case, N and X are accepted (N/X are dropped); protein records are skipped with a message. A file with a U is
