@@ -113,13 +113,13 @@ def test_a_chain_read_end_to_end_is_placed_even_in_a_repeat_rich_sequence():
 
 
 def test_a_path_that_runs_off_its_chain_at_an_end_keeps_only_the_part_that_reads_right():
-    """16 residues read as residues 5..20 in one reading; the first 12 are residues 5..16 (one confused), the last 4
-    lie on another strand and disagree with residues 17..20 everywhere: the reading holds as a whole, its end not."""
-    calls = np.r_[CODES[5:17], (CODES[17:21] + 1) % 4]
+    """30 residues read as residues 5..34 in one reading; the first 24 are residues 5..28 (one confused), the last 6
+    lie on another strand and disagree with residues 29..34 everywhere: the reading holds as a whole, its end not."""
+    calls = np.r_[CODES[5:29], (CODES[29:35] + 1) % 4]
     calls[6] = (calls[6] + 2) % 4
-    register = place_path(_line([6.0] * 15), _scores(calls), [_reading(list(range(16)), list(range(5, 21)))],
+    register = place_path(_line([6.0] * 29), _scores(calls), [_reading(list(range(30)), list(range(5, 35)))],
                           [CODES])
     assert register.kept_runs == 1
-    np.testing.assert_array_equal(register.index[:12], np.arange(5, 17))
+    np.testing.assert_array_equal(register.index[:24], np.arange(5, 29))
     # carrying the register on (step 4) may take back the first of them, at its prior odds; not the rest
-    assert (register.index[13:] == -1).all() and (register.group[13:] == -1).all() and register.index[12] in (-1, 17)
+    assert (register.index[25:] == -1).all() and (register.group[25:] == -1).all() and register.index[24] in (-1, 29)

@@ -38,7 +38,7 @@ oracle-map builds (white and network-like noise, six structures) lost a letter t
    the geometry, while a skip where the trace jumps along the chain stays. Then each block must hold on its own,
    given the rest of the run: it is kept when its posterior odds of being in register, FILL_PRIOR_ODDS × Π
    likelihood ratios, exceed 1; and so must its ends: the prefix or suffix (2 to K − 1 residues) that reads worst
-   is unplaced when its posterior odds are at most 1 (a path that runs off its chain at an end while the
+   is unplaced when its posterior odds are at most 1 / (K − 2) (a path that runs off its chain at an end while the
    alignment reads on in sequence order: on clean 6POM and 1GID maps 6 and 5 residues read in a wrong register).
 3. **Fill.** Residues between two kept labels of one group (the residues a run's alignment skipped, and whole
    stretches between two kept runs) take the numbers between when the register gap fits: with n residues between
@@ -250,9 +250,11 @@ def _settle_blocks(group: np.ndarray, index: np.ndarray, xyz: np.ndarray, scores
 def _refuted_ends(ratios: np.ndarray) -> np.ndarray:
     """(K,) bool: the residues of a block's refuted ends. The end stretch (prefix or suffix, 2 to K − 1 residues)
     whose log likelihood ratios (``_log_ratios``, in block order) sum lowest is refuted when its posterior odds of
-    being in register, FILL_PRIOR_ODDS × Π ratios, are at most 1: a path that leaves its chain at an end (onto a
-    strand stacked or paired there) while the alignment reads on in sequence order keeps the part that reads right.
-    The prefix is tested first, then the suffix of what remains."""
+    being in register, FILL_PRIOR_ODDS × Π ratios, are at most 1 / (K − 2), the number of end stretches tried
+    (the worst of many reads worse than one by chance: with 1 as the bound, two or three confused bases at the end
+    of a right reading were refuted). A path that leaves its chain at an end (onto a strand stacked or paired
+    there) while the alignment reads on in sequence order keeps the part that reads right. The prefix is tested
+    first, then the suffix of what remains."""
     start = _refuted_prefix(ratios)
     stop = len(ratios) - _refuted_prefix(ratios[start:][::-1])
     refuted = np.ones(len(ratios), dtype=bool)
@@ -266,7 +268,7 @@ def _refuted_prefix(ratios: np.ndarray) -> int:
         return 0
     sums = np.cumsum(ratios)[1:-1]  # prefixes of 2 .. K − 1 residues
     length = int(np.argmin(sums)) + 2
-    return length if math.log(FILL_PRIOR_ODDS) + sums[length - 2] <= 0 else 0
+    return length if math.log(FILL_PRIOR_ODDS) + sums[length - 2] <= -math.log(len(sums)) else 0
 
 
 def _renumber_if_better(group: np.ndarray, index: np.ndarray, xyz: np.ndarray, scores: np.ndarray,
