@@ -325,15 +325,22 @@ def test_write_nodes_round_trip(tmp_path, suffix):
     assert not list(tmp_path.glob("*.part"))
 
 
-def test_shared_paths_give_the_nodes_of_every_point_moved() -> None:
-    """Twelve blobs of different heights in strong smooth noise (about 180 modes): leaders' paths shared by the other
-    points give (almost) the same nodes as moving every point, with far fewer steps."""
-    rng = np.random.default_rng(5)
+def _blobs_in_noise(seed: int, noise_sd: float) -> np.ndarray:
+    """(30, 30, 30) weights: twelve blobs (σ 1.5 voxels) of heights 0.3–1 plus noise of s.d. ``noise_sd`` smoothed
+    by σ 1 voxel, clipped at 0 and emptied below 0.1."""
+    rng = np.random.default_rng(seed)
     shape = (30, 30, 30)
     centres = [tuple(c) for c in rng.uniform(4, 26, (12, 3))]
     weights = blobs(shape, centres, amplitudes=rng.uniform(0.3, 1.0, 12), sigma=1.5)
-    weights = np.clip(weights + gaussian_filter(rng.normal(0, 1.0, shape), 1.0), 0, None)
+    weights = np.clip(weights + gaussian_filter(rng.normal(0, noise_sd, shape), 1.0), 0, None)
     weights[weights < 0.1] = 0
+    return weights
+
+
+def test_shared_paths_give_the_nodes_of_every_point_moved() -> None:
+    """Twelve blobs of different heights in strong smooth noise (about 180 modes): leaders' paths shared by the other
+    points give (almost) the same nodes as moving every point, with far fewer steps."""
+    weights = _blobs_in_noise(seed=5, noise_sd=1.0)
     full = nodes.merge_points(*nodes.mean_shift(weights))[0]
     points, density = nodes.mean_shift(weights, share_paths=True)
     shared = nodes.merge_points(points, density)[0]
@@ -345,12 +352,7 @@ def test_shared_paths_give_the_nodes_of_every_point_moved() -> None:
 def test_the_build_window_gives_the_nodes_of_the_original_window() -> None:
     """Mean shift in a ± WINDOW_REACH window ends where the original ± 2 bandwidth window does, to numerical noise:
     the voxels it leaves out are more than 4 Å away, where the kernel is below 2.3e-5 of its peak."""
-    rng = np.random.default_rng(11)
-    shape = (30, 30, 30)
-    centres = [tuple(c) for c in rng.uniform(4, 26, (12, 3))]
-    weights = blobs(shape, centres, amplitudes=rng.uniform(0.3, 1.0, 12), sigma=1.5)
-    weights = np.clip(weights + gaussian_filter(rng.normal(0, 0.3, shape), 1.0), 0, None)
-    weights[weights < 0.1] = 0
+    weights = _blobs_in_noise(seed=11, noise_sd=0.3)
     original, original_density = nodes.mean_shift(weights)
     narrow, narrow_density = nodes.mean_shift(weights, window_reach=nodes.WINDOW_REACH)
     assert nodes.WINDOW_REACH < int(2 * nodes.BANDWIDTH)
