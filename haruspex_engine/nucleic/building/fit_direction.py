@@ -36,6 +36,7 @@ def fit_direction_evidence(paths: list[tuple[np.ndarray, PathAttachment]], maps:
     evidence = [np.zeros(len(sugar)) for sugar, _ in paths]
     if not long:
         return evidence
+    bounds = np.cumsum([0] + [len(paths[k][0]) for k in long])
     scores = []
     for backwards in (False, True):
         chains = []
@@ -47,7 +48,6 @@ def fit_direction_evidence(paths: list[tuple[np.ndarray, PathAttachment]], maps:
         model = build_model(chains)
         fit_residues(model, maps)
         per_residue = residue_scores(model, maps)
-        bounds = np.cumsum([0] + [len(paths[k][0]) for k in long])
         scores.append([per_residue[a:b][::-1] if backwards else per_residue[a:b]
                        for a, b in zip(bounds[:-1], bounds[1:])])
     for k, forward, backward in zip(long, *scores):

@@ -141,20 +141,16 @@ def fit_maps(stage2: np.ndarray, density: np.ndarray, origin: Vec3, around: np.n
 def fit_residues(structure: gemmi.Structure, maps: FitMaps) -> FitReport:
     """Move every nucleotide of the first model of ``structure`` rigidly into ``maps`` (in place; see the module
     docstring). Residues keep their names, numbers and B-factors."""
-    atoms = [(residue_index, atom) for residue_index, residue in enumerate(_residues(structure))
-             for atom in residue]
+    atoms, owner, names, start = _atom_table(structure)
     if not atoms:
         return FitReport(0, 0.0, 0.0, 0.0, 0.0)
-    owner = np.array([k for k, _ in atoms])
-    names = [atom.name for _, atom in atoms]
-    start = np.array([atom.pos.tolist() for _, atom in atoms])
     atom_class = _atom_classes(names)
     c4 = np.array([i for i, n in enumerate(names) if n == "C4'"], dtype=np.int64)
     links = _links(structure, owner, names, start)
     before, _ = maps.forces(start, atom_class)
     xyz = _ascend(start, owner, atom_class, c4, links, maps)
     after, _ = maps.forces(xyz, atom_class)
-    for (_, atom), position in zip(atoms, xyz):
+    for atom, position in zip(atoms, xyz):
         atom.pos = gemmi.Position(*position)
     shift = np.linalg.norm(xyz[c4] - start[c4], axis=1) if len(c4) else np.zeros(1)
     return FitReport(int(owner[-1]) + 1, float(np.median(shift)), float(shift.max()), float(before.mean()),
@@ -173,21 +169,26 @@ def follow_fit(structure: gemmi.Structure, before: gemmi.Structure, source_befor
     nucleotide, whatever base the sequence gave it, so the sequence cannot move a residue the model without it
     placed.
     """
-    source = {}
-    for residue_before, residue_after in zip(_residues(source_before), _residues(source_after)):
-        backbone = _backbone(residue_before)
-        if backbone is not None:
-            source.setdefault(_key(backbone), []).append((backbone, _backbone(residue_after)))
+    pairs = [(before_fit, after_fit) for before_fit, after_fit in
+             ((_backbone(a), _backbone(b)) for a, b in zip(_residues(source_before), _residues(source_after)))
+             if before_fit is not None]
+    if not pairs:
+        return 0
+    source = np.array([before_fit for before_fit, _ in pairs])  # (S, 6, 3)
+    # Backbones within SAME_RESIDUE_A r.m.s. have every atom, C4′ included, within √6 × SAME_RESIDUE_A.
+    tree = cKDTree(source[:, 3])
     moved = 0
     for residue, residue_before in zip(_residues(structure), _residues(before)):
         backbone = _backbone(residue_before)
         if backbone is None:
             continue
-        candidates = source.get(_key(backbone), [])
-        misfit = [float(np.sqrt(np.mean(np.sum((backbone - b) ** 2, axis=1)))) for b, _ in candidates]
-        if not misfit or min(misfit) > SAME_RESIDUE_A:
+        candidates = tree.query_ball_point(backbone[3], np.sqrt(len(_BACKBONE)) * SAME_RESIDUE_A)
+        if not candidates:
             continue
-        rotation, translation = superpose(backbone, candidates[int(np.argmin(misfit))][1])
+        misfit = np.sqrt(np.mean(np.sum((source[candidates] - backbone) ** 2, axis=2), axis=1))
+        if misfit.min() > SAME_RESIDUE_A:
+            continue
+        rotation, translation = superpose(backbone, pairs[candidates[int(np.argmin(misfit))]][1])
         for atom, atom_before in zip(residue, residue_before):
             atom.pos = gemmi.Position(*(rotation @ np.array(atom_before.pos.tolist()) + translation))
         moved += 1
@@ -200,21 +201,23 @@ def _backbone(residue: gemmi.Residue) -> np.ndarray | None:
     return None if any(a is None for a in atoms) else np.array([a.pos.tolist() for a in atoms])
 
 
-def _key(backbone: np.ndarray) -> tuple[int, int, int]:
-    """The C4′ position rounded to whole Å: residues on one node share it (or, near a rounding edge, may not; such a
-    residue is simply not followed)."""
-    return tuple(int(v) for v in np.floor(backbone[3]))
-
-
 def residue_scores(structure: gemmi.Structure, maps: FitMaps) -> np.ndarray:
     """(residues,) mean target value over each residue's atoms, residues of the first model in order."""
-    residues = _residues(structure)
-    if not residues:
+    atoms, owner, names, xyz = _atom_table(structure)
+    if not atoms:
         return np.zeros(0)
-    owner = np.array([k for k, residue in enumerate(residues) for _ in residue])
-    xyz = np.array([atom.pos.tolist() for residue in residues for atom in residue])
-    values, _ = maps.forces(xyz, _atom_classes([atom.name for residue in residues for atom in residue]))
-    return np.bincount(owner, weights=values, minlength=len(residues)) / np.bincount(owner, minlength=len(residues))
+    values, _ = maps.forces(xyz, _atom_classes(names))
+    count = int(owner[-1]) + 1
+    return np.bincount(owner, weights=values, minlength=count) / np.bincount(owner, minlength=count)
+
+
+def _atom_table(structure: gemmi.Structure) -> tuple[list[gemmi.Atom], np.ndarray, list[str], np.ndarray]:
+    """Every atom of the first model's residues (in order), its residue's index (atoms,), its name and its
+    position (atoms, 3) Å."""
+    residues = _residues(structure)
+    atoms = [atom for residue in residues for atom in residue]
+    owner = np.array([k for k, residue in enumerate(residues) for _ in residue], dtype=np.int64)
+    return atoms, owner, [atom.name for atom in atoms], np.array([atom.pos.tolist() for atom in atoms]).reshape(-1, 3)
 
 
 def _atom_classes(names: list[str]) -> np.ndarray:
