@@ -1,4 +1,5 @@
-"""The register of a path's residues (sequence_register): the evidence test, filling and carrying the register."""
+"""The register of the paths' residues (sequence_register, register_posterior): placement by posterior, extra nodes
+and lost residues, trace breaks, repeats, paths running off their chain."""
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,7 @@ def _scores(calls: np.ndarray) -> np.ndarray:
 
 def place_path(xyz: np.ndarray, scores: np.ndarray, labels: list, codes: list[np.ndarray]) -> PathRegister:
     """place_paths on one path, one copy of each sequence."""
-    return place_paths([xyz], [scores], [labels], codes, [1] * len(codes))[0]
+    return place_paths([xyz], [scores], [labels], codes, [1] * len(codes)).paths[0]
 
 
 def _reading(positions: list[int], residues: list[int]) -> tuple[np.ndarray, np.ndarray, int]:
@@ -36,90 +37,112 @@ def test_a_reading_at_noise_level_keeps_the_maps_letters():
     register = place_path(_line([6.0] * 7), _scores(calls), [_reading(list(range(8)), list(range(20, 28)))],
                           [CODES])
     assert (register.group == -1).all() and (register.index == -1).all()
-    assert (register.kept_runs, register.rejected_runs) == (0, 1)
+    assert (register.confirmed, register.overruled) == (0, 8)
 
 
-def test_a_confident_reading_is_kept_and_carried_to_the_path_ends():
-    """14 residues are residues 5..18, the map confuses two of them; the reading covers residues 2..11 only."""
+def test_a_confident_path_is_placed_end_to_end_whatever_the_fragments_covered():
+    """14 residues are residues 5..18, the map confuses two of them; the fragment covers residues 2..11 only."""
     calls = CODES[5:19].copy()
     calls[[3, 9]] = (calls[[3, 9]] + 1) % 4
     register = place_path(_line([6.0] * 13), _scores(calls), [_reading(list(range(2, 12)), list(range(7, 17)))],
                           [CODES])
-    assert register.kept_runs == 1
     np.testing.assert_array_equal(register.index, np.arange(5, 19))
     assert (register.group == 0).all()
+    assert (register.confirmed, register.overruled) == (10, 0)
 
 
-def test_residues_between_two_readings_take_the_numbers_between_when_the_geometry_holds_the_gap():
-    """Residues 0..9 then 11..19 (residue 10 lost where the step is 12 Å): readings cover 0..7 and 13..19."""
+def test_a_residue_lost_where_the_step_is_long_skips_a_number():
+    """Residues 0..9 then 11..19 (residue 10 lost where the step is 12 Å), no fragment at all."""
     truth = np.r_[0:10, 11:20]
     xyz = _line([6.0] * 9 + [12.0] + [6.0] * 8)
-    readings = [_reading(list(range(8)), list(range(8))), _reading(list(range(12, 19)), list(range(13, 20)))]
-    register = place_path(xyz, _scores(CODES[truth]), readings, [CODES])
+    register = place_path(xyz, _scores(CODES[truth]), [], [CODES])
     np.testing.assert_array_equal(register.index, truth)
 
 
-def test_a_register_gap_too_small_for_the_residues_between_leaves_one_unplaced():
-    """Readings put residues 0..7 at 0..7 and 12..18 at 11..17: four residues between for three numbers."""
+def test_an_extra_node_takes_no_number_and_the_register_goes_on():
+    """19 residues on an even trace where residues 11 and 12 are one nucleotide (two nodes, both calling residue
+    11's base): one of them is residue 11, the other unplaced, and the rest keep their numbers."""
     calls = CODES[np.r_[0:12, 11:18]]
-    readings = [_reading(list(range(8)), list(range(8))), _reading(list(range(12, 19)), list(range(11, 18)))]
-    register = place_path(_line([6.0] * 18), _scores(calls), readings, [CODES])
-    np.testing.assert_array_equal(register.index[:11], np.arange(11))  # carried on from the first reading
-    assert register.group[11] == -1 and register.index[11] == -1
-    np.testing.assert_array_equal(register.index[12:], np.arange(11, 18))
+    register = place_path(_line([6.0] * 18), _scores(calls), [], [CODES])
+    np.testing.assert_array_equal(register.index[:11], np.arange(11))
+    assert sorted(register.index[11:13].tolist()) == [-1, 11]
+    np.testing.assert_array_equal(register.index[13:], np.arange(12, 18))
 
 
 def test_a_short_reading_is_placed_in_a_short_sequence_but_not_in_a_long_one():
     """Five residues agreeing perfectly: enough among 40 registers, chance among 2,000."""
-    reading = [_reading([0, 1, 2, 3, 4], [0, 1, 2, 3, 4])]
     long_codes = np.concatenate([CODES, RNG.integers(0, 4, 1960)])
     scores = _scores(CODES[:5])
-    assert (place_path(_line([6.0] * 4), scores, reading, [CODES]).group == 0).all()
-    assert (place_path(_line([6.0] * 4), scores, reading, [long_codes]).group == -1).all()
+    assert (place_path(_line([6.0] * 4), scores, [], [CODES]).group == 0).all()
+    assert (place_path(_line([6.0] * 4), scores, [], [long_codes]).group == -1).all()
 
 
-def test_an_unplaced_path_continues_a_placed_one_across_a_trace_break():
-    """Path 0 holds residues 0..9, path 1 (no reading of its own) residues 11..16, 12 Å on (residue 10 lost)."""
-    calls = CODES[np.r_[0:10, 11:17]]
-    xyz = [_line([6.0] * 9), _line([6.0] * 5) + [66.0, 0.0, 0.0]]
-    registers = place_paths(xyz, [_scores(calls[:10]), _scores(calls[10:])],
-                            [[_reading(list(range(10)), list(range(10)))], []], [CODES], [1])
-    np.testing.assert_array_equal(registers[1].index, np.arange(11, 17))
-    assert registers[1].bridged == 6 and registers[0].bridged == 0
+def test_a_path_too_short_to_place_alone_is_placed_where_it_continues_a_placed_one_across_a_trace_break():
+    """In a 2,000-nt sequence, path 0 holds residues 0..11 and path 1 residues 13..16, 12 Å on (residue 12 lost):
+    four residues alone are chance among 2,000 registers, but as path 0's continuation they are placed. The same
+    path 1 30 Å away continues nothing and stays unplaced."""
+    codes = [np.concatenate([CODES, RNG.integers(0, 4, 1960)])]
+    first = _line([6.0] * 11)
+    second = _line([6.0] * 3) + [first[-1, 0] + 12.0, 0.0, 0.0]
+    scores = [_scores(codes[0][:12]), _scores(codes[0][13:17])]
+    near = place_paths([first, second], scores, [[], []], codes, [1]).paths
+    np.testing.assert_array_equal(near[0].index, np.arange(12))
+    np.testing.assert_array_equal(near[1].index, np.arange(13, 17))
+    assert near[1].linked == 4 and near[0].linked == 0
+    far = place_paths([first, second + [18.0, 0.0, 0.0]], scores, [[], []], codes, [1]).paths
+    assert (far[1].group == -1).all()
 
 
-def test_a_stretch_read_off_by_one_inside_a_good_run_is_put_back_in_step():
-    """Residues 0..13 on an even 6 Å trace; two confused calls lure the alignment into skipping residue 8, reading
-    residues 8..13 as 9..14. No step can hide a residue, so the stretch takes the numbers the run carries on to."""
+def test_a_stretch_read_off_by_one_by_the_fragments_is_placed_in_step():
+    """Residues 0..13 on an even 6 Å trace; two confused calls lured the fragment into skipping residue 8, reading
+    residues 8..13 as 9..14. No step can hide a residue and the other calls read in step: the posterior places them
+    in step, and the fragment's off-by-one labels count as overruled."""
     calls = CODES[:14].copy()
     calls[[8, 9]] = CODES[[9, 10]]
     reading = [_reading(list(range(14)), list(range(8)) + list(range(9, 15)))]
     register = place_path(_line([6.0] * 13), _scores(calls), reading, [CODES])
     np.testing.assert_array_equal(register.index, np.arange(14))
+    assert (register.confirmed, register.overruled) == (8, 6)
 
 
-def test_a_chain_read_end_to_end_is_placed_even_in_a_repeat_rich_sequence():
+def test_a_repeat_is_placed_only_where_the_reading_spans_it():
     """A 22-nt telomeric repeat (AGGGTT)₃AGGG read end to end with two confused bases: its span fits the sequence in
-    one register only, so the reading stands (counted as 22 registers, the repeats made it look like chance); the
-    same residues read as 10 of them (13 registers of that span) are chance."""
+    one register only, so it is placed; the same residues read as 10 of them fit three registers and stay
+    unplaced."""
     codes = np.array(["AUCG".index(b) for b in "AGGGUUAGGGUUAGGGUUAGGG"])
     calls = codes.copy()
     calls[[4, 15]] = 2  # confused with C
-    whole = place_path(_line([6.0] * 21), _scores(calls), [_reading(list(range(22)), list(range(22)))], [codes])
+    whole = place_path(_line([6.0] * 21), _scores(calls), [], [codes])
     np.testing.assert_array_equal(whole.index, np.arange(22))
-    part = place_path(_line([6.0] * 9), _scores(calls[6:16]), [_reading(list(range(10)), list(range(6, 16)))],
-                      [codes])
+    part = place_path(_line([6.0] * 9), _scores(calls[6:16]), [], [codes])
     assert (part.group == -1).all()
 
 
 def test_a_path_that_runs_off_its_chain_at_an_end_keeps_only_the_part_that_reads_right():
-    """30 residues read as residues 5..34 in one reading; the first 24 are residues 5..28 (one confused), the last 6
-    lie on another strand and disagree with residues 29..34 everywhere: the reading holds as a whole, its end not."""
+    """30 residues read as residues 5..34 in one fragment; the first 24 are residues 5..28 (one confused), the last
+    6 lie on another strand and disagree with residues 29..34 everywhere: only the first 24 are placed."""
     calls = np.r_[CODES[5:29], (CODES[29:35] + 1) % 4]
     calls[6] = (calls[6] + 2) % 4
     register = place_path(_line([6.0] * 29), _scores(calls), [_reading(list(range(30)), list(range(5, 35)))],
                           [CODES])
-    assert register.kept_runs == 1
     np.testing.assert_array_equal(register.index[:24], np.arange(5, 29))
-    # carrying the register on (step 4) may take back the first of them, at its prior odds; not the rest
     assert (register.index[25:] == -1).all() and (register.group[25:] == -1).all() and register.index[24] in (-1, 29)
+
+
+def test_two_copies_of_a_sequence_may_each_hold_a_number_three_may_not():
+    """Three paths read the same 12 residues perfectly; the sequence has two chains: two paths keep the numbers."""
+    xyz = [_line([6.0] * 11) + [0.0, 40.0 * k, 0.0] for k in range(3)]
+    scores = [_scores(CODES[:12])] * 3
+    placed = [int((r.group >= 0).sum()) for r in place_paths(xyz, scores, [[]] * 3, [CODES], [2]).paths]
+    assert sorted(placed) == [0, 12, 12]
+
+
+def test_the_call_accuracy_is_estimated_from_the_data():
+    """60 residues of a path read residues 0..59 of an 80-nt sequence with every fifth call wrong: about 0.8."""
+    codes = [RNG.integers(0, 4, 80)]
+    calls = codes[0][:60].copy()
+    calls[::5] = (calls[::5] + 1) % 4
+    registers = place_paths([_line([6.0] * 59)], [_scores(calls)], [[]], codes, [1])
+    assert abs(registers.call_accuracy - 0.8) < 0.05
+    np.testing.assert_array_equal(registers.paths[0].index, np.arange(60))
+

@@ -185,8 +185,9 @@ def _assignment_report(assignment) -> dict[str, object] | None:
             "seconds": round(selection.seconds, 3), "matched_nodes": matched,
             "placed_residues": placement.placed, "unplaced_residues": placement.unplaced,
             "added_residues": placement.added,
-            "kept_runs": placement.kept_runs, "rejected_runs": placement.rejected_runs,
-            "bridged_residues": placement.bridged, "number_collisions": placement.collisions}
+            "confirmed_labels": placement.confirmed_labels, "overruled_labels": placement.overruled_labels,
+            "linked_residues": placement.linked, "number_collisions": placement.collisions,
+            "call_accuracy": round(placement.call_accuracy, 3)}
 
 
 def _assignment_stop_message(assignment) -> str | None:

@@ -79,17 +79,19 @@ class PathInput:
 @dataclass(frozen=True)
 class PlacementCounts:
     """What placing the residues in register did (``sequence_register``, ``sequence_model``): residues placed and
-    unplaced; residues added where the alignment found one the sequence-free choice skipped; label runs kept and
-    rejected by the evidence test; residues placed across trace breaks; residues unplaced because their number was
-    taken."""
+    unplaced; residues added where the alignment found one the sequence-free choice skipped; fragment labels the
+    placement confirmed and overruled; residues placed only with the evidence of paths across trace breaks;
+    residues unplaced because their number was taken; the estimated agreement of the map's base calls with the
+    right letters."""
 
     placed: int
     unplaced: int
     added: int
-    kept_runs: int
-    rejected_runs: int
-    bridged: int
+    confirmed_labels: int
+    overruled_labels: int
+    linked: int
     collisions: int
+    call_accuracy: float
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@
    matched that the sequence-free choice skipped is added when it lies at least MIN_STEP_A from the residues beside
    it on the path (nearer, it would duplicate one) and it ends up placed: the alignment found a residue there.
 3. **Register per path** (``sequence_register``): each residue is placed (a sequence group and residue) where the
-   fragments' reading beats the map's own letters, or left unplaced.
+   posterior of its most probable sequence residue, given every path's calls and the trace breaks between paths,
+   is at least 1/2, or left unplaced.
 4. **Copies.** The placed residues of a path form segments (one group, numbers increasing along the chain); each
    segment goes to one copy of its group (one FASTA chain of that sequence), largest segments first: the copy where
    the fewest of its numbers are already used, then the one whose residues with the neighbouring numbers lie
@@ -91,10 +92,11 @@ def sequenced_model(paths: list[TracedPath], groups: list[SequenceGroup], dna: b
     codes = [g.codes for g in groups]
     augmented = [_with_matched_nodes(p, f) for p, f in zip(paths, assignment.fragments)]
     nodes, added = [n for n, _ in augmented], [a for _, a in augmented]
-    registers = place_paths([p.sugar[n] for p, n in zip(paths, nodes)],
+    placement = place_paths([p.sugar[n] for p, n in zip(paths, nodes)],
                             [p.attached.scores[n] for p, n in zip(paths, nodes)],
                             [fragment_labels(n, f) for n, f in zip(nodes, assignment.fragments)], codes,
                             [len(g.chain_ids) for g in groups])
+    registers = placement.paths
     kept = [~a | (r.group >= 0) for a, r in zip(added, registers)]
     nodes = [n[k] for n, k in zip(nodes, kept)]
     registers = [replace(r, group=r.group[k], index=r.index[k]) for r, k in zip(registers, kept)]
@@ -110,9 +112,10 @@ def sequenced_model(paths: list[TracedPath], groups: list[SequenceGroup], dna: b
     placed = sum(int(np.count_nonzero(r.group >= 0)) for r, n in zip(registers, nodes) if len(n) >= MIN_CHAIN_RESIDUES)
     built = sum(len(n) for n in nodes if len(n) >= MIN_CHAIN_RESIDUES)
     counts = PlacementCounts(placed=placed, unplaced=built - placed, added=built - sum(len(p.nodes) for p in paths),
-                             kept_runs=sum(r.kept_runs for r in registers),
-                             rejected_runs=sum(r.rejected_runs for r in registers),
-                             bridged=sum(r.bridged for r in registers), collisions=collisions)
+                             confirmed_labels=sum(r.confirmed for r in registers),
+                             overruled_labels=sum(r.overruled for r in registers),
+                             linked=sum(r.linked for r in registers), collisions=collisions,
+                             call_accuracy=placement.call_accuracy)
     assignment = replace(assignment, placement=counts)
     if not pieces:
         return SequencedModel(None, assignment)

@@ -1,0 +1,222 @@
+"""Posterior probability of each residue of the traced paths being each residue of the chain sequences.
+
+The residues of a path (chain order, 5′→3′) are read against the sequences by a profile hidden Markov model, summed
+over every alignment rather than judged by the one an optimiser chose. Per residue k the hidden state is
+
+* M(j): residue k is sequence residue j (j over all sequences, concatenated; no step crosses from one sequence into
+  the next);
+* I(j): residue k is an extra node (a false sugar node, or a second node on one nucleotide) after sequence residue j;
+* U: residue k is in no register the sequences give (a false stretch, or a strand the sequences do not hold).
+
+Emission. M(j) emits the residue's base calls with a likelihood ratio against chance: accuracy / q when the sequence
+letter is among the calls, (1 − accuracy) / (1 − q) when not (q: the chance that a random residue of that sequence
+is among the calls; accuracy: how often the calls hold the right letter); a residue without calls, I and U emit 1.
+
+Transitions, from residue k to k + 1 at step distance d Å (sugar node to sugar node):
+
+* M(j) or I(j) → M(j + 1 + s): the chain goes on, s sequence residues lost in the step (a dropped or unresolved
+  nucleotide). By its length the step hides n = round(d / STEP_A) − 1 residues (at least 0); s runs over 0 … n + 1
+  with weight exp(−SKIP_DECAY · |s − n|): a 6 Å step most likely loses none, a 12 Å step one;
+* M(j) or I(j) → I(j) with EXTRA_NODE, M(j) or I(j) → U with LEAVE;
+* U → U with 1 − ENTER, U → M(j) with ENTER / N (a register anywhere in the N residues of the sequences: the
+  chance of a chance match is paid here, once per entry, rather than per alignment considered).
+
+A path's first residue is U with START_UNPLACED, else M(j) with the rest / N. Forward–backward sums over every
+alignment; the posterior of M(j) at residue k is the probability that residue k is sequence residue j given the
+calls and steps.
+
+Trace breaks. A chain the tracer broke into several paths continues across the break: the 3′ end of one path lies
+within CONTINUITY_REACH_A of the 5′ end of the next. Each path's first residue therefore also may continue the last
+residue of any path ending that near (weight LINK shared equally among them, the rest the start above), its last
+residue likewise the first residue of any path starting near it. The evidence crosses breaks by belief propagation:
+the forward distribution at the end of a path (its own reading and what reached its start) sets the start of the
+paths after it; the likelihood of the paths after it, per register of its last residue, weighs its end. LINK_ROUNDS
+rounds carry evidence that many breaks along a chain. A wrong neighbour costs little: its continuation reads no
+better than chance, and the start above still holds the rest of the weight.
+
+
+Arrays: scores (R, 4) base-type scores (A, UT, C, G) per residue, xyz (R, 3) sugar node positions Å, codes one int
+array of base codes (A=0, U/T=1, C=2, G=3) per sequence; "N" is the total length of the sequences.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from haruspex_engine.nucleic.building.sequence_assign import CONTINUITY_REACH_A
+
+#: Probability that the next residue of a path is an extra node (its register waits one residue).
+EXTRA_NODE = 0.05
+#: Probability that a path leaves the register it is in (runs off its chain) at a step.
+LEAVE = 0.02
+#: Probability per residue that a path outside any register enters one.
+ENTER = 0.1
+#: Probability that a path's first residue is in no register.
+START_UNPLACED = 0.2
+#: Decay of the weight of a lost-residue count away from the count the step length implies.
+SKIP_DECAY = 2.0
+#: Å: typical distance between the sugar nodes of consecutive residues.
+STEP_A = 6.0
+#: Weight of "continues a path ending near it" in a path end's prior, shared among those paths.
+LINK = 0.5
+#: Rounds of belief propagation across trace breaks.
+LINK_ROUNDS = 4
+
+#: State weights (M (N,), I (N,), U scalar).
+States = tuple[np.ndarray, np.ndarray, float]
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """One forward–backward pass over a path: posterior (R, N) of M; end: the forward state distribution at its last
+    residue (sums to 1); start: the likelihood of its residues given each state of its first residue, up to a
+    constant (the backward weights times the first residue's emission)."""
+
+    posterior: np.ndarray
+    end: States
+    start: States
+
+
+def emission_ratios(calls: np.ndarray, codes: list[np.ndarray], accuracy: float) -> np.ndarray:
+    """(R, N) likelihood ratio, against chance, of each residue's calls ((R, 4) bool: the best-scoring base types)
+    if it is each residue of the concatenated sequences; 1 where a residue has no calls."""
+    letters = np.concatenate(codes)
+    composition = np.concatenate([np.repeat((np.bincount(c, minlength=4) / len(c))[None, :], len(c), axis=0)
+                                  for c in codes])  # (N, 4)
+    chance = np.clip(calls.astype(float) @ composition.T, 1e-6, 1 - 1e-6)  # (R, N)
+    ratio = np.where(calls[:, letters], accuracy / chance, (1 - accuracy) / (1 - chance))
+    counted = calls.any(axis=1)[:, None] & (chance < accuracy)
+    return np.where(counted, ratio, 1.0)
+
+
+def path_posteriors(xyz: list[np.ndarray], calls: list[np.ndarray], codes: list[np.ndarray], accuracy: float,
+                    linked: bool = False) -> list[np.ndarray]:
+    """Per path, (R, N) posterior that each residue is each residue of the concatenated sequences (module
+    docstring); linked: carry evidence across trace breaks (else every path is read on its own)."""
+    total = sum(len(c) for c in codes)
+    group_of = np.concatenate([np.full(len(c), g) for g, c in enumerate(codes)] + [np.zeros(0, int)])
+    emits = [emission_ratios(c, codes, accuracy) if len(c) and total else np.ones((len(c), total)) for c in calls]
+    moves = [[_step_weights(d) for d in np.linalg.norm(np.diff(x, axis=0), axis=1).tolist()] for x in xyz]
+    default: States = (np.full(total, (1 - START_UNPLACED) / max(total, 1)), np.zeros(total), START_UNPLACED)
+    passes = [_forward_backward(e, m, group_of, default, None) for e, m in zip(emits, moves)]
+    if not linked:
+        return [p.posterior for p in passes]
+    before, after = _neighbours(xyz)
+    for _ in range(LINK_ROUNDS):
+        starts = [_linked_start(default, [(passes[a].end, d) for a, d in before[b]], group_of) for b in range(len(xyz))]
+        ends = [_linked_end(default, [(passes[c].start, d) for c, d in after[b]], group_of) for b in range(len(xyz))]
+        passes = [_forward_backward(e, m, group_of, s, t) for e, m, s, t in zip(emits, moves, starts, ends)]
+    return [p.posterior for p in passes]
+
+
+def _neighbours(xyz: list[np.ndarray]) -> tuple[list[list[tuple[int, float]]], list[list[tuple[int, float]]]]:
+    """Per path: the paths whose 3′ end lies within CONTINUITY_REACH_A of its 5′ end (before it) and those whose 5′
+    end lies that near its 3′ end (after it), with the distance, Å."""
+    paths = [k for k, x in enumerate(xyz) if len(x)]
+    before: list[list[tuple[int, float]]] = [[] for _ in xyz]
+    after: list[list[tuple[int, float]]] = [[] for _ in xyz]
+    if len(paths) < 2:
+        return before, after
+    firsts = np.array([xyz[k][0] for k in paths])
+    lasts = np.array([xyz[k][-1] for k in paths])
+    for i, candidates in enumerate(cKDTree(lasts).query_ball_point(firsts, CONTINUITY_REACH_A)):
+        for j in candidates:
+            if i != j:
+                distance = float(np.linalg.norm(firsts[i] - lasts[j]))
+                before[paths[i]].append((paths[j], distance))
+                after[paths[j]].append((paths[i], distance))
+    return before, after
+
+
+def _linked_start(default: States, previous: list[tuple[States, float]], group_of: np.ndarray) -> States:
+    """Prior of a path's first residue: the default start, with weight LINK spread over continuing each path that
+    ends near it (its end distribution carried across the break)."""
+    if not previous:
+        return default
+    share = LINK / len(previous)
+    m, i, u = (1 - LINK) * default[0], (1 - LINK) * default[1], (1 - LINK) * default[2]
+    for (end_m, end_i, end_u), distance in previous:
+        step_m, step_i, step_u = _advance(end_m, end_i, end_u, _step_weights(distance), group_of)
+        m, i, u = m + share * step_m, i + share * step_i, u + share * step_u
+    return m, i, u
+
+
+def _linked_end(default: States, following: list[tuple[States, float]], group_of: np.ndarray) -> States:
+    """Backward weights of a path's last residue: 1 − LINK, plus LINK spread over the likelihood ratio of each path
+    starting near it, continuing it against starting afresh."""
+    total = len(group_of)
+    if not following:
+        return np.ones(total), np.ones(total), 1.0
+    share = LINK / len(following)
+    m, i, u = np.full(total, 1 - LINK), np.full(total, 1 - LINK), 1 - LINK
+    for (start_m, start_i, start_u), distance in following:
+        fresh = float(default[0] @ start_m + default[1] @ start_i + default[2] * start_u)
+        on_m, on_i, on_u = _retreat(start_m, start_i, start_u, _step_weights(distance), group_of)
+        m, i, u = m + share * on_m / fresh, i + share * on_i / fresh, u + share * on_u / fresh
+    return m, i, u
+
+
+def _forward_backward(emit: np.ndarray, moves: list[np.ndarray], group_of: np.ndarray, start: States,
+                      end: States | None) -> _Pass:
+    """Forward–backward over one path: emit (R, N) emission ratios of M, moves the lost-residue weights of each
+    step, start the prior of the first residue's states, end the backward weights of the last (None: all 1)."""
+    length, total = emit.shape
+    if length == 0 or total == 0:
+        ones = np.ones(total)
+        return _Pass(np.zeros((length, total)), (np.zeros(total), np.zeros(total), 1.0), (ones, ones, 1.0))
+    forward = []
+    m, i, u = start[0] * emit[0], start[1].copy(), start[2]
+    for k in range(length):
+        if k:
+            m, i, u = _advance(*forward[-1], moves[k - 1], group_of)
+            m = m * emit[k]
+        scale = float(m.sum() + i.sum() + u)
+        forward.append((m / scale, i / scale, u / scale))
+    back_m, back_i, back_u = (np.ones(total), np.ones(total), 1.0) if end is None else end
+    posterior = np.zeros((length, total))
+    for k in range(length - 1, -1, -1):
+        if k < length - 1:
+            back_m, back_i, back_u = _retreat(back_m * emit[k + 1], back_i, back_u, moves[k], group_of)
+        f_m, f_i, f_u = forward[k]
+        norm = float(f_m @ back_m + f_i @ back_i + f_u * back_u)
+        back_m, back_i, back_u = back_m / norm, back_i / norm, back_u / norm
+        posterior[k] = f_m * back_m
+    return _Pass(posterior, forward[-1], (back_m * emit[0], back_i, back_u))
+
+
+def _step_weights(distance: float) -> np.ndarray:
+    """Probability of 0, 1, … sequence residues lost in a step of ``distance`` Å, given that the chain goes on."""
+    implied = max(1, round(distance / STEP_A)) - 1
+    skips = np.arange(implied + 2)
+    weights = np.exp(-SKIP_DECAY * np.abs(skips - implied))
+    return weights / weights.sum()
+
+
+def _advance(m: np.ndarray, i: np.ndarray, u: float, skips: np.ndarray, group_of: np.ndarray) -> States:
+    """State weights at the next residue from those at this one (before the next emission)."""
+    total = len(group_of)
+    on = m + i
+    go = 1 - EXTRA_NODE - LEAVE
+    new_m = np.full(total, u * ENTER / total)
+    for shift, weight in enumerate(skips.tolist(), start=1):
+        if shift >= total:
+            break
+        same = group_of[shift:] == group_of[:-shift]
+        new_m[shift:] += go * weight * on[:-shift] * same
+    return new_m, EXTRA_NODE * on, u * (1 - ENTER) + LEAVE * float(on.sum())
+
+
+def _retreat(m: np.ndarray, i: np.ndarray, u: float, skips: np.ndarray, group_of: np.ndarray) -> States:
+    """Backward weights at this residue from those at the next (``m`` already times the next emission); M and I
+    leave a residue alike."""
+    total = len(group_of)
+    go = 1 - EXTRA_NODE - LEAVE
+    on = EXTRA_NODE * i + LEAVE * u
+    for shift, weight in enumerate(skips.tolist(), start=1):
+        if shift >= total:
+            break
+        same = group_of[shift:] == group_of[:-shift]
+        on[:-shift] += go * weight * m[shift:] * same
+    return on, on.copy(), (1 - ENTER) * u + ENTER / total * float(m.sum())
