@@ -146,3 +146,15 @@ def test_the_call_accuracy_is_estimated_from_the_data():
     assert abs(registers.call_accuracy - 0.8) < 0.05
     np.testing.assert_array_equal(registers.paths[0].index, np.arange(60))
 
+
+
+def test_a_path_that_runs_from_one_chain_onto_another_copy_keeps_both_readings():
+    """Two chains of one 40-nt sequence: a path reads residues 30..39 of one, then (12 Å on) residues 0..14 of the
+    other. Its numbers fall from 39 to 0, and both stretches keep their numbers (the two residues at the jump,
+    where the reading leaves one register for another, may stay unplaced)."""
+    calls = CODES[np.r_[30:40, 0:15]]
+    xyz = _line([6.0] * 9 + [12.0] + [6.0] * 14)
+    register = place_paths([xyz], [_scores(calls)], [[]], [CODES], [2]).paths[0]
+    np.testing.assert_array_equal(register.index[:9], np.arange(30, 39))
+    np.testing.assert_array_equal(register.index[11:], np.arange(1, 15))
+    assert register.index[9] in (-1, 39) and register.index[10] in (-1, 0)

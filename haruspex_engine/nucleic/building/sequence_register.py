@@ -16,20 +16,24 @@ nodes sequence assignment matched (``sequence_model``); the sequence never remov
    sequence residue, summed over all alignments (extra nodes, lost residues, stretches in no register).
 4. **Placement.** A residue takes its most probable sequence residue when that probability is at least
    PLACE_POSTERIOR (1/2: the number is then more likely right than wrong, and the sequence letter more likely right
-   than the map's own call, which the posterior includes). Along a path the placed numbers of one sequence must
-   increase: of residues that break the order, the most probable increasing set (by summed posterior) stays. A
-   number is held by at most as many residues as its sequence has chains, the most probable first.
+   than the map's own call, which the posterior includes). A number is held by at most as many residues as its
+   sequence has chains, the most probable first. Numbers may fall along a path: a trace that runs from the 3′ end
+   of one chain onto the 5′ end of another copy of its sequence, or jumps back along its chain, goes on in the
+   numbers it reads (``sequence_model`` gives each increasing segment its own copy). Requiring one increasing set
+   of numbers per path instead unplaced such continuations: on 1GID (two chains of one sequence) a path reading
+   residues 143–155 of one chain and 0–141 of the other lost the first 14 at posteriors 0.93–0.98; over the 40
+   builds below 77 residues placed right were lost that way.
 
 The fragments sequence assignment chose (``sequence_assign``, CP-SAT) are one alignment of all paths at once; they
 are counted against the posterior (labels confirmed: placed where a fragment put them; overruled: placed elsewhere
 or unplaced) but do not decide the register: a fragment that reads a 7-nt stretch of a 78-nt sequence is, with
 network-like calls, no better than chance, while the posterior weighs it with everything around it. Measured on
 the register inputs of 40 corpus builds (10 entries, seeds 0–1; residues whose sugar node lies within 3 Å of a
-reference C4′): clean maps, 1,558 residues placed right and 66 wrong (the former run-by-run evidence test with its
+reference C4′): clean maps, 1,635 residues placed right and 67 wrong (the former run-by-run evidence test with its
 filling, carrying and bridging steps: 1,474 and 135); realistic maps, 290 and 117 (184 and 146). The priors of
 ``register_posterior`` were set beforehand, not fitted: LINK 0.25–0.75, ENTER 0.03–0.3, LEAVE 0.005–0.06, EXTRA_NODE
-0.02–0.12 or START_UNPLACED 0.05–0.5 move the clean right count by at most 3 %; SKIP_DECAY 1 loses 8 % (clean)
-and 37 % (realistic), 3 gains 2 % and 18 % with 48 % more wrong on realistic maps.
+0.02–0.12 or START_UNPLACED 0.05–0.5 move the right counts by at most 4 % (clean) and 13 % (realistic); SKIP_DECAY
+1 loses 8 % and 37 %, 3 gains 2 % and 18 % but places 48 % more wrong on realistic maps.
 
 Unplaced residues keep the map's letters and get chains of their own (``sequence_model``).
 """
@@ -140,8 +144,7 @@ def _estimate_accuracy(xyz: list[np.ndarray], calls: list[np.ndarray],
 
 def _most_probable(posterior: np.ndarray, offsets: np.ndarray,
                    group_of: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Step 4 on one path: (group, index, probability) per residue, −1 where unplaced, the placed numbers of each
-    group increasing along the path."""
+    """Step 4 on one path: (group, index, probability) per residue, −1 / 0 where unplaced."""
     length = len(posterior)
     group, index, probability = np.full(length, -1), np.full(length, -1), np.zeros(length)
     if length == 0 or posterior.shape[1] == 0:
@@ -152,30 +155,7 @@ def _most_probable(posterior: np.ndarray, offsets: np.ndarray,
     group[placed] = group_of[best[placed]]
     index[placed] = best[placed] - offsets[group[placed]]
     probability[placed] = chance[placed]
-    for g in np.unique(group[placed]).tolist():
-        rows = np.flatnonzero(group == g)
-        keep = _increasing(index[rows], probability[rows])
-        drop = rows[~keep]
-        group[drop], index[drop], probability[drop] = -1, -1, 0.0
     return group, index, probability
-
-
-def _increasing(numbers: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """(K,) bool: the strictly increasing subsequence of ``numbers`` (in order) of largest summed weight."""
-    total = weights.astype(float).copy()
-    before = np.full(len(numbers), -1)
-    for k in range(len(numbers)):
-        earlier = np.flatnonzero(numbers[:k] < numbers[k])
-        if len(earlier):
-            j = earlier[np.argmax(total[earlier])]
-            total[k] += total[j]
-            before[k] = j
-    keep = np.zeros(len(numbers), bool)
-    k = int(np.argmax(total)) if len(numbers) else -1
-    while k >= 0:
-        keep[k] = True
-        k = before[k]
-    return keep
 
 
 def _limit_copies(placements: list[tuple[np.ndarray, np.ndarray, np.ndarray]], copies: list[int]) -> None:
