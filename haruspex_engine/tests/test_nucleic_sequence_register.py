@@ -158,3 +158,18 @@ def test_a_path_that_runs_from_one_chain_onto_another_copy_keeps_both_readings()
     np.testing.assert_array_equal(register.index[:9], np.arange(30, 39))
     np.testing.assert_array_equal(register.index[11:], np.arange(1, 15))
     assert register.index[9] in (-1, 39) and register.index[10] in (-1, 0)
+
+
+def test_two_strands_that_read_alike_go_to_the_two_chains_not_both_to_one():
+    """Two 20-nt chain sequences differ only at their first residue (a near-palindromic duplex). Path 0 reads all of
+    the first; path 1 reads residues 2..19, which both sequences hold: on its own it could be either, but the first
+    chain's residues are path 0's, so path 1 goes to the second chain."""
+    first = RNG.integers(0, 4, 20)
+    second = first.copy()
+    second[0] = (second[0] + 1) % 4
+    xyz = [_line([6.0] * 19), _line([6.0] * 17) + [0.0, 40.0, 0.0]]
+    registers = place_paths(xyz, [_scores(first), _scores(first[2:])], [[], []], [first, second], [1, 1]).paths
+    assert (registers[0].group == 0).all()
+    np.testing.assert_array_equal(registers[0].index, np.arange(20))
+    assert (registers[1].group == 1).all()
+    np.testing.assert_array_equal(registers[1].index, np.arange(2, 20))

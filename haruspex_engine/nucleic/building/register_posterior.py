@@ -92,12 +92,15 @@ def emission_ratios(calls: np.ndarray, codes: list[np.ndarray], accuracy: float)
 
 
 def path_posteriors(xyz: list[np.ndarray], calls: list[np.ndarray], codes: list[np.ndarray], accuracy: float,
-                    linked: bool = False) -> list[np.ndarray]:
+                    linked: bool = False, free: list[np.ndarray] | None = None) -> list[np.ndarray]:
     """Per path, (R, N) posterior that each residue is each residue of the concatenated sequences (module
-    docstring); linked: carry evidence across trace breaks (else every path is read on its own)."""
+    docstring); linked: carry evidence across trace breaks (else every path is read on its own); free: per path,
+    (N,) weights of its M states (a sequence residue other paths hold, less than 1)."""
     total = sum(len(c) for c in codes)
     group_of = np.concatenate([np.full(len(c), g) for g, c in enumerate(codes)] + [np.zeros(0, int)])
     emits = [emission_ratios(c, codes, accuracy) if len(c) and total else np.ones((len(c), total)) for c in calls]
+    if free is not None:
+        emits = [e * f for e, f in zip(emits, free)]
     moves = [[_step_weights(d) for d in np.linalg.norm(np.diff(x, axis=0), axis=1).tolist()] for x in xyz]
     default: States = (np.full(total, (1 - START_UNPLACED) / max(total, 1)), np.zeros(total), START_UNPLACED)
     passes = [_forward_backward(e, m, group_of, default, None) for e, m in zip(emits, moves)]
