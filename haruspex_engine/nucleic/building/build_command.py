@@ -22,8 +22,9 @@ then each nucleotide is fitted as a rigid body into the sugar / phosphate / base
 addition to CryoREAD; paths are cut and oriented by the nucleotides' handedness and by that fit). With
 --sequence, windows of each traced path are aligned to the chains (dynamic programming), a consistent set
 of fragments is chosen (CP-SAT, on a deterministic work budget), and each residue built without the sequence is
-placed in its chain's register where the alignment's agreement with the map's base calls is unlikely to be chance
-(else it keeps the map's letter): the sequence never removes a residue (it adds those the alignment places where
+placed in its chain's register where that is more likely right than wrong given the map's base calls (every
+alignment of its traced path, and of the paths it continues across breaks in the trace; else it keeps the map's
+letter): the sequence never removes a residue (it adds those the alignment places where
 the sequence-free choice skipped a node), and fragments of one chain are written as that one chain, numbered by
 FASTA position with gaps where nothing was built; a residue both models hold sits where the fit of the model
 without the sequence put it.
