@@ -132,6 +132,17 @@ def test_a_longer_sequence_numbers_the_model_in_its_register(reference, clean_ma
     assert evaluate_model(result.structure, reference)["sequence_recall"] >= 0.9
 
 
+def test_unknown_residues_in_the_fasta_keep_every_number_in_register(reference, clean_maps) -> None:
+    """Residues 8 and 20 of the FASTA are N and X: every residue keeps its FASTA number (none is shifted), and the
+    residues built at the N and the X carry the map's base."""
+    fasta = IDEAL_SEQUENCE[:7] + "N" + IDEAL_SEQUENCE[8:19] + "X" + IDEAL_SEQUENCE[20:]
+    result = _build(clean_maps, f">A\n{fasta}\n")
+    good, near = _numbers_match_register(result.structure, reference)
+    assert near >= 27 and good == near
+    letters = {r.seqid.num: r.name for r in result.structure[0]["A"]}
+    assert (letters[8], letters[20]) == (IDEAL_SEQUENCE[7], IDEAL_SEQUENCE[19])
+
+
 def test_a_shorter_sequence_assigns_what_it_can(reference, clean_maps) -> None:
     result = _build(clean_maps, f">A\n{IDEAL_SEQUENCE[:15]}\n")
     scores = evaluate_model(result.structure, reference)

@@ -173,3 +173,13 @@ def test_two_strands_that_read_alike_go_to_the_two_chains_not_both_to_one():
     np.testing.assert_array_equal(registers[0].index, np.arange(20))
     assert (registers[1].group == 1).all()
     np.testing.assert_array_equal(registers[1].index, np.arange(2, 20))
+
+
+def test_an_unknown_residue_in_the_sequence_keeps_the_register_of_the_residues_after_it():
+    """Residue 10 of the sequence is N (unknown): a path over residues 4..17 is placed at 4..17, the residue at the N
+    included (its calls neither agree nor disagree with an N), and the reading is as sure as without the N."""
+    codes = CODES.copy()
+    codes[10] = 4
+    calls = CODES[4:18]
+    register = place_path(_line([6.0] * 13), _scores(calls), [], [codes])
+    np.testing.assert_array_equal(register.index, np.arange(4, 18))

@@ -62,16 +62,18 @@ def test_comment_lines_are_ignored_and_a_final_terminator_is_allowed():
     assert record.sequence == "ACGUACG"
 
 
-def test_n_and_x_are_removed_and_counted():
+def test_n_and_x_keep_their_place_and_are_counted():
+    """Unknown residues stay in the sequence as N, so every later residue keeps its FASTA number."""
     records = parse_fasta(">A\nACNGUXNN\n", "s.fasta")
-    assert records[0].sequence == "ACGU"
+    assert records[0].sequence == "ACNGUNNN"
+    np.testing.assert_array_equal(encode_sequence(records[0].sequence), [0, 2, 4, 3, 1, 4, 4, 4])
     (message,) = records.warnings
-    assert "s.fasta, line 1" in message and "4 unknown or ambiguous residues removed (N x3, X x1)" in message
+    assert "s.fasta, line 1" in message and "4 unknown or ambiguous residues (N x3, X x1) kept as N" in message
 
 
-def test_other_ambiguity_letters_in_a_nucleic_record_are_removed():
+def test_other_ambiguity_letters_in_a_nucleic_record_are_kept_as_n():
     records = parse_fasta(">A\n" + "ACGU" * 10 + "R\n")
-    assert records[0].sequence == "ACGU" * 10
+    assert records[0].sequence == "ACGU" * 10 + "N"
     assert "R x1" in records.warnings[0]
 
 
@@ -87,8 +89,8 @@ def test_protein_records_are_skipped_with_a_message():
 def test_the_protein_threshold_is_above_90_percent_nucleotides():
     nine_in_ten = "ACGUACGUA" + "L"  # 90 % A/C/G/U: protein
     assert len(parse_fasta(f">p\n{nine_in_ten}\n>r\nACGU\n")) == 1
-    many = "ACGU" * 5 + "L"  # 95 %: nucleic, the L removed
-    assert parse_fasta(f">r\n{many}\n")[0].sequence == "ACGU" * 5
+    many = "ACGU" * 5 + "L"  # 95 %: nucleic, the L kept as N
+    assert parse_fasta(f">r\n{many}\n")[0].sequence == "ACGU" * 5 + "N"
 
 
 def test_protein_only_file_is_an_error():
@@ -208,12 +210,12 @@ def test_binary_file_is_refused(tmp_path):
 
 # --- encoding -----------------------------------------------------------------------------------------------------
 
-def test_encoding_a0_ut1_c2_g3():
-    codes = encode_sequence("AUCGT")
-    assert codes.dtype == np.int8 and codes.tolist() == [0, 1, 2, 3, 1]
+def test_encoding_a0_ut1_c2_g3_n4():
+    codes = encode_sequence("AUCGTN")
+    assert codes.dtype == np.int8 and codes.tolist() == [0, 1, 2, 3, 1, 4]
     assert encode_sequence("").tolist() == []
-    with pytest.raises(ValueError, match="position 3: 'N'"):
-        encode_sequence("ACNG")
+    with pytest.raises(ValueError, match="position 3: 'R'"):
+        encode_sequence("ACRG")
 
 
 @pytest.mark.parametrize(("residues", "nucleic"), [

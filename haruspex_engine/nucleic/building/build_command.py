@@ -30,7 +30,8 @@ FASTA position with gaps where nothing was built; a residue both models hold sit
 without the sequence put it.
 
 FASTA: one record per chain; PDB-style headers (">1ABC_1|Chains A, B|...") give chain ids and copies; lower
-case, N and X are accepted (N/X are dropped); protein records are skipped with a message. A file with a U is
+case, N and X are accepted (kept as N: later residues keep their FASTA numbers, nothing is built there from the
+sequence); protein records are skipped with a message. A file with a U is
 RNA, one without is DNA. Identical chains are aligned once and each residue may be used once per copy.
 
 Outputs in OUTDIR:

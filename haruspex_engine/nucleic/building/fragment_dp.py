@@ -85,11 +85,12 @@ def align_windows(
     """The best ``top`` alignments of each window against ``sequence``, best first, each scoring above
     MIN_CANDIDATE_SCORE. Window b: xyz[b] (n_b, 3) node positions, Å; scores[b] (n_b, 4) base-type scores (A, U/T,
     C, G); next_step[b] (n_b,) distance, Å, from each node to the node after it on the path (np.inf where none).
-    Windows may differ in length. sequence: int (L,) base codes (A=0, U/T=1, C=2, G=3)."""
+    Windows may differ in length. sequence: int (L,) base codes (A=0, U/T=1, C=2, G=3, N=4: a residue the sequence
+    does not know, which a node matches with no gain)."""
     if not len(xyz) == len(scores) == len(next_step):
         raise ValueError(f"need scores and next steps per window, got {len(xyz)}, {len(scores)}, {len(next_step)}")
     xyz = [np.asarray(x, dtype=float).reshape(-1, 3) for x in xyz]
-    scores = [np.asarray(s, dtype=float).reshape(-1, 4) for s in scores]
+    scores = [np.pad(np.asarray(s, dtype=float).reshape(-1, 4), ((0, 0), (0, 1))) for s in scores]  # N gains 0
     next_step = [np.asarray(d, dtype=float).reshape(-1) for d in next_step]
     if any(not len(x) == len(s) == len(d) for x, s, d in zip(xyz, scores, next_step)):
         raise ValueError("each window needs one position, one score vector and one next step per node")

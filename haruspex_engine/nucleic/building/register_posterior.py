@@ -81,14 +81,26 @@ class _Pass:
 
 def emission_ratios(calls: np.ndarray, codes: list[np.ndarray], accuracy: float) -> np.ndarray:
     """(R, N) likelihood ratio, against chance, of each residue's calls ((R, 4) bool: the best-scoring base types)
-    if it is each residue of the concatenated sequences; 1 where a residue has no calls."""
+    if it is each residue of the concatenated sequences; 1 where a residue has no calls or the sequence residue is
+    unknown (code 4, N)."""
     letters = np.concatenate(codes)
-    composition = np.concatenate([np.repeat((np.bincount(c, minlength=4) / len(c))[None, :], len(c), axis=0)
-                                  for c in codes])  # (N, 4)
+    composition = np.concatenate([np.repeat(_composition(c)[None, :], len(c), axis=0) for c in codes])  # (N, 4)
     chance = np.clip(calls.astype(float) @ composition.T, 1e-6, 1 - 1e-6)  # (R, N)
-    ratio = np.where(calls[:, letters], accuracy / chance, (1 - accuracy) / (1 - chance))
-    counted = calls.any(axis=1)[:, None] & (chance < accuracy)
+    ratio = np.where(agreement(calls, letters), accuracy / chance, (1 - accuracy) / (1 - chance))
+    counted = calls.any(axis=1)[:, None] & (chance < accuracy) & (letters < 4)[None, :]
     return np.where(counted, ratio, 1.0)
+
+
+def agreement(calls: np.ndarray, letters: np.ndarray) -> np.ndarray:
+    """(R, N) bool: whether each residue's calls ((R, 4) bool) hold each letter (codes (N,); an unknown letter,
+    code 4, is held by none)."""
+    return np.pad(calls, ((0, 0), (0, 1)))[:, letters]
+
+
+def _composition(code: np.ndarray) -> np.ndarray:
+    """(4,) fractions of A, U/T, C, G among a sequence's known residues (uniform when it has none)."""
+    counts = np.bincount(code[code < 4], minlength=4)[:4].astype(float)
+    return counts / counts.sum() if counts.sum() else np.full(4, 0.25)
 
 
 def path_posteriors(xyz: list[np.ndarray], calls: list[np.ndarray], codes: list[np.ndarray], accuracy: float,

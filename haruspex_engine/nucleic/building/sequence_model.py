@@ -16,10 +16,10 @@
    chain id, numbered by FASTA position (1-based, gaps where nothing was built), sorted by number. Each stretch of
    unplaced residues of a path is a chain of its own, numbered 1…n, with the first ids of A–Z, a–z, 0–9, AA, …
    that no FASTA chain uses.
-6. **Letters and atoms.** A placed residue carries its chain's letter (and its FASTA record's kind, RNA or DNA);
-   an unplaced one the best base type of its node. Atoms are placed on each path as a whole, so a residue's
-   geometry is the same whichever chain it ends up in. Confidence (B-factor) = the node's score for the residue's
-   base / 3.
+6. **Letters and atoms.** A placed residue carries its chain's letter (and its FASTA record's kind, RNA or DNA),
+   or at an N of the sequence the best base type of its node; an unplaced one the best base type of its node.
+   Atoms are placed on each path as a whole, so a residue's geometry is the same whichever chain it ends up in.
+   Confidence (B-factor) = the node's score for the residue's base / 3.
 """
 from __future__ import annotations
 
@@ -211,7 +211,8 @@ def _piece(path: TracedPath, nodes: np.ndarray, register: PathRegister, copy: np
     numbers = np.zeros(len(placed), int)
     for k in np.flatnonzero(placed).tolist():
         group = groups[int(register.group[k])]
-        base_index[k] = group.codes[register.index[k]]
+        if group.codes[register.index[k]] < len(BASE_TYPES):  # an N keeps the map's base
+            base_index[k] = group.codes[register.index[k]]
         names[k] = group.chain_ids[int(copy[k])]
         numbers[k] = register.index[k] + 1
     for start, stop in true_runs(~placed):

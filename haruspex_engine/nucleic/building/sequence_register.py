@@ -52,7 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from haruspex_engine.nucleic.building.fragment_select import Fragment
-from haruspex_engine.nucleic.building.register_posterior import path_posteriors
+from haruspex_engine.nucleic.building.register_posterior import agreement, path_posteriors
 
 #: A residue is placed at its most probable sequence residue when that probability is at least this.
 PLACE_POSTERIOR = 0.5
@@ -97,7 +97,8 @@ def place_paths(xyz: list[np.ndarray], scores: list[np.ndarray], labels: list[La
                 copies: list[int]) -> Registers:
     """The register of every path's residues (see the module docstring). Per path: xyz (R, 3) sugar node positions
     of its residues in chain order, Å; scores (R, 4) their base-type scores (A, UT, C, G); labels: its chosen
-    fragments' readings (``fragment_labels``). codes: each group's sequence as base codes (A=0, U/T=1, C=2, G=3);
+    fragments' readings (``fragment_labels``). codes: each group's sequence as base codes (A=0, U/T=1, C=2, G=3,
+    N=4);
     copies: each group's number of chains."""
     calls = [_calls(np.asarray(s).reshape(-1, 4)) for s in scores]
     accuracy, alone = _estimate_accuracy(xyz, calls, codes)
@@ -151,8 +152,8 @@ def _estimate_accuracy(xyz: list[np.ndarray], calls: list[np.ndarray],
         agree = counted = 0.0
         for posterior, path_calls in zip(alone, calls):
             has = path_calls.any(axis=1)
-            agree += float((posterior * path_calls[:, letters])[has].sum())
-            counted += float(posterior[has].sum())
+            agree += float((posterior * agreement(path_calls, letters))[has].sum())
+            counted += float(posterior[has][:, letters < 4].sum())
         accuracy = float(np.clip((agree + 1) / (counted + 2), *ACCURACY_RANGE))
         alone = path_posteriors(xyz, calls, codes, accuracy)
     return accuracy, alone

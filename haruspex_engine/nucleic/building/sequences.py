@@ -5,8 +5,9 @@ Rules (CryoREAD's, with the differences marked *):
   is an error. Sequence lines are upper-cased and whitespace inside them removed; a single ``*`` terminator at the
   end of a record is allowed. Any other character that is not a letter (digit, ``-``, ``.``, ...) is an error: it
   is neither a nucleotide nor an amino-acid code.
-- N and X (unknown residues) are removed, and so* are the other IUPAC ambiguity letters (R, Y, ...) of a nucleic
-  record; how many were removed is reported.
+- *N and X (unknown residues), and the other IUPAC ambiguity letters (R, Y, ...) of a nucleic record, are kept as N:
+  the residues after them keep their FASTA numbers (the original removes them, renumbering every later residue), and
+  nothing is built there from the sequence (an N is a gap in the register). How many there were is reported.
 - A record whose residues (N and X not counted) are at most 90 % A/C/G/U/T is a protein (``looks_nucleic``): it is
   skipped, with a message in ``warnings``. Only protein records, an empty record or a record of N/X only are errors.
 - Kind, *per record (the original decides per file: DNA if no U anywhere in the file). A complex holding a DNA
@@ -22,11 +23,11 @@ Rules (CryoREAD's, with the differences marked *):
   one cannot take an id a later record names; a repeated id is replaced (with a message). Records without a usable
   id get the first free id of A-Z, a-z, 0-9, then of two-character ids "AA", "AB", ... (more than 62 chains are
   allowed; multi-character ids fit mmCIF, not the PDB format).
-- Bases are encoded A=0, U/T=1, C=2, G=3 (``encode_sequence``).
+- Bases are encoded A=0, U/T=1, C=2, G=3, N=4 (``encode_sequence``).
 
 API: ``read_fasta(path)`` and ``parse_fasta(text, source)`` return a ``FastaRecords``: a list of
-``NucleicSequence`` (file order, one per chain) with a ``warnings`` attribute listing what was skipped, removed or
-changed, one message per line naming the file and line. Errors raise ``SequenceError`` naming the file and line.
+``NucleicSequence`` (file order, one per chain) with a ``warnings`` attribute listing what was skipped or changed,
+one message per line naming the file and line. Errors raise ``SequenceError`` naming the file and line.
 """
 from __future__ import annotations
 
@@ -48,6 +49,9 @@ UNKNOWN_RESIDUES = frozenset("NX")
 NUCLEIC_CODES = frozenset("ACGTURYSWKMBDHVN")
 NUCLEIC_MIN_FRACTION = 0.9  # a record is nucleic when more than this fraction of its residues are A/C/G/U/T
 BASE_CODES = {"A": 0, "U": 1, "T": 1, "C": 2, "G": 3}
+#: The letter and code of a residue the sequence does not know (N, X and the ambiguity letters).
+UNKNOWN_LETTER = "N"
+UNKNOWN_CODE = 4
 CHAIN_ID_ALPHABET = string.ascii_uppercase + string.ascii_lowercase + string.digits
 
 #: The header field naming the chains of a PDB-style record, e.g. 'Chains A, B[auth C]'.
@@ -113,7 +117,7 @@ def parse_fasta(text: str, source: str = "<string>") -> FastaRecords:
         if _is_protein(record, where, warnings):
             proteins.append(record)
         else:
-            record.residues = _strip_unknown(record.residues, where, warnings)
+            record.residues = _mark_unknown(record.residues, where, warnings)
             nucleic.append(record)
     if not nucleic:
         lines = ", ".join(str(r.line) for r in proteins)
@@ -134,15 +138,16 @@ def parse_fasta(text: str, source: str = "<string>") -> FastaRecords:
 
 
 def encode_sequence(sequence: str) -> np.ndarray:
-    """Base codes (int8, one per residue): A=0, U/T=1, C=2, G=3. Raises ValueError for any other letter."""
+    """Base codes (int8, one per residue): A=0, U/T=1, C=2, G=3, N (unknown) = UNKNOWN_CODE. Raises ValueError for any
+    other letter."""
     table = np.full(128, -1, np.int8)
-    for letter, code in BASE_CODES.items():
+    for letter, code in {**BASE_CODES, UNKNOWN_LETTER: UNKNOWN_CODE}.items():
         table[ord(letter)] = code
     raw = np.frombuffer(sequence.encode("ascii", errors="replace"), np.uint8)
     codes = table[np.minimum(raw, 127)]
     bad = np.flatnonzero(codes < 0)
     if bad.size:
-        raise ValueError(f"position {bad[0] + 1}: {sequence[bad[0]]!r} is not A, C, G, U or T")
+        raise ValueError(f"position {bad[0] + 1}: {sequence[bad[0]]!r} is not A, C, G, U, T or N")
     return codes
 
 
@@ -201,14 +206,15 @@ def _is_protein(record: FastaRecord, where: str, warnings: list[str]) -> bool:
     return True
 
 
-def _strip_unknown(residues: str, where: str, warnings: list[str]) -> str:
-    """``residues`` without letters other than A/C/G/U/T, reporting how many of which were removed."""
-    removed = Counter(c for c in residues if c not in NUCLEOTIDES)
-    if not removed:
+def _mark_unknown(residues: str, where: str, warnings: list[str]) -> str:
+    """``residues`` with every letter other than A/C/G/U/T made N, reporting how many of which."""
+    unknown = Counter(c for c in residues if c not in NUCLEOTIDES)
+    if not unknown:
         return residues
-    letters = ", ".join(f"{letter} x{count}" for letter, count in sorted(removed.items()))
-    warnings.append(f"{where}: {sum(removed.values())} unknown or ambiguous residues removed ({letters})")
-    return "".join(c for c in residues if c in NUCLEOTIDES)
+    letters = ", ".join(f"{letter} x{count}" for letter, count in sorted(unknown.items()))
+    warnings.append(f"{where}: {sum(unknown.values())} unknown or ambiguous residues ({letters}) kept as N: the "
+                    "residues after them keep their FASTA numbers, and nothing is built there from the sequence")
+    return "".join(c if c in NUCLEOTIDES else UNKNOWN_LETTER for c in residues)
 
 
 def nucleic_kind(record: FastaRecord, file_has_u: bool) -> Literal["RNA", "DNA"]:
