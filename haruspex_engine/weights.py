@@ -514,7 +514,8 @@ def locate_checkpoint(key: str = DEFAULT_SET) -> Path:
     for wf in ws.files:
         problems.extend(_file_problems(wf, directory / wf.name, check_hash=False))
     if problems:
-        where = f"{CHECKPOINT_ENV} is not set and the cache {directory} "
+        variable = CHECKPOINT_ENV if ws.checkpoint_prefix is not None else CRYOREAD_ENV
+        where = f"{variable} is not set and the cache {directory} "
         where += "does not exist" if not directory.exists() else "is incomplete (" + "; ".join(problems) + ")"
         raise WeightsMissingError(f"weights {key!r} not found: {where}; {_install_hint(key)}")
     if ws.checkpoint_prefix is None:

@@ -557,3 +557,6 @@ def test_missing_cryoread_weights_explain_how_to_install(monkeypatch) -> None:
     message = str(info.value)
     assert "haruspex weights download --set cryoread-default" in message
     assert W.CRYOREAD_ENV in message and "best_model/" in message
+    # the variable a user must set for these weights is the one named first; the Haruspex one is not named at all
+    assert message.startswith(f"weights 'cryoread-default' not found: {W.CRYOREAD_ENV} is not set")
+    assert W.CHECKPOINT_ENV not in message
