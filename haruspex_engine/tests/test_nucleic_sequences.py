@@ -147,7 +147,7 @@ def test_named_ids_are_reserved_before_free_ids_are_given():
 def test_repeated_ids_are_replaced_with_a_message():
     records = parse_fasta(">A\nACGU\n>A\nGGCC\n", "dup.fasta")
     assert [s.chain_id for s in records] == ["A", "B"]
-    assert "dup.fasta, line 3: chain id 'A' is used by an earlier record" in records.warnings[0]
+    assert any("dup.fasta, line 3: chain id 'A' is used by an earlier record" in w for w in records.warnings)
 
 
 def test_unusable_chain_field_ids_are_replaced_with_a_message():
@@ -228,3 +228,23 @@ def test_encoding_a0_ut1_c2_g3_n4():
 ])
 def test_looks_nucleic(residues: str, nucleic: bool) -> None:
     assert looks_nucleic(residues) is nucleic
+
+
+def test_a_record_without_u_or_t_says_how_it_is_built_and_why():
+    """A/C/G only and a header naming neither RNA nor DNA: the kind comes from the other records (a U anywhere: RNA,
+    else DNA), and a warning says so; a header that names the kind needs none."""
+    assert not parse_fasta(">A mRNA fragment\nGGCCA\n").warnings
+    (warning,) = parse_fasta(">A\nGGCCA\n", "k.fasta").warnings
+    assert "k.fasta, line 1" in warning and "no U or T: built as DNA because no record of the file has a U" in warning
+    assert "write RNA in its header" in warning
+    records = parse_fasta(">A\nGGCCA\n>B\nACGU\n")
+    assert [s.kind for s in records] == ["RNA", "RNA"]
+    assert "built as RNA because another record of the file has a U" in records.warnings[0]
+    assert not parse_fasta(">A\nGGCCU\n").warnings
+
+
+def test_a_single_residue_record_is_used_with_a_warning():
+    records = parse_fasta(">A\nU\n", "one.fasta")
+    assert [s.sequence for s in records] == ["U"]
+    (warning,) = records.warnings
+    assert "one.fasta, line 1" in warning and "has a single residue" in warning

@@ -124,6 +124,9 @@ def parse_fasta(text: str, source: str = "<string>") -> FastaRecords:
         raise SequenceError(f"{source}: only protein sequences (records at lines {lines}); give the DNA/RNA chains")
     file_has_u = any("U" in r.residues for r in nucleic)
     kinds = [nucleic_kind(r, file_has_u) for r in nucleic]
+    for record, kind in zip(nucleic, kinds):
+        where = f"{source}, line {record.line}: record '>{record.header}'"
+        _note_oddities(record, kind, file_has_u, where, warnings)
     requested = [_requested_chain_ids(r, f"{source}, line {r.line}", warnings) for r in nucleic]
     assigned = _assign_chain_ids(nucleic, requested, source, warnings)
     sequences = []
@@ -227,6 +230,20 @@ def nucleic_kind(record: FastaRecord, file_has_u: bool) -> Literal["RNA", "DNA"]
     if says_rna != says_dna:
         return "RNA" if says_rna else "DNA"
     return "RNA" if file_has_u else "DNA"
+
+
+def _note_oddities(record: FastaRecord, kind: str, file_has_u: bool, where: str, warnings: list[str]) -> None:
+    """Warnings for a record that is used but may not be what the user meant: a single residue (too short for the
+    sequence to place anything), no U or T and a header that names neither RNA nor DNA (why it is read as one)."""
+    if len(record.residues) == 1:
+        warnings.append(f"{where} has a single residue: a residue is placed in register only where its traced path "
+                        "reads the sequence decisively, which one residue cannot")
+    header_says = ("RNA" in record.header) != ("DNA" in record.header)
+    if "U" not in record.residues and "T" not in record.residues and not header_says:
+        why = "another record of the file has a U" if file_has_u else "no record of the file has a U (CryoREAD's rule)"
+        other = "DNA" if kind == "RNA" else "RNA"
+        warnings.append(f"{where} has no U or T: built as {kind} because {why}; write {other} in its header to "
+                        "build it as that")
 
 
 def _requested_chain_ids(record: FastaRecord, where: str, warnings: list[str]) -> list[str | None]:
