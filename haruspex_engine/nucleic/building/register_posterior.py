@@ -34,9 +34,9 @@ paths after it; the likelihood of the paths after it, per register of its last r
 rounds carry evidence that many breaks along a chain. A wrong neighbour costs little: its continuation reads no
 better than chance, and the start above still holds the rest of the weight.
 
-
-Arrays: scores (R, 4) base-type scores (A, UT, C, G) per residue, xyz (R, 3) sugar node positions Å, codes one int
-array of base codes (A=0, U/T=1, C=2, G=3) per sequence; "N" is the total length of the sequences.
+Arrays: calls (R, 4) bool, each residue's best-scoring base types (A, UT, C, G), xyz (R, 3) sugar node positions
+Å, codes one int array of base codes (A=0, U/T=1, C=2, G=3, N=4 unknown) per sequence; "N" is the total length of
+the sequences.
 """
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from haruspex_engine.nucleic.building.sequence_assign import CONTINUITY_REACH_A
+from haruspex_engine.nucleic.building.sequences import UNKNOWN_CODE
 
 #: Probability that the next residue of a path is an extra node (its register waits one residue).
 EXTRA_NODE = 0.05
@@ -82,24 +83,24 @@ class _Pass:
 def emission_ratios(calls: np.ndarray, codes: list[np.ndarray], accuracy: float) -> np.ndarray:
     """(R, N) likelihood ratio, against chance, of each residue's calls ((R, 4) bool: the best-scoring base types)
     if it is each residue of the concatenated sequences; 1 where a residue has no calls or the sequence residue is
-    unknown (code 4, N)."""
+    unknown (UNKNOWN_CODE, N)."""
     letters = np.concatenate(codes)
     composition = np.concatenate([np.repeat(_composition(c)[None, :], len(c), axis=0) for c in codes])  # (N, 4)
     chance = np.clip(calls.astype(float) @ composition.T, 1e-6, 1 - 1e-6)  # (R, N)
     ratio = np.where(agreement(calls, letters), accuracy / chance, (1 - accuracy) / (1 - chance))
-    counted = calls.any(axis=1)[:, None] & (chance < accuracy) & (letters < 4)[None, :]
+    counted = calls.any(axis=1)[:, None] & (chance < accuracy) & (letters != UNKNOWN_CODE)[None, :]
     return np.where(counted, ratio, 1.0)
 
 
 def agreement(calls: np.ndarray, letters: np.ndarray) -> np.ndarray:
     """(R, N) bool: whether each residue's calls ((R, 4) bool) hold each letter (codes (N,); an unknown letter,
-    code 4, is held by none)."""
+    UNKNOWN_CODE, the padded fifth column, is held by none)."""
     return np.pad(calls, ((0, 0), (0, 1)))[:, letters]
 
 
 def _composition(code: np.ndarray) -> np.ndarray:
     """(4,) fractions of A, U/T, C, G among a sequence's known residues (uniform when it has none)."""
-    counts = np.bincount(code[code < 4], minlength=4)[:4].astype(float)
+    counts = np.bincount(code[code != UNKNOWN_CODE], minlength=4).astype(float)
     return counts / counts.sum() if counts.sum() else np.full(4, 0.25)
 
 
@@ -109,7 +110,7 @@ def path_posteriors(xyz: list[np.ndarray], calls: list[np.ndarray], codes: list[
     docstring); linked: carry evidence across trace breaks (else every path is read on its own); free: per path,
     (N,) weights of its M states (a sequence residue other paths hold, less than 1)."""
     total = sum(len(c) for c in codes)
-    group_of = np.concatenate([np.full(len(c), g) for g, c in enumerate(codes)] + [np.zeros(0, int)])
+    group_of = sequence_of(codes)
     emits = [emission_ratios(c, codes, accuracy) if len(c) and total else np.ones((len(c), total)) for c in calls]
     if free is not None:
         emits = [e * f for e, f in zip(emits, free)]
@@ -124,6 +125,11 @@ def path_posteriors(xyz: list[np.ndarray], calls: list[np.ndarray], codes: list[
         ends = [_linked_end(default, [(passes[c].start, d) for c, d in after[b]], group_of) for b in range(len(xyz))]
         passes = [_forward_backward(e, m, group_of, s, t) for e, m, s, t in zip(emits, moves, starts, ends)]
     return [p.posterior for p in passes]
+
+
+def sequence_of(codes: list[np.ndarray]) -> np.ndarray:
+    """int (N,): the sequence (index into ``codes``) of each residue of the concatenated sequences."""
+    return np.concatenate([np.full(len(c), g) for g, c in enumerate(codes)] + [np.zeros(0, int)])
 
 
 def _neighbours(xyz: list[np.ndarray]) -> tuple[list[list[tuple[int, float]]], list[list[tuple[int, float]]]]:

@@ -43,6 +43,7 @@ from haruspex_engine.nucleic.building.sequence_assign import (
     true_runs,
 )
 from haruspex_engine.nucleic.building.sequence_register import PathRegister, fragment_labels, place_paths
+from haruspex_engine.nucleic.building.sequences import UNKNOWN_CODE
 from haruspex_engine.nucleic.classes import BASE_TYPES
 
 MIN_CHAIN_RESIDUES = 2
@@ -211,7 +212,7 @@ def _piece(path: TracedPath, nodes: np.ndarray, register: PathRegister, copy: np
     numbers = np.zeros(len(placed), int)
     for k in np.flatnonzero(placed).tolist():
         group = groups[int(register.group[k])]
-        if group.codes[register.index[k]] < len(BASE_TYPES):  # an N keeps the map's base
+        if group.codes[register.index[k]] != UNKNOWN_CODE:  # an N keeps the map's base
             base_index[k] = group.codes[register.index[k]]
         names[k] = group.chain_ids[int(copy[k])]
         numbers[k] = register.index[k] + 1

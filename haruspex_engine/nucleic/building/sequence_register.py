@@ -52,7 +52,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from haruspex_engine.nucleic.building.fragment_select import Fragment
-from haruspex_engine.nucleic.building.register_posterior import agreement, path_posteriors
+from haruspex_engine.nucleic.building.register_posterior import agreement, path_posteriors, sequence_of
+from haruspex_engine.nucleic.building.sequences import UNKNOWN_CODE
 
 #: A residue is placed at its most probable sequence residue when that probability is at least this.
 PLACE_POSTERIOR = 0.5
@@ -104,7 +105,7 @@ def place_paths(xyz: list[np.ndarray], scores: list[np.ndarray], labels: list[La
     accuracy, alone = _estimate_accuracy(xyz, calls, codes)
     linked = path_posteriors(xyz, calls, codes, accuracy, linked=True)
     offsets = np.cumsum([0] + [len(c) for c in codes])
-    group_of = np.concatenate([np.full(len(c), g) for g, c in enumerate(codes)])
+    group_of = sequence_of(codes)
     capacity = np.concatenate([np.full(len(c), n) for c, n in zip(codes, copies)])
     free = _free_for_each(linked, capacity)
     if free is not None:
@@ -153,7 +154,7 @@ def _estimate_accuracy(xyz: list[np.ndarray], calls: list[np.ndarray],
         for posterior, path_calls in zip(alone, calls):
             has = path_calls.any(axis=1)
             agree += float((posterior * agreement(path_calls, letters))[has].sum())
-            counted += float(posterior[has][:, letters < 4].sum())
+            counted += float(posterior[has][:, letters != UNKNOWN_CODE].sum())
         accuracy = float(np.clip((agree + 1) / (counted + 2), *ACCURACY_RANGE))
         alone = path_posteriors(xyz, calls, codes, accuracy)
     return accuracy, alone
@@ -191,13 +192,12 @@ def _free_for_each(posteriors: list[np.ndarray], capacity: np.ndarray) -> list[n
               for j, held in claims.items()}
     if not owners:
         return None
-    free = [np.ones(len(capacity)) for _ in posteriors]
+    free = np.ones((len(posteriors), len(capacity)))
     for j, paths in owners.items():
         if len(paths) >= capacity[j]:
-            for p in range(len(posteriors)):
-                if p not in paths:
-                    free[p][j] = HELD_WEIGHT
-    return free
+            free[:, j] = HELD_WEIGHT
+            free[sorted(paths), j] = 1.0
+    return list(free)
 
 
 def _limit_copies(placements: list[tuple[np.ndarray, np.ndarray, np.ndarray]], copies: list[int]) -> None:

@@ -113,7 +113,7 @@ def parse_fasta(text: str, source: str = "<string>") -> FastaRecords:
     nucleic: list[FastaRecord] = []
     proteins: list[FastaRecord] = []
     for record in records:
-        where = f"{source}, line {record.line}: record '>{record.header}'"
+        where = _record_place(source, record)
         if _is_protein(record, where, warnings):
             proteins.append(record)
         else:
@@ -125,8 +125,7 @@ def parse_fasta(text: str, source: str = "<string>") -> FastaRecords:
     file_has_u = any("U" in r.residues for r in nucleic)
     kinds = [nucleic_kind(r, file_has_u) for r in nucleic]
     for record, kind in zip(nucleic, kinds):
-        where = f"{source}, line {record.line}: record '>{record.header}'"
-        _note_oddities(record, kind, file_has_u, where, warnings)
+        _note_oddities(record, kind, file_has_u, _record_place(source, record), warnings)
     requested = [_requested_chain_ids(r, f"{source}, line {r.line}", warnings) for r in nucleic]
     assigned = _assign_chain_ids(nucleic, requested, source, warnings)
     sequences = []
@@ -226,10 +225,23 @@ def nucleic_kind(record: FastaRecord, file_has_u: bool) -> Literal["RNA", "DNA"]
         return "RNA"
     if "T" in record.residues:
         return "DNA"
-    says_rna, says_dna = "RNA" in record.header, "DNA" in record.header
-    if says_rna != says_dna:
-        return "RNA" if says_rna else "DNA"
+    header = _header_kind(record)
+    if header is not None:
+        return header
     return "RNA" if file_has_u else "DNA"
+
+
+def _header_kind(record: FastaRecord) -> Literal["RNA", "DNA"] | None:
+    """The kind a record's header names ("RNA" or "DNA" in upper case, one of them only), else None."""
+    says_rna, says_dna = "RNA" in record.header, "DNA" in record.header
+    if says_rna == says_dna:
+        return None
+    return "RNA" if says_rna else "DNA"
+
+
+def _record_place(source: str, record: FastaRecord) -> str:
+    """Where a record is, for messages: file, line and header."""
+    return f"{source}, line {record.line}: record '>{record.header}'"
 
 
 def _note_oddities(record: FastaRecord, kind: str, file_has_u: bool, where: str, warnings: list[str]) -> None:
@@ -238,8 +250,7 @@ def _note_oddities(record: FastaRecord, kind: str, file_has_u: bool, where: str,
     if len(record.residues) == 1:
         warnings.append(f"{where} has a single residue: a residue is placed in register only where its traced path "
                         "reads the sequence decisively, which one residue cannot")
-    header_says = ("RNA" in record.header) != ("DNA" in record.header)
-    if "U" not in record.residues and "T" not in record.residues and not header_says:
+    if "U" not in record.residues and "T" not in record.residues and _header_kind(record) is None:
         why = "another record of the file has a U" if file_has_u else "no record of the file has a U (CryoREAD's rule)"
         other = "DNA" if kind == "RNA" else "RNA"
         warnings.append(f"{where} has no U or T: built as {kind} because {why}; write {other} in its header to "
