@@ -8,6 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from haruspex_engine.commands import CommandError, default_prefix
 from haruspex_engine.refine import DEFAULT_CYCLES, DEFAULT_MASK_RADIUS_A
 
 
@@ -53,7 +54,6 @@ Defaults: {DEFAULT_CYCLES} cycles, mask radius {DEFAULT_MASK_RADIUS_A:g} Å (ser
 
 def run_refine(args: argparse.Namespace) -> int:
     """Run a parsed ``refine-na`` command; returns the exit status (errors raise CommandError)."""
-    from haruspex_engine.cli import CommandError, default_prefix
     from haruspex_engine.maps import read_map
     from haruspex_engine.model_files import MODEL_SUFFIXES, read_model
     from haruspex_engine.nucleic.building.atoms import write_model

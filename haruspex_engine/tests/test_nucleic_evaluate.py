@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from haruspex_engine.cli import CommandError
+from haruspex_engine.commands import CommandError
 from haruspex_engine.nucleic.building.evaluate import (
     EvaluationError,
     evaluate_files,

@@ -6,6 +6,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from haruspex_engine.commands import CommandError, default_prefix
 from haruspex_engine.training import SEGMENT_SIZE, SEGMENT_STRIDE
 
 #: Suffix of the JSON report written last in the output directory.
@@ -52,7 +53,6 @@ def run_training_data(args: argparse.Namespace) -> int:
     import numpy as np
 
     from haruspex_engine.annotation.checkpoint import CHANNELS
-    from haruspex_engine.cli import CommandError, default_prefix
     from haruspex_engine.maps import read_map, write_map
     from haruspex_engine.model_files import read_model
     from haruspex_engine.summary import describe_input, write_summary

@@ -6,6 +6,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from haruspex_engine.commands import CommandError
+
 #: Name of the JSON report written last next to the checkpoints.
 REPORT_NAME = "training_summary.json"
 
@@ -65,7 +67,6 @@ small runs and narrow networks (--width 8: about 0.05 s per segment) do not. An 
 
 def run_train(args: argparse.Namespace) -> int:
     """Run a parsed ``train`` command; returns the exit status (errors raise CommandError)."""
-    from haruspex_engine.cli import CommandError
     from haruspex_engine.devices import select_device
     from haruspex_engine.summary import write_summary
     from haruspex_engine.training.segments import load_segments

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from haruspex_engine.atomic_files import atomic_path
+from haruspex_engine.commands import CommandError, default_prefix
 from haruspex_engine.validation import BACKBONE_LEVEL, CLASS_ORDER, ValidationError
 
 if TYPE_CHECKING:  # the command line registers this module: gemmi, numpy and the maps load when it runs
@@ -66,7 +67,6 @@ Outputs in OUTDIR:
 
 def run_validate(args: argparse.Namespace) -> int:
     """Run a parsed ``validate`` command; returns the exit status (errors raise CommandError)."""
-    from haruspex_engine.cli import CommandError, default_prefix
     from haruspex_engine.model_files import MODEL_SUFFIXES, read_model
     from haruspex_engine.summary import describe_input, write_summary
     from haruspex_engine.validation.validate import validate_model, validation_report

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from haruspex_engine.commands import CommandError
+
 
 def add_build_parser(commands) -> None:
     """Register ``build-na`` on the CLI's subparsers."""
@@ -80,7 +82,6 @@ def run_build(args: argparse.Namespace) -> int:
     """Run a parsed ``build-na`` command; returns the exit status."""
     import numpy as np
 
-    from haruspex_engine.cli import CommandError
     from haruspex_engine.maps import read_map, write_like
     from haruspex_engine.nucleic.building.atoms import write_confidence_table, write_model
     from haruspex_engine.nucleic.building.build import build_nucleic_model
@@ -212,8 +213,6 @@ def _chain_sequence(chain) -> str:
 
 
 def _summary_path(given: Path) -> Path:
-    from haruspex_engine.cli import CommandError
-
     if given.is_dir():
         found = sorted(given.glob("*_summary.json"))
         if len(found) != 1:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from haruspex_engine import __version__
+from haruspex_engine.commands import CommandError
 
 
 def add_evaluate_parser(commands) -> None:
@@ -51,7 +52,6 @@ average atom-pair distance below 5 Å instead of the C4' distance.""",
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Run a parsed ``evaluate-na`` command; returns the exit status (errors raise CommandError)."""
-    from haruspex_engine.cli import CommandError
     from haruspex_engine.nucleic.building.evaluate import EvaluationError, evaluate_files
     from haruspex_engine.summary import write_summary
 

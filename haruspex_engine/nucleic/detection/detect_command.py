@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from haruspex_engine import __version__, weights
+from haruspex_engine.commands import CommandError, default_prefix
 
 DEFAULT_STRIDE = 32  # voxels (= Å on the 1 Å working grid)
 WEIGHT_SET_CHOICES = {
@@ -86,7 +87,6 @@ does: below 3 Å the 0-3 Å model, 3-5 Å the default model, 5-10 Å the 5-10 Å
 def run_detect(args: argparse.Namespace) -> int:
     """Run a parsed ``detect-na`` command; returns the exit status."""
     from haruspex_engine.checkpoints import is_test_weights
-    from haruspex_engine.cli import CommandError, default_prefix
     from haruspex_engine.devices import loud_warning, select_torch_device
     from haruspex_engine.maps import read_map
     from haruspex_engine.nucleic.detection.detect import detect_nucleic_acids
