@@ -17,12 +17,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
 from haruspex_engine import __version__, weights
 from haruspex_engine.annotation.annotate_command import add_annotate_parser
-from haruspex_engine.commands import EXIT_FAILED, CommandError
+from haruspex_engine.commands import EXIT_FAILED, EXIT_INTERRUPTED, CommandError
 from haruspex_engine.nucleic.building.build_command import add_build_parser
 from haruspex_engine.nucleic.building.evaluate_command import add_evaluate_parser
 from haruspex_engine.nucleic.detection.detect_command import add_detect_parser
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from haruspex_engine.devices import DeviceError
     from haruspex_engine.maps import MapError
     from haruspex_engine.model_files import ModelFileError
+    from haruspex_engine.output_prefix import release_prefixes
 
     args = build_parser().parse_args(argv)
     try:
@@ -84,10 +86,42 @@ def main(argv: list[str] | None = None) -> int:
     except (CommandError, MapError, ModelFileError, CheckpointError, DeviceError, weights.WeightsError) as exc:
         print(f"haruspex: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"haruspex: error: interrupted (Ctrl-C); {interrupt_hint(args)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except OSError as exc:  # e.g. an output directory that cannot be created or written
-        where = exc.filename or ""
-        print(f"haruspex: error: {where}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"haruspex: error: {os_error_message(exc, getattr(args, 'output_dir', None))}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        release_prefixes()
+
+
+#: What an interrupted command kept and how to go on, by command (``interrupt_hint``).
+INTERRUPT_HINTS = {
+    "train": "the checkpoints written so far are kept; rerun the same command with --resume to continue",
+    "refine-na": "no refined model was written and the temporary folder was removed; rerun the same command to start "
+                 "again",
+}
+
+
+def interrupt_hint(args: argparse.Namespace) -> str:
+    """What an interrupted command left and how to go on (one clause): the command's own ``args.interrupt_hint``
+    when it set one (it knows its paths), else the command's entry in INTERRUPT_HINTS."""
+    default = "this run wrote no summary, so none of its files count as finished; rerun the same command to start again"
+    return getattr(args, "interrupt_hint", None) or INTERRUPT_HINTS.get(args.command, default)
+
+
+def os_error_message(exc: OSError, output_dir: Path | None) -> str:
+    """One line for an operating-system error: the file it names, else the output folder (a full disk or a file
+    over the file-size limit often names no file), and what to do when the disk or a limit is the cause."""
+    where = exc.filename or (str(output_dir) if output_dir is not None else "")
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason += " (free space or choose another output folder with -o; then rerun)"
+    elif exc.errno == errno.EFBIG:
+        reason += " (a file exceeded the size limit of this file system or of `ulimit -f`; raise it or write " \
+                  "elsewhere with -o; then rerun)"
+    return f"{where}: {reason}" if where else reason
 
 
 if __name__ == "__main__":

@@ -10,8 +10,12 @@ places the input. Files are written under a temporary name and renamed when comp
 """
 from __future__ import annotations
 
+import bz2
+import gzip
 import os
 import warnings
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -48,6 +52,11 @@ class DensityMap:
             return self.origin
         return tuple(float(n * v) for n, v in zip(self.nstart, self.voxel_size))
 
+    def position_of(self, index_zyx: tuple[int, int, int]) -> Vec3:
+        """Position in Å (x, y, z) of the centre of the voxel at array index (z, y, x)."""
+        return tuple(float(p + i * v) for p, i, v in zip(self.first_voxel_position, reversed(index_zyx),
+                                                          self.voxel_size))
+
     def with_data(self, data: np.ndarray) -> DensityMap:
         """The same grid geometry holding other values (e.g. a probability map of this map)."""
         if data.shape != self.data.shape:
@@ -77,24 +86,26 @@ def describe_grid(grid: DensityMap) -> str:
 def read_map(path: str | os.PathLike) -> DensityMap:
     """Read an MRC/CCP4/.map file (optionally gzip- or bzip2-compressed) into standard axis order.
 
-    Raises MapError naming the file for anything unusable: missing, truncated or corrupt files, non-3-D data,
-    a zero voxel size, or NaN/inf values.
+    Raises MapError naming the file for anything unusable: missing, truncated or corrupt files (compressed ones
+    named as such, with the fix), non-3-D data, a zero voxel size, NaN/inf values, or an image stack.
+
+    Image stacks: a file named ``.mrcs`` (optionally compressed) is refused as the image stack it is by convention
+    (RELION, cryoSPARC, Scipion), naming its number of images. The header's own mark, space group (ISPG) 0 with
+    more than one section (mrcfile's rule for stacks), is neither refused nor warned about: UCSF Chimera 1.x, IMOD
+    and others write it on volumes (the 3j6b map crop in ../shared, saved by Chimera 1.15, has it), so it cannot
+    tell a stack saved as .mrc from a volume.
     """
     path = Path(path)
     if not path.is_file():
         raise MapError(f"{path}: no such file")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with mrcfile.open(path, mode="r", permissive=False) as mrc:
-                header = mrc.header
-                raw = np.asarray(mrc.data)
-                voxel = mrc.voxel_size
-                axis_order = (int(header.mapc), int(header.mapr), int(header.maps))
-                nstart_crs = (int(header.nxstart), int(header.nystart), int(header.nzstart))
-                origin = (float(header.origin.x), float(header.origin.y), float(header.origin.z))
-    except (ValueError, OSError, EOFError) as exc:
-        raise MapError(f"{path}: not a readable MRC/CCP4 map ({exc})") from None
+    if _named_as_image_stack(path):
+        header, _, _ = _read_mrc(path, header_only=True)
+        raise MapError(f"{path}: an image stack of {int(header.nz)} images, not a volume (.mrcs files hold 2-D "
+                       "particle images or movie frames); give a 3-D density map (.mrc/.map)")
+    header, voxel_size, raw = _read_mrc(path)
+    axis_order = (int(header.mapc), int(header.mapr), int(header.maps))
+    nstart_crs = (int(header.nxstart), int(header.nystart), int(header.nzstart))
+    origin = (float(header.origin.x), float(header.origin.y), float(header.origin.z))
     if raw is None or raw.ndim != 3:
         dims = "no" if raw is None else f"{raw.ndim}-D"
         raise MapError(f"{path}: {dims} data; a 3-D density map is needed")
@@ -102,7 +113,6 @@ def read_map(path: str | os.PathLike) -> DensityMap:
         raise MapError(f"{path}: complex-valued (Fourier) data; a real-space density map is needed")
     if sorted(axis_order) != [1, 2, 3]:
         raise MapError(f"{path}: invalid axis order mapc/mapr/maps = {axis_order}")
-    voxel_size = (float(voxel.x), float(voxel.y), float(voxel.z))
     if not all(np.isfinite(v) and v > 0 for v in voxel_size):
         raise MapError(f"{path}: voxel size {voxel_size} Å from the header cell is not positive")
     data = to_standard_axes(raw, axis_order).astype(np.float32)
@@ -112,6 +122,72 @@ def read_map(path: str | os.PathLike) -> DensityMap:
     # nstart is stored per column/row/section; reorder it to x, y, z like the data.
     nstart = tuple(nstart_crs[axis_order.index(axis)] for axis in (1, 2, 3))
     return DensityMap(data=data, voxel_size=voxel_size, origin=origin, nstart=nstart, path=str(path))
+
+
+def _named_as_image_stack(path: Path) -> bool:
+    """Whether the file name ends in .mrcs (before any .gz or .bz2), the extension of MRC image stacks."""
+    name = path.name.lower()
+    for compressed in (".gz", ".bz2"):
+        name = name.removesuffix(compressed)
+    return name.endswith(".mrcs")
+
+
+def _read_mrc(path: Path, header_only: bool = False) -> tuple[np.recarray, Vec3, np.ndarray | None]:
+    """(header, voxel size (x, y, z) in Å from the header cell, data in file order (sections, rows, columns) or
+    None with header_only) of an MRC file, read strictly with mrcfile. MapError naming the file when it cannot be
+    read, saying so when it is compressed data that is truncated or corrupt."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with mrcfile.open(path, mode="r", permissive=False, header_only=header_only) as mrc:
+                voxel = mrc.voxel_size
+                raw = None if header_only else np.asarray(mrc.data)
+                return mrc.header.copy(), (float(voxel.x), float(voxel.y), float(voxel.z)), raw
+    except (ValueError, OSError, EOFError, zlib.error) as exc:
+        raise _unreadable(path, exc) from None
+
+
+#: Compressed formats read_map accepts: name -> (leading bytes, file extension, opener). mrcfile recognises them by
+#: their leading bytes; the extension also counts here so a damaged first block is still reported as compression.
+_COMPRESSIONS: dict[str, tuple[bytes, str, Callable]] = {
+    "gzip": (b"\x1f\x8b", ".gz", gzip.open),
+    "bzip2": (b"BZh", ".bz2", bz2.open),
+}
+
+
+def _unreadable(path: Path, exc: Exception) -> MapError:
+    """The MapError for a file mrcfile could not read: corrupt or truncated compressed data (with the fix) when the
+    file is compressed and does not decompress to its end, else not a readable MRC/CCP4 map."""
+    compression = _compression_of(path)
+    fault = _decompression_fault(path, _COMPRESSIONS[compression][2]) if compression else ""
+    if fault:
+        return MapError(f"{path}: corrupt or truncated {compression} data ({fault}); download or copy the file "
+                        f"again and check it with `{compression} -t {path}`")
+    return MapError(f"{path}: not a readable MRC/CCP4 map ({str(exc) or type(exc).__name__})")
+
+
+def _compression_of(path: Path) -> str | None:
+    """"gzip" or "bzip2" when the file's leading bytes or its extension say it is compressed, else None."""
+    with open(path, "rb") as stream:
+        start = stream.read(3)
+    for name, (magic, suffix, _) in _COMPRESSIONS.items():
+        if start.startswith(magic) or path.name.lower().endswith(suffix):
+            return name
+    return None
+
+
+def _decompression_fault(path: Path, opener: Callable) -> str:
+    """Why the compressed file ``path`` does not decompress to its end with ``opener`` (gzip.open, bz2.open):
+    the decompressor's complaint about truncated or corrupt data; "" when it decompresses cleanly."""
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    try:
+        with opener(path, "rb") as stream:
+            while stream.read(1 << 24):
+                pass
+    except (OSError, EOFError, zlib.error) as exc:
+        return str(exc) or type(exc).__name__
+    return ""
 
 
 def to_standard_axes(raw: np.ndarray, axis_order: tuple[int, int, int]) -> np.ndarray:

@@ -135,7 +135,12 @@ def sliding_window_layout(map_shape: Shape3, box: int = 64, stride: int = 32) ->
 
 def sliding_starts(n: int, box: int, stride: int) -> tuple[int, ...]:
     """Box starts along one axis of ``n`` voxels: multiples of ``stride`` below n, each at most max(n - box, 0),
-    without duplicates."""
+    without duplicates.
+
+    CryoREAD keeps the duplicates: it moves the box of every start in [n - box, n) back to n - box, so it runs that
+    last box several times (twice for box 64, stride 32) and counts it as often in its stage-1 average. Here each
+    distinct box is run and counted once (a deliberate difference, listed in the README under detect-na).
+    """
     last = max(n - box, 0)
     return tuple(sorted({min(s, last) for s in range(0, max(n, 1), stride)}))
 

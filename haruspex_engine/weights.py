@@ -8,6 +8,15 @@ never published, so for them the blob id, whose header holds the size, is the wh
 file is written to a temporary name in the same directory, checked for size and git blob id, and only then renamed
 into place.
 
+Before published weights are used (:func:`locate_checkpoint`, whichever of the places below they come from), each
+file that holds the network's numbers is checked against its git blob id, not only its size: a right-size file
+with other content is refused with :class:`WeightsError`.  A file is hashed once: the success is recorded in
+``cache_dir()/verified.json`` (resolved path -> size, mtime and ctime in ns, git blob id), so later runs skip the
+hash until the file changes.  Where that record cannot be written (a read-only cache), the file is still verified
+and used, and is simply hashed again next time.  Weights generated for tests (a directory holding
+:data:`~haruspex_engine.checkpoints.TEST_WEIGHTS_MARKER`) are not hashed: the loaders refuse them outside the test
+suite.
+
 Where the weights come from, in the order :func:`locate_checkpoint` tries:
 
 1. files the user already has: ``$HARUSPEX_CHECKPOINT`` for Haruspex (a checkpoint prefix or a directory holding
@@ -24,6 +33,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import http.client
+import json
 import os
 import sys
 import tempfile
@@ -35,6 +45,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from . import __version__
+from .atomic_files import write_text_atomically
+from .checkpoints import is_test_weights
 
 if TYPE_CHECKING:  # progress imports tqdm, which Scipion's environment (reading REGISTRY) may not have
     from .progress import Progress
@@ -67,6 +79,8 @@ CHECKPOINT_ENV = "HARUSPEX_CHECKPOINT"
 CRYOREAD_ENV = "HARUSPEX_CRYOREAD_WEIGHTS"
 DEFAULT_SET = "haruspex-hpx_190116"
 SCIPION_BINARY = "haruspex-weights"
+#: File in the cache root recording which weight files were verified, as they were then (see the module docstring).
+VERIFIED_RECORD = "verified.json"
 
 _CHUNK = 1 << 20  # bytes read/written per step (downloads and hashing)
 _TIMEOUT_S = 60.0  # socket timeout for one network operation (connect or read)
@@ -244,16 +258,65 @@ def _fmt_bytes(n: int) -> str:
     return f"{n:,} bytes"
 
 
-def _file_problems(wf: WeightFile, path: Path, *, check_hash: bool) -> list[str]:
-    """Problems with one file at *path* against its registry entry (empty list when fine)."""
+def _file_state(path: Path) -> dict[str, int]:
+    """What the verification record keeps of a file's state: size in bytes, mtime and ctime in ns."""
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
+
+
+def _read_verified() -> dict[str, Any]:
+    """The verification record: resolved path -> file state and git blob id; empty when absent or unreadable."""
+    try:
+        record = json.loads((cache_dir() / VERIFIED_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _remember_verified(path: Path, state: dict[str, int], blob: str) -> None:
+    """Record that *path*, in *state*, has git blob id *blob* (entries of files that are gone are dropped).
+
+    Best effort: when the record cannot be written (a read-only cache), nothing is recorded and the file is hashed
+    again the next time it is used.
+    """
+    record = {name: entry for name, entry in _read_verified().items() if Path(name).is_file()}
+    record[str(path.resolve())] = {**state, "git_blob_sha1": blob}
+    try:
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        write_text_atomically(cache_dir() / VERIFIED_RECORD, json.dumps(record, indent=1, sort_keys=True) + "\n")
+    except OSError:
+        pass  # a read-only cache: the file is hashed again next time
+
+
+def _wrong_blob(wf: WeightFile, path: Path, *, trust_record: bool = True) -> str | None:
+    """The git blob id of the existing file *path* when it is not *wf*'s published one; None when it is.
+
+    trust_record: accept a file the verification record lists with its current size, mtime and ctime (no reading);
+    False hashes it anyway.  A successful hash is recorded (:func:`_remember_verified`).
+    """
+    state = _file_state(path)
+    if trust_record and _read_verified().get(str(path.resolve())) == {**state, "git_blob_sha1": wf.git_blob_sha1}:
+        return None
+    got = git_blob_sha1(path)
+    if got != wf.git_blob_sha1:
+        return got
+    _remember_verified(path, state, got)
+    return None
+
+
+def _file_problems(wf: WeightFile, path: Path, *, check_hash: bool, trust_record: bool = True) -> list[str]:
+    """Problems with one file at *path* against its registry entry (empty list when fine).
+
+    check_hash: also compare the git blob id (see :func:`_wrong_blob` for trust_record); False checks the size only.
+    """
     if not path.is_file():
         return [f"{path}: missing"]
     got_size = path.stat().st_size
     if wf.size is not None and got_size != wf.size:
         return [f"{path}: wrong size: expected {_fmt_bytes(wf.size)}, got {_fmt_bytes(got_size)}"]
     if check_hash:
-        got = git_blob_sha1(path)
-        if got != wf.git_blob_sha1:
+        got = _wrong_blob(wf, path, trust_record=trust_record)
+        if got is not None:
             return [f"{path}: wrong git blob SHA-1: expected {wf.git_blob_sha1}, got {got}"]
     return []
 
@@ -262,13 +325,14 @@ def verify(key: str, directory: str | os.PathLike[str] | None = None) -> list[st
     """Check every file of the set *key* in *directory* (default: the set's cache directory).
 
     Returns a list of problems, one line each (missing file, wrong size, wrong git blob id); empty when all
-    files are present and intact.  Hashing reads every file completely.
+    files are present and intact.  Hashing reads every file completely, whatever the verification record says,
+    and records each intact file there, so that runs afterwards do not hash it again.
     """
     ws = get_set(key)
     where = Path(directory).expanduser() if directory is not None else set_dir(key)
     problems: list[str] = []
     for wf in ws.files:
-        problems.extend(_file_problems(wf, where / wf.name, check_hash=True))
+        problems.extend(_file_problems(wf, where / wf.name, check_hash=True, trust_record=False))
     return problems
 
 
@@ -338,6 +402,7 @@ def _download_file(wf: WeightFile, directory: Path, url: str, progress: bool) ->
             raise WeightsError(f"{wf.name}: wrong git blob SHA-1: expected {wf.git_blob_sha1}, got {got} ({url})")
         os.chmod(tmp, 0o644)
         os.replace(tmp, directory / wf.name)
+        _remember_verified(directory / wf.name, _file_state(directory / wf.name), got)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -386,9 +451,13 @@ def download(key: str = DEFAULT_SET, *, base_url: str | None = None, progress: b
 # --------------------------------------------------------------------------------------------------------------
 # Locating a usable checkpoint
 # --------------------------------------------------------------------------------------------------------------
+def _download_command(key: str) -> str:
+    """The command line that installs the weight set *key* into the cache."""
+    return "haruspex weights download" + ("" if key == DEFAULT_SET else f" --set {key}")
+
+
 def _install_hint(key: str) -> str:
     ws = get_set(key)
-    set_opt = "" if key == DEFAULT_SET else f" --set {key}"
     size = "" if ws.total_size is None else f"about {ws.total_size / 2**20:.0f} MiB "
     if ws.checkpoint_prefix:
         existing = (f"set {CHECKPOINT_ENV}=/path/to/{ws.checkpoint_prefix} (a checkpoint prefix, or the directory "
@@ -397,11 +466,38 @@ def _install_hint(key: str) -> str:
         existing = (f"set {CRYOREAD_ENV} to the directory holding {', '.join(f.name for f in ws.files)}, or to a "
                     f"clone of the upstream repository (its {ws.upstream_dir}/ directory is used)")
     return (
-        f"install them in one of three ways: (1) run `haruspex weights download{set_opt}` "
+        f"install them in one of three ways: (1) run `{_download_command(key)}` "
         f"({size}into {set_dir(key)}; the cache root is ${CACHE_ENV}); "
         f"(2) if you already have the files, {existing}; "
         f"(3) in Scipion, run `scipion3 installb {SCIPION_BINARY}`"
     )
+
+
+def _published_as(blob: str) -> str:
+    """`` (that is the published <set> <file>)`` when *blob* is the git blob id of a registered file, else ``""``."""
+    for ws in REGISTRY.values():
+        for wf in ws.files:
+            if wf.git_blob_sha1 == blob:
+                return f" (that is the published {ws.key} {wf.name})"
+    return ""
+
+
+def _require_published(ws: WeightSet, pairs: list[tuple[WeightFile, Path]], fix: str) -> None:
+    """Raise :class:`WeightsError` for the first file of *pairs* (registry entry, existing path) that is not the
+    published file of the set *ws*, naming it, the expected and found git blob ids, and *fix* (what to do).
+
+    Each file is hashed once (:func:`_wrong_blob`; later calls read the verification record).  Files in a
+    directory of weights generated for tests are not hashed: the checkpoint loaders refuse them outside the tests.
+    """
+    for wf, path in pairs:
+        if is_test_weights(path.parent):
+            continue
+        got = _wrong_blob(wf, path)
+        if got is not None:
+            raise WeightsError(
+                f"{path}: not the published {ws.key} file {wf.name}: git blob SHA-1 {got}{_published_as(got)}, "
+                f"expected {wf.git_blob_sha1}; {fix}"
+            )
 
 
 def _prefix_files(ws: WeightSet, prefix: Path) -> list[tuple[WeightFile, Path]]:
@@ -451,6 +547,10 @@ def _check_env_checkpoint(ws: WeightSet, value: str) -> Path:
             + f"; point it at the checkpoint prefix (e.g. .../{ws.checkpoint_prefix}) or at the directory holding "
             + ", ".join(f.name for f in ws.files)
         )
+    # The .data shard holds every number of the network; TensorFlow checks the index's checksums against it.
+    _require_published(ws, [(wf, path) for wf, path in _prefix_files(ws, prefix) if ".data-" in wf.name],
+                       f"point {CHECKPOINT_ENV} at the published files, or unset it and run "
+                       f"`{_download_command(ws.key)}`")
     return prefix
 
 
@@ -459,6 +559,9 @@ def _check_env_directory(ws: WeightSet, value: str) -> Path:
     given = Path(value).expanduser()
     for candidate in (given / ws.upstream_dir, given):
         if all((candidate / wf.name).is_file() for wf in ws.files):
+            _require_published(ws, [(wf, candidate / wf.name) for wf in ws.files],
+                               f"point {CRYOREAD_ENV} at the published {ws.key} files, or unset it and run "
+                               f"`{_download_command(ws.key)}`")
             return candidate
     raise WeightsError(
         f"{CRYOREAD_ENV}={value}: no {ws.key} weights there: expected {' and '.join(f.name for f in ws.files)} in "
@@ -497,10 +600,19 @@ def locate_checkpoint(key: str = DEFAULT_SET) -> Path:
     two ``.pth`` files, or a clone of the CryoREAD repository (its ``upstream_dir`` subdirectory is used).
     The files must exist and the ``.data`` shard must have its published size,
     else :class:`WeightsError` says what is wrong (a set variable is never silently ignored).  Otherwise the
-    cache copy is used when all its files are present with the right sizes (full hashing is :func:`verify`).
+    cache copy is used when all its files are present with the right sizes.
+
+    Wherever they come from, the files that hold the network (a checkpoint's ``.data`` shard, every file of the
+    cache or of a CryoREAD set) must have their published git blob ids.  Each is hashed once; the success is
+    recorded in ``cache_dir()/verified.json`` by resolved path, size, mtime and ctime, so later calls return at
+    once until the file changes.  Where the record cannot be written (a read-only cache) the file is still
+    verified and used, and hashed again on the next call.  Weights generated for tests (their directory holds
+    the ``RANDOM-TEST-WEIGHTS`` marker) are not hashed: the loaders refuse them outside the test suite.
 
     Raises:
         WeightsMissingError: nothing usable was found; the message explains the three ways to install.
+        WeightsError: a configured file is missing or has the wrong size, or a file is not the published one (the
+            message names it, the expected and found git blob ids, and the fix).
     """
     ws = get_set(key)
     env = os.environ.get(CHECKPOINT_ENV, "").strip()
@@ -518,6 +630,8 @@ def locate_checkpoint(key: str = DEFAULT_SET) -> Path:
         where = f"{variable} is not set and the cache {directory} "
         where += "does not exist" if not directory.exists() else "is incomplete (" + "; ".join(problems) + ")"
         raise WeightsMissingError(f"weights {key!r} not found: {where}; {_install_hint(key)}")
+    _require_published(ws, [(wf, directory / wf.name) for wf in ws.files],
+                       f"run `{_download_command(key)}` to replace it")
     if ws.checkpoint_prefix is None:
         return directory
     return directory / ws.checkpoint_prefix
@@ -585,8 +699,10 @@ def add_weights_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="check the weights' sizes and git blob ids",
         description=(
             "Check that every file of a weight set is present, has the published size and the published git\n"
-            "blob SHA-1 (what `git hash-object FILE` prints). Reads every file completely. Exit status 0 when all\n"
-            "files are intact, 1 otherwise (each problem is listed on stderr)."
+            "blob SHA-1 (what `git hash-object FILE` prints). Reads every file completely, even one already\n"
+            "verified, and remembers the intact ones so that runs need not hash them again (the same check runs\n"
+            "before any use of the weights). Exit status 0 when all files are intact, 1 otherwise (each problem is\n"
+            "listed on stderr)."
         ),
         formatter_class=fmt,
     )
@@ -602,8 +718,9 @@ def add_weights_parser(subparsers: Any) -> argparse.ArgumentParser:
         "path",
         help="print the checkpoint prefix that will be used",
         description=(
-            f"Print the path the engine will load the weights from: ${CHECKPOINT_ENV} when set (checked), else\n"
-            "the cache copy (checked by size; use `verify` for the full hash check). For a TensorFlow set this is\n"
+            f"Print the path the engine will load the weights from: ${CHECKPOINT_ENV} when set, else the cache\n"
+            "copy; the files must have their published size and git blob SHA-1 (hashed once per file, then\n"
+            f"remembered in ${CACHE_ENV}/{VERIFIED_RECORD} until the file changes). For a TensorFlow set this is\n"
             "the checkpoint prefix, e.g. ~/.cache/haruspex/haruspex-hpx_190116/model.ckpt-40000. Exit status 3\n"
             "with installation instructions when no weights are installed, 1 when the configured ones are unusable."
         ),

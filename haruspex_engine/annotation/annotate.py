@@ -7,6 +7,7 @@ reproduces the original placement and zero borders exactly.
 """
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -159,7 +160,7 @@ def _predict_tiles(
                 raise
             batch_size = max(1, batch_size // 2)
             warnings.append(f"{exc}; retrying with batch size {batch_size}")
-            print(f"annotate: {warnings[-1]}", flush=True)
+            print(f"annotate: warning: {warnings[-1]}", file=sys.stderr, flush=True)
     if progress:
         progress.close()
     return probs, batch_size

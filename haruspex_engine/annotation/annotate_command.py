@@ -8,6 +8,7 @@ from pathlib import Path
 
 from haruspex_engine import weights
 from haruspex_engine.commands import CommandError, default_prefix
+from haruspex_engine.output_prefix import claim_prefix, prepare_output_folder
 
 
 def add_annotate_parser(commands) -> None:
@@ -82,8 +83,9 @@ def run_annotate(args: argparse.Namespace) -> int:
     """Run a parsed ``annotate`` command; returns the exit status."""
     from haruspex_engine.annotation import checkpoint
     from haruspex_engine.annotation.annotate import annotate_map
-    from haruspex_engine.annotation.outputs import write_annotation
+    from haruspex_engine.annotation.outputs import output_paths, write_annotation
     from haruspex_engine.devices import import_tensorflow, loud_warning, select_device
+    from haruspex_engine.map_checks import report_map_warnings
     from haruspex_engine.maps import read_map
 
     t0 = time.perf_counter()
@@ -93,8 +95,9 @@ def run_annotate(args: argparse.Namespace) -> int:
     density = read_map(args.map)
     if float(density.data.max()) == float(density.data.min()):
         raise CommandError(f"{args.map}: the map is constant ({float(density.data.min())}); nothing to annotate")
+    map_notes = report_map_warnings(density, "annotate")
     t_read = time.perf_counter() - t0
-    args.output_dir.mkdir(parents=True, exist_ok=True)  # fail before a long run, not after it
+    prepare_output_folder(args.output_dir)  # fail before a long run, not after it
     if args.demo_model:
         from haruspex_engine.demo_model import DEMO_LABEL, DEMO_PREFIX
 
@@ -119,10 +122,13 @@ def run_annotate(args: argparse.Namespace) -> int:
     print(f"annotate: {args.map}: {grid} voxels of {voxel} Å; {device.label}, {args.precision}, "
           f"{network.algorithm} convolutions",
           file=sys.stderr, flush=True)
+    prefix = args.prefix or default_prefix(args.map)
+    claim_prefix(args.output_dir, prefix, output_paths(args.output_dir, prefix, density_weighted=True).values(),
+                 "annotate", inputs=[args.map])
     annotation = annotate_map(
         density, network.probabilities, batch_size=args.batch_size, compat=args.compat, progress=not args.quiet
     )
-    annotation.warnings[:0] = device.warnings + notes
+    annotation.warnings[:0] = map_notes + device.warnings + notes
     annotation.timings_s["read"] = t_read
     report = {
         "device": device.label,
@@ -137,7 +143,7 @@ def run_annotate(args: argparse.Namespace) -> int:
         annotation,
         density,
         args.output_dir,
-        args.prefix or default_prefix(args.map),
+        prefix,
         density_weighted=args.density_weighted,
         report=report,
         started_at=t0,

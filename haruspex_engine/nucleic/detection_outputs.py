@@ -7,7 +7,6 @@ means every file it lists is complete (see docs/worker-contract.md).
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -19,10 +18,14 @@ from haruspex_engine.maps import DensityMap, read_map, write_like
 from haruspex_engine.nucleic.classes import STAGE1_CLASSES, STAGE2_CLASSES
 from haruspex_engine.nucleic.detection.detect import Detection
 from haruspex_engine.nucleic.detection.preprocess import WorkingMap, to_input_grid
-from haruspex_engine.summary import describe_input, write_summary
+from haruspex_engine.summary import SummaryError, describe_input, listed_file, read_summary, write_summary
 
 #: Probability above which a voxel counts towards a class's volume in the summary.
 VOLUME_THRESHOLD = 0.5
+#: The maps model building reads from a detection: the eight stage-2 class maps and the working map.
+LISTED_MAPS = (*STAGE2_CLASSES, "working")
+#: The fix named when a map the summary lists is neither beside it nor where it says.
+MOVED_MAPS_FIX = "keep the maps beside their summary (copy or move the detection folder whole) or run detect-na again"
 
 
 def output_paths(outdir: str | os.PathLike, prefix: str, stage1_maps: bool = False) -> dict[str, Path]:
@@ -34,26 +37,31 @@ def output_paths(outdir: str | os.PathLike, prefix: str, stage1_maps: bool = Fal
     return paths
 
 
-def read_detection_summary(summary_path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, str], DensityMap]:
-    """detect-na's summary (as JSON), the output paths it lists and its working map (1 Å voxels), for the steps
-    that read the class maps on the working grid (model building, oracle maps).
+def read_detection_summary(summary_path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Path], DensityMap]:
+    """detect-na's summary (as JSON), the files of its LISTED_MAPS (absolute paths, found by
+    :func:`haruspex_engine.summary.listed_file`: those beside the summary first, so a copied or moved detection
+    folder reads its own maps) and its working map (1 Å voxels), for the steps that read the class maps on the
+    working grid (model building, oracle maps).
 
-    ValueError naming the file when the maps were written on the input grid, when it is not a detect-na summary (a
-    stage-2 map or the working map not listed) or when the working map is not on a 1 Å grid.
+    SummaryError (a ValueError) naming the summary when it is cut short or corrupt, when the maps were written on the
+    input grid, when it is not a detect-na summary (a stage-2 map or the working map not listed) or when a listed map
+    is not there; ValueError naming the working map when it is not on a 1 Å grid.
     """
     summary_path = Path(summary_path)
-    detection = json.loads(summary_path.read_text())
+    detection = read_summary(summary_path, "detect-na")
     if detection.get("output_grid", "working") != "working":
-        raise ValueError(f"{summary_path}: the maps were written on the input grid; run detect-na with "
-                         "--output-grid working (the default) for model building")
-    outputs = detection.get("outputs", {})
-    missing = [name for name in (*STAGE2_CLASSES, "working") if name not in outputs]
+        raise SummaryError(f"{summary_path}: the maps were written on the input grid; run detect-na with "
+                           "--output-grid working (the default) for model building")
+    outputs = detection.get("outputs")
+    outputs = outputs if isinstance(outputs, dict) else {}
+    missing = [name for name in LISTED_MAPS if not isinstance(outputs.get(name), str)]
     if missing:
-        raise ValueError(f"{summary_path}: not a detect-na summary (no {', '.join(missing)} maps listed)")
-    working = read_map(outputs["working"])
+        raise SummaryError(f"{summary_path}: not a detect-na summary (no {', '.join(missing)} maps listed)")
+    maps = {name: listed_file(summary_path, f"{name} map", outputs[name], MOVED_MAPS_FIX) for name in LISTED_MAPS}
+    working = read_map(maps["working"])
     if not np.allclose(working.voxel_size, 1.0):
-        raise ValueError(f"{outputs['working']}: voxel size {working.voxel_size} Å, not the 1 Å working grid")
-    return detection, outputs, working
+        raise ValueError(f"{maps['working']}: voxel size {working.voxel_size} Å, not the 1 Å working grid")
+    return detection, maps, working
 
 
 def write_detection(

@@ -15,6 +15,8 @@ by the number of coefficients per shell).
 from __future__ import annotations
 
 import json
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -36,6 +38,15 @@ SERVALCAT = "servalcat"
 BOND_KEY = "Bond distances, non H"
 ANGLE_KEY = "Bond angles, non H"
 CYCLE_DONE = "$TABLE: Data stats in cycle"  # servalcat prints it after each cycle (and for the input, cycle 0)
+LOG_CLOSING = "# Abnormally finished"  # servalcat's last line after an uncaught exception (its traceback comes before)
+#: An unindented log line naming an error: "numpy.linalg.LinAlgError: Singular matrix", "Error: ...", "...: error: ..."
+#: (traceback frames and code lines are indented).
+ERROR_LINE = re.compile(r"(?=\S).*(?:Error|Exception|\berror\b)")
+#: A model with more than this fraction of its atoms outside the map's box is refined with a warning; fewer (a few
+#: terminal atoms poking out of a tightly cropped box) get none, as a warning on every such model would be noise.
+MAX_OUTSIDE_FRACTION = 0.1
+#: At most this many lines (an error line and what follows it to the end of the log) make the reason for a failure.
+MAX_REASON_LINES = 3
 
 
 class RefinementError(RuntimeError):
@@ -85,7 +96,8 @@ def refine_structure(
     """Refine the first model of ``structure`` into ``maps`` (one map, or two half maps on one grid).
 
     resolution_A, mask_radius_A: Å. servalcat's inputs and outputs go to ``workdir`` (which must exist), its console
-    output to ``log_path``. The input structure is not changed.
+    output to ``log_path``. The input structure is not changed. Check first that the model lies in the map
+    (check_model_in_map).
     """
     t0 = time.perf_counter()
     reference = maps[0]
@@ -97,7 +109,7 @@ def refine_structure(
     links = plan_backbone_links(model[0])
     add_bridges(model, links.bridged)
     offset = np.asarray(reference.first_voxel_position, dtype=float)
-    warnings = _atoms_outside(model, reference, offset)
+    warnings: list[str] = []
     _translate(model, -offset)
     command = [sys.executable, "-m", SERVALCAT, "refine_spa_norefmac", *_write_inputs(model, maps, workdir),
                "--resolution", str(resolution_A), "--mask_radius", str(mask_radius_A), "--ncycle", str(cycles),
@@ -148,14 +160,33 @@ def _translate(structure: gemmi.Structure, shift_xyz: np.ndarray) -> None:
         cra.atom.pos += shift
 
 
-def _atoms_outside(structure: gemmi.Structure, density: DensityMap, offset: np.ndarray) -> list[str]:
-    """A warning when atoms lie outside the map's box (servalcat would see the map's periodic copy there)."""
-    xyz = np.array([cra.atom.pos.tolist() for cra in structure[0].all()]).reshape(-1, 3)
-    voxels = (xyz - offset) / np.asarray(density.voxel_size)
-    outside = int(np.count_nonzero(((voxels < -0.5) | (voxels > np.array(density.data.shape[::-1]) - 0.5)).any(1)))
-    if not outside:
+def map_box_A(density: DensityMap) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper (x, y, z) corners, Å, of the box the map's voxels fill (voxel centres ± half a voxel)."""
+    voxel = np.asarray(density.voxel_size, dtype=float)
+    first = np.asarray(density.first_voxel_position, dtype=float)
+    return first - voxel / 2, first + (np.array(density.data.shape[::-1]) - 0.5) * voxel
+
+
+def check_model_in_map(structure: gemmi.Structure, density: DensityMap, model_name: str) -> list[str]:
+    """Refuse a model none of whose atoms (first model) lies in the box of ``density``: RefinementError naming both,
+    with the model's extent and the map's box in Å. Returns a warning when more than MAX_OUTSIDE_FRACTION of the
+    atoms lie outside (servalcat would refine them against the map's periodic copy); else no warning."""
+    xyz = np.array([cra.atom.pos.tolist() for cra in structure[0].all()], dtype=float).reshape(-1, 3)
+    low, high = map_box_A(density)
+    outside = int(np.count_nonzero(((xyz < low) | (xyz > high)).any(axis=1)))
+    if outside == len(xyz):
+        raise RefinementError(f"{model_name}: no atom lies inside the box of {density.path} (model "
+                              f"{_describe_box(xyz.min(axis=0), xyz.max(axis=0))}; map {_describe_box(low, high)}); "
+                              "give the map the model was built into, or fit the model into this map first")
+    if outside <= MAX_OUTSIDE_FRACTION * len(xyz):
         return []
-    return [f"{outside} of {len(xyz)} atoms lie outside the box of {density.path}; the map does not cover them"]
+    return [f"{outside} of {len(xyz)} atoms ({100 * outside / len(xyz):.0f} %) of {model_name} lie outside the box "
+            f"of {density.path}; the map does not cover them and they are refined against its periodic copy"]
+
+
+def _describe_box(low: np.ndarray, high: np.ndarray) -> str:
+    """"x 0.0..40.0, y ..., z ... Å" for a box from ``low`` to ``high`` (x, y, z), Å."""
+    return ", ".join(f"{axis} {lo:.1f}..{hi:.1f}" for axis, lo, hi in zip("xyz", low, high)) + " Å"
 
 
 def _run_servalcat(command: list[str], workdir: Path, log_path: Path, cycles: int, progress: bool) -> None:
@@ -170,13 +201,29 @@ def _run_servalcat(command: list[str], workdir: Path, log_path: Path, cycles: in
     if meter is not None:
         meter.close()
     if process.returncode != 0:
-        raise RefinementError(f"servalcat failed (exit status {process.returncode}): {_last_line(log_path)}; "
-                              f"see {log_path}")
+        reason = servalcat_failure_reason(log_path.read_text(errors="replace"))
+        raise RefinementError(f"servalcat failed ({_exit_description(process.returncode)}): {reason}; "
+                              f"full log: {log_path}")
 
 
-def _last_line(log_path: Path) -> str:
-    lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
+def servalcat_failure_reason(log_text: str) -> str:
+    """Why servalcat failed, from its log (``log_text``): the last unindented line that names an error (a Python
+    exception's "Type: message", servalcat's "Error: ...", an argument parser's "...: error: ..."), joined by spaces
+    with the lines after it when they end the log within MAX_REASON_LINES (the rest of a multi-line message); else
+    the log's last line. Blank lines and servalcat's closing "# Abnormally finished on <date>" are skipped."""
+    lines = [line.rstrip() for line in log_text.splitlines() if line.strip() and not line.startswith(LOG_CLOSING)]
+    if not lines:
+        return "no output"
+    errors = [k for k, line in enumerate(lines) if ERROR_LINE.match(line)]
+    reason = lines[errors[-1]:] if errors else lines[-1:]
+    return " ".join(line.strip() for line in (reason if len(reason) <= MAX_REASON_LINES else reason[:1]))
+
+
+def _exit_description(returncode: int) -> str:
+    """"exit status N", or "killed by SIGKILL" for a process ended by a signal (negative return code)."""
+    if returncode < 0:
+        return f"killed by {signal.Signals(-returncode).name}"
+    return f"exit status {returncode}"
 
 
 def _read_stats(path: Path, log_path: Path) -> list[dict[str, Any]]:

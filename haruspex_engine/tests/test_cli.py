@@ -1,9 +1,11 @@
 """The `haruspex annotate` worker end to end (real network on generated weights) and its bad-input behaviour."""
+import gzip
 import json
 import os
 import subprocess
 import sys
 
+import mrcfile
 import numpy as np
 import pytest
 
@@ -136,3 +138,54 @@ def test_help_explains_outputs_and_weights():
     assert result.returncode == 0
     for words in ("_helix.mrc", "0 unassigned, 1 helix, 2 sheet, 3 nucleic acid", "--compat", "HARUSPEX_CHECKPOINT"):
         assert words in result.stdout
+
+
+def _write_truncated_gz(path):
+    write_map(path.with_suffix(""), _blobs((20, 20, 20)), (1.1, 1.1, 1.1))
+    data = gzip.compress(path.with_suffix("").read_bytes())
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _write_flipped_gz(path):  # a bit flip early in the stream: zlib.error, which used to escape as a traceback
+    write_map(path.with_suffix(""), _blobs((20, 20, 20)), (1.1, 1.1, 1.1))
+    data = gzip.compress(path.with_suffix("").read_bytes())
+    path.write_bytes(data[:40] + bytes([data[40] ^ 0xFF]) + data[41:])
+
+
+def _write_particle_stack(path):
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(_blobs((12, 20, 20)))
+        mrc.set_image_stack()
+        mrc.voxel_size = 1.1
+
+
+@pytest.mark.parametrize(
+    "name, make, message",
+    [
+        ("in.mrc.gz", _write_truncated_gz, "corrupt or truncated gzip data"),
+        ("in.mrc.gz", _write_flipped_gz, "corrupt or truncated gzip data"),
+        ("in.mrcs", _write_particle_stack, "an image stack of 12 images, not a volume"),
+    ],
+    ids=["truncated-gz", "corrupt-gz", "mrcs-stack"],
+)
+def test_damaged_compressed_maps_and_image_stacks_fail_in_one_line(tmp_path, checkpoint, name, make, message):
+    make(tmp_path / name)
+    result = run_cli("annotate", tmp_path / name, "-o", tmp_path / "out",
+                     env_extra={"HARUSPEX_CHECKPOINT": str(checkpoint), "HARUSPEX_ALLOW_TEST_WEIGHTS": "1"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"haruspex: error: {tmp_path / name}: {message}")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_huge_voxel_is_warned_about_on_the_console_and_in_the_summary(tmp_path, checkpoint):
+    data = _blobs((20, 20, 20))
+    data[2, 3, 4] = 1e5
+    write_map(tmp_path / "spike.mrc", data, (1.1, 1.1, 1.1), (10.0, 20.0, 30.0))
+    result = run_cli("annotate", tmp_path / "spike.mrc", "-o", tmp_path / "out",
+                     env_extra={"HARUSPEX_CHECKPOINT": str(checkpoint), "HARUSPEX_ALLOW_TEST_WEIGHTS": "1"})
+    assert result.returncode == 0, result.stderr
+    expected = "1 voxel lies far beyond the rest of the map: 1e+05 at (14.4, 23.3, 32.2) Å"
+    assert f"annotate: warning: {tmp_path / 'spike.mrc'}: {expected}" in result.stderr
+    summary = json.loads((tmp_path / "out" / "spike_summary.json").read_text())
+    assert any(expected in warning for warning in summary["warnings"])

@@ -1,6 +1,8 @@
 """Map reading and writing: axis order, origin and nstart, compression, bad files, resampling."""
+import bz2
 import gzip
 import shutil
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -114,6 +116,62 @@ def test_bad_files_name_the_file_and_the_problem(tmp_path):
         mrc.set_data(np.ones((4, 4), np.float32))
     with pytest.raises(MapError, match="flat.mrc: 2-D data"):
         read_map(tmp_path / "flat.mrc")
+
+
+def _damaged(compressed: bytes, how: str) -> bytes:
+    """``compressed`` cut in half, or with one byte early in its data stream inverted."""
+    if how == "truncated":
+        return compressed[: len(compressed) // 2]
+    return compressed[:40] + bytes([compressed[40] ^ 0xFF]) + compressed[41:]
+
+
+@pytest.mark.parametrize("how", ["truncated", "flipped"])
+@pytest.mark.parametrize("suffix, compress, decompression_error", [
+    (".gz", gzip.compress, zlib.error), (".bz2", bz2.compress, OSError),
+])
+def test_corrupt_or_truncated_compressed_maps_are_named_with_the_fix(tmp_path, how, suffix, compress,
+                                                                     decompression_error):
+    write_map(tmp_path / "m.mrc", np.random.default_rng(0).normal(size=(30, 30, 30)), (1.0, 1.0, 1.0))
+    damaged = _damaged(compress((tmp_path / "m.mrc").read_bytes()), how)
+    if how == "flipped":  # the failure that escaped read_map as a bare zlib.error traceback
+        with pytest.raises(decompression_error):
+            (gzip if suffix == ".gz" else bz2).decompress(damaged)
+    path = tmp_path / f"m.mrc{suffix}"
+    path.write_bytes(damaged)
+    tool = "gzip" if suffix == ".gz" else "bzip2"
+    with pytest.raises(MapError, match=rf"m\.mrc\{suffix}: corrupt or truncated {tool} data .*`{tool} -t "):
+        read_map(path)
+
+
+def test_an_empty_gz_file_is_named_as_such(tmp_path):
+    (tmp_path / "empty.map.gz").write_bytes(b"")
+    with pytest.raises(MapError, match=r"empty\.map\.gz: corrupt or truncated gzip data \(the file is empty\)"):
+        read_map(tmp_path / "empty.map.gz")
+
+
+def _write_image_stack(path, images: int):
+    with mrcfile.new(path, overwrite=True, compression="gzip" if str(path).endswith(".gz") else None) as mrc:
+        mrc.set_data(np.random.default_rng(1).random((images, 16, 16), dtype=np.float32))
+        mrc.set_image_stack()
+        mrc.voxel_size = 1.0
+
+
+@pytest.mark.parametrize("name", ["particles.mrcs", "particles.MRCS.gz"])
+def test_an_mrcs_image_stack_is_refused_with_its_number_of_images(tmp_path, name):
+    _write_image_stack(tmp_path / name, 7)
+    with pytest.raises(MapError, match=rf"{name}: an image stack of 7 images, not a volume"):
+        read_map(tmp_path / name)
+
+
+def test_a_volume_whose_header_says_stack_is_read_as_a_volume(tmp_path):
+    """ISPG 0 alone is not refused: UCSF Chimera 1.x and IMOD write it on volumes."""
+    _write_image_stack(tmp_path / "ispg0.mrc", 7)
+    assert read_map(tmp_path / "ispg0.mrc").data.shape == (7, 16, 16)
+
+
+def test_position_of_a_voxel_index_is_in_angstrom_x_y_z():
+    m = DensityMap(data=np.zeros((4, 5, 6), np.float32), voxel_size=(1.0, 2.0, 3.0), origin=(10.0, 20.0, 30.0))
+    assert m.position_of((1, 2, 3)) == pytest.approx((13.0, 24.0, 33.0))
 
 
 def test_write_is_atomic_and_leaves_no_partial_file(tmp_path):

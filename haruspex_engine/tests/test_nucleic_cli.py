@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from haruspex_engine.maps import read_map, write_map
-from haruspex_engine.nucleic.classes import STAGE1_CLASSES, STAGE2_CLASSES
+from haruspex_engine.nucleic.classes import STAGE1_CLASSES, STAGE1_RAW_CLASSES, STAGE2_CLASSES
 from haruspex_engine.testing.random_cryoread_weights import make_test_weight_set
 
 ENV_KEYS = ("HARUSPEX_CRYOREAD_WEIGHTS", "HARUSPEX_ALLOW_TEST_WEIGHTS", "HARUSPEX_CACHE")
@@ -110,3 +110,34 @@ def test_an_empty_map_is_refused_with_its_name(tmp_path: Path, weight_dir: Path)
                      "-o", tmp_path / "out", env_extra={"HARUSPEX_ALLOW_TEST_WEIGHTS": "1"}, cache=tmp_path / "cache")
     last = result.stderr.strip().splitlines()[-1]
     assert result.returncode == 1 and "empty.mrc" in last
+
+
+class _ZeroNetwork:
+    """Stands in for DetectionNetwork: zero probabilities of the right shape, in no time."""
+
+    def __init__(self, state, stage: int, **options) -> None:
+        self.channels = len(STAGE1_RAW_CLASSES) if stage == 1 else len(STAGE2_CLASSES)
+
+    def __call__(self, boxes: np.ndarray) -> np.ndarray:
+        return np.zeros((len(boxes), self.channels) + boxes.shape[-3:], np.float32)
+
+
+def test_every_summary_warning_is_also_printed_on_the_console(tmp_path: Path, weight_dir: Path, monkeypatch,
+                                                              capsys) -> None:
+    """A contour above the map's maximum and a map scaled far beyond cryo-EM values: both on stderr and in JSON."""
+    from haruspex_engine import cli
+    from haruspex_engine.nucleic.detection import networks
+
+    monkeypatch.setattr(networks, "DetectionNetwork", _ZeroNetwork)
+    monkeypatch.setenv("HARUSPEX_ALLOW_TEST_WEIGHTS", "1")
+    write_map(tmp_path / "scaled.mrc", _blobs((24, 24, 24)) * np.float32(1e7), (1.0, 1.0, 1.0))
+    out = tmp_path / "out"
+    code = cli.main(["detect-na", str(tmp_path / "scaled.mrc"), "--resolution", "3.5", "--weights-dir",
+                     str(weight_dir), "-o", str(out), "--contour", "1e9", "--device", "cpu", "-q"])
+    stderr = capsys.readouterr().err
+    assert code == 0, stderr
+    warnings = json.loads((out / "scaled_summary.json").read_text())["warnings"]
+    assert any(w.startswith("contour 1e+09 is not below the map maximum") for w in warnings)
+    assert any("implausibly large density values" in w for w in warnings)
+    for warning in warnings:
+        assert warning in stderr, warning

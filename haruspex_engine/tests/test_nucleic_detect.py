@@ -79,6 +79,32 @@ def test_contour_decides_which_boxes_hold_signal() -> None:
     assert detection.stages["stage2"].run == 0 and np.all(detection.stage2 == 0)
 
 
+def test_stage1_counts_the_last_box_once_where_the_original_counts_it_twice() -> None:
+    """A deliberate difference from CryoREAD (README, detect-na), on 100 voxels along x at stride 32.
+
+    The original visits x = 0, 32, 64, 96; the boxes of 64 and 96 would reach past x = 100 and both move back to
+    start at 36, so it runs boxes 0, 32, 36, 36. Ours runs 0, 32, 36 once each. The stand-in network answers
+    0.1 x the box's running number: box 0 -> 0.1, box 32 -> 0.2, box 36 -> 0.3 (the same 0.3 on both of the
+    original's visits, which read the same input). Sugar, voxel by voxel along x:
+      x  0..31  box 0 only                   ours 0.1                      original 0.1
+      x 32..35  boxes 0, 32                  (0.1 + 0.2) / 2 = 0.15        the same
+      x 36..63  boxes 0, 32, 36              (0.1 + 0.2 + 0.3) / 3 = 0.2   (0.1 + 0.2 + 0.3 + 0.3) / 4 = 0.225
+      x 64..95  boxes 32, 36                 (0.2 + 0.3) / 2 = 0.25        (0.2 + 0.3 + 0.3) / 3 = 0.8 / 3
+      x 96..99  box 36 only                  0.3                           (0.3 + 0.3) / 2 = 0.3
+    """
+    stage1 = BoxValues(9, [0.1] * 9)
+    detection = detect_nucleic_acids(_working(np.ones((64, 64, 100))), stage1, BoxValues(8), stride=32,
+                                     progress=False)
+    assert stage1.boxes == 3  # the original runs 4
+    lengths = [32, 4, 28, 32, 4]
+    ours = np.repeat([0.1, 0.15, 0.2, 0.25, 0.3], lengths)
+    original = np.repeat([0.1, 0.15, 0.225, 0.8 / 3, 0.3], lengths)
+    sugar = detection.stage1[STAGE1_CLASSES.index("sugar")]
+    np.testing.assert_allclose(sugar, np.broadcast_to(ours, sugar.shape), rtol=1e-6)
+    differs = ~np.isclose(ours, original)
+    assert np.array_equal(np.flatnonzero(differs), np.arange(36, 96))  # where the last box overlaps earlier ones
+
+
 def test_a_map_smaller_than_a_box_is_padded() -> None:
     data = np.random.default_rng(0).random((20, 30, 70)).astype(np.float32)
     stage1 = BoxValues(9, [0.7] * 9)

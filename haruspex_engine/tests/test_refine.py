@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import gemmi
@@ -16,9 +17,10 @@ from haruspex_engine import cli
 from haruspex_engine.maps import read_map, write_like, write_map
 from haruspex_engine.nucleic.building.evaluate import evaluate_model
 from haruspex_engine.refine import monomers
+from haruspex_engine.refine import refine as refine_module
 from haruspex_engine.refine.links import add_bridges, plan_backbone_links, remove_bridges
 from haruspex_engine.refine.monomers import MonomerLibraryError, check_dictionaries, locate_monomer_library
-from haruspex_engine.refine.refine import servalcat_version
+from haruspex_engine.refine.refine import servalcat_failure_reason, servalcat_version
 from haruspex_engine.simulate import simulate_map
 from haruspex_engine.structures import assemble
 from haruspex_engine.testing.rna_models import ideal_rna
@@ -168,7 +170,7 @@ def test_cli_refuses_bad_inputs_naming_the_file(tmp_path: Path, capsys, monkeypa
     model = tmp_path / "model.cif"
     model.write_text("this is not a model\n")
     density = tmp_path / "map.mrc"
-    write_map(density, np.zeros((4, 4, 4), np.float32), (1.0, 1.0, 1.0))
+    write_map(density, np.zeros((4, 4, 4), np.float32), (30.0, 30.0, 30.0))  # a box that holds the model
     status, err = _cli(capsys, model, density, "--resolution", 3)
     assert status == 1 and f"haruspex: error: {model}: not a readable PDB/mmCIF file" in err
     status, err = _cli(capsys, model, density, density, density, "--resolution", 3)
@@ -184,9 +186,156 @@ def test_cli_refuses_bad_inputs_naming_the_file(tmp_path: Path, capsys, monkeypa
     assert status == 1 and f"{model}: no restraint dictionary for residue(s) U" in err
     monkeypatch.setenv(monomers.MONOMER_LIBRARY_ENV, str(_fake_library(tmp_path / "full")))
     other = tmp_path / "half2.mrc"
-    write_map(other, np.zeros((4, 4, 4), np.float32), (1.0, 1.0, 1.0), (2.0, 0.0, 0.0))
+    write_map(other, np.zeros((4, 4, 4), np.float32), (30.0, 30.0, 30.0), (2.0, 0.0, 0.0))
     status, err = _cli(capsys, model, density, other, "--resolution", 3)
     assert status == 1 and f"{other}: not on the grid of {density}" in err
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--resolution", "0", "--resolution must be a positive number of Å, not 0"),
+    ("--resolution", "nan", "--resolution must be a positive number of Å, not nan"),
+    ("--mask-radius", "-1.5", "--mask-radius must be a positive number of Å, not -1.5"),
+    ("--cycles", "0", "--cycles must be at least 1, not 0"),
+])
+def test_each_bad_option_gets_its_own_message(tmp_path: Path, capsys, option, value, message) -> None:
+    status, err = _cli(capsys, tmp_path / "model.cif", tmp_path / "map.mrc", "--resolution", 3, option, value)
+    assert status == 1 and err.strip() == f"haruspex: error: {message}"
+
+
+FAILED_LOG = """\
+Reading model
+Traceback (most recent call last):
+  File "/venv/servalcat/utils/hkl.py", line 674, in scale_k_and_b
+    x = -numpy.dot(numpy.linalg.inv(H), g)
+numpy.linalg.LinAlgError: Singular matrix
+
+# Abnormally finished on 2026-12-06 15:23:49.731265
+"""
+
+
+@pytest.mark.parametrize("log, reason", [
+    (FAILED_LOG, "numpy.linalg.LinAlgError: Singular matrix"),
+    ("Reading model\nError: unit cell is not defined in the model.\n", "Error: unit cell is not defined in the model."),
+    ("usage: servalcat refine_spa_norefmac [-h]\nservalcat refine_spa_norefmac: error: argument --resolution: "
+     "expected one argument\n", "servalcat refine_spa_norefmac: error: argument --resolution: expected one argument"),
+    ("Traceback (most recent call last):\n  File \"x.py\", line 1\nRuntimeError: Problem with stacking.\n=> plane 3\n",
+     "RuntimeError: Problem with stacking. => plane 3"),
+    ("Error: an early complaint\ncycle 1\ncycle 2\ncycle 3\n", "Error: an early complaint"),
+    ("Reading model\ncycle 1\n\n", "cycle 1"),
+    ("\n", "no output"),
+])
+def test_servalcat_failure_reason_is_the_logs_error_line(log: str, reason: str) -> None:
+    assert servalcat_failure_reason(log) == reason
+
+
+def _ready_to_refine(tmp_path: Path, monkeypatch, origin_xyz=(0.0, 0.0, 0.0), shape_zyx=(52, 19, 19)) -> tuple:
+    """A 29-nt model (atoms 8 to ~94 Å along z) and a 2 Å map of ``shape_zyx`` at ``origin_xyz``, servalcat and the
+    monomer library faked present; returns (model path, map path)."""
+    model, density = tmp_path / "rna.cif", tmp_path / "map.mrc"
+    assemble([_strand_with_break()]).make_mmcif_document().write_file(str(model))
+    write_map(density, np.zeros(shape_zyx, np.float32), (2.0, 2.0, 2.0), origin_xyz)
+    monkeypatch.setattr("haruspex_engine.refine.refine.servalcat_version", lambda: "0")
+    monkeypatch.setenv(monomers.MONOMER_LIBRARY_ENV, str(_fake_library(tmp_path / "lib")))
+    return model, density
+
+
+FAKE_SERVALCAT = """\
+import json, shutil
+shutil.copy("input_model.cif", "refined.mmcif")
+entry = {"geom": {"summary": {"r.m.s.d.": {"Bond distances, non H": 0.01, "Bond angles, non H": 1.0}}},
+         "data": {"summary": {"FSCaverage": 0.5}}}
+json.dump([entry, entry], open("refined_stats.json", "w"))
+print("refined")
+"""
+
+RUN_SERVALCAT = refine_module._run_servalcat
+
+
+def _fake_servalcat(monkeypatch, script: str) -> None:
+    """servalcat replaced by a Python ``script`` run the same way (in the working folder, its output to the log)."""
+    monkeypatch.setattr(refine_module, "_run_servalcat",
+                        lambda command, *rest: RUN_SERVALCAT([sys.executable, "-c", script], *rest))
+
+
+def _workdirs(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.glob(".rna_refine-*"))
+
+
+def test_a_model_outside_the_map_is_refused_naming_both(tmp_path: Path, capsys, monkeypatch) -> None:
+    model, density = _ready_to_refine(tmp_path, monkeypatch, origin_xyz=(500.0, 500.0, 500.0))
+    monkeypatch.setattr(refine_module, "_run_servalcat", lambda *args: pytest.fail("servalcat was run"))
+
+    status, err = _cli(capsys, model, density, "--resolution", 3, "-o", tmp_path / "out")
+
+    assert status == 1
+    assert f"haruspex: error: {model}: no atom lies inside the box of {density} (model x 8.0..28.5" in err
+    assert "map x 499.0..537.0, y 499.0..537.0, z 499.0..603.0 Å)" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_model_largely_outside_the_map_is_refined_with_a_warning(tmp_path: Path, capsys, monkeypatch) -> None:
+    model, density = _ready_to_refine(tmp_path, monkeypatch, shape_zyx=(20, 19, 19))  # z up to 39 Å
+    _fake_servalcat(monkeypatch, FAKE_SERVALCAT)
+
+    status, err = _cli(capsys, model, density, "--resolution", 3, "-q")
+
+    assert status == 0, err
+    warnings = json.loads((tmp_path / "rna_refine.json").read_text())["warnings"]
+    assert len(warnings) == 1 and f"of {model} lie outside the box of {density}" in warnings[0]
+    assert f"refine-na: {warnings[0]}" in err
+
+
+def test_a_model_inside_the_map_gets_no_coverage_warning(tmp_path: Path, capsys, monkeypatch) -> None:
+    model, density = _ready_to_refine(tmp_path, monkeypatch)
+    _fake_servalcat(monkeypatch, FAKE_SERVALCAT)
+    status, err = _cli(capsys, model, density, "--resolution", 3, "-q")
+    assert status == 0, err
+    assert json.loads((tmp_path / "rna_refine.json").read_text())["warnings"] == []
+
+
+def test_a_rerun_removes_the_working_folder_a_killed_run_left(tmp_path: Path, capsys, monkeypatch) -> None:
+    model, density = _ready_to_refine(tmp_path, monkeypatch)
+    leftover = Path(tempfile.mkdtemp(prefix=".rna_refine-", dir=tmp_path))
+    (leftover / "input_map1.mrc").write_bytes(b"a copy of the map")
+    others = [tmp_path / ".rna2_refine-abcd1234", tmp_path / ".rna_refine-b_refine-abcd1234"]
+    for other in others:
+        other.mkdir()
+    _fake_servalcat(monkeypatch, FAKE_SERVALCAT)
+
+    status, err = _cli(capsys, model, density, "--resolution", 3, "-q")
+
+    assert status == 0, err
+    assert not leftover.exists() and f"removed {leftover}" in err
+    assert all(other.is_dir() for other in others)  # other prefixes' folders are not this run's to remove
+    assert _workdirs(tmp_path) == [others[1].name]
+
+
+def test_a_servalcat_failure_says_why_and_removes_the_working_folder(tmp_path: Path, capsys, monkeypatch) -> None:
+    model, density = _ready_to_refine(tmp_path, monkeypatch)
+    _fake_servalcat(monkeypatch, f"import sys; print({FAILED_LOG!r}); sys.exit(1)")
+
+    status, err = _cli(capsys, model, density, "--resolution", 3, "-q")
+
+    log = tmp_path / "rna_servalcat.log"
+    assert status == 1
+    assert err.strip().splitlines()[-1] == ("haruspex: error: servalcat failed (exit status 1): "
+                                            f"numpy.linalg.LinAlgError: Singular matrix; full log: {log}")
+    assert _workdirs(tmp_path) == []
+    _fake_servalcat(monkeypatch, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+    status, err = _cli(capsys, model, density, "--resolution", 3, "-q")
+    assert status == 1 and "servalcat failed (killed by SIGKILL): no output" in err and _workdirs(tmp_path) == []
+
+
+def test_an_unexpected_exception_removes_the_working_folder(tmp_path: Path, capsys, monkeypatch) -> None:
+    model, density = _ready_to_refine(tmp_path, monkeypatch)
+
+    def crash(*args) -> None:
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr(refine_module, "_run_servalcat", crash)
+    with pytest.raises(RuntimeError, match="unexpected"):
+        cli.main(["refine-na", str(model), str(density), "--resolution", "3", "-q"])
+    assert _workdirs(tmp_path) == []
 
 
 def _refine_na(model: Path, *maps_and_options) -> subprocess.CompletedProcess:

@@ -323,6 +323,7 @@ def test_training_data_command_feeds_train(bundle, bundle_map, tmp_path) -> None
     assert cli.main(["training-data", str(map_path), str(model_path), "-o", str(out), "--write-labels"]) == 0
     report = json.loads((out / "bundle_training_data.json").read_text())
     assert report["segments"] == 1 and report["element_outcomes"] == {"painted": len(report["elements"])}
+    assert report["warnings"] == []
     assert [segment.corner for segment in load_segments(out)] == [(0, 0, 0)]
     painted = read_map(report["outputs"]["labels"])
     expected = paint_labels(bundle_map, bundle, label_residues(bundle)).labels
@@ -343,3 +344,53 @@ def test_training_data_command_refuses_a_bad_model(bundle_map, tmp_path, capsys)
     model_path.write_text("not a model\n")
     assert cli.main(["training-data", str(map_path), str(model_path), "-o", str(tmp_path / "out")]) == 1
     assert f"haruspex: error: {model_path}:" in capsys.readouterr().err
+
+
+def _write_inputs(tmp_path, structure: gemmi.Structure, density: DensityMap):
+    from haruspex_engine.maps import write_map
+
+    map_path, model_path = tmp_path / "map.mrc", tmp_path / "model.cif"
+    write_map(map_path, density.data, density.voxel_size, density.origin)
+    structure.make_mmcif_document().write_file(str(model_path))
+    return map_path, model_path
+
+
+def test_training_data_refuses_a_model_outside_the_map(bundle, bundle_map, tmp_path, capsys) -> None:
+    """The map moved 500 Å away (as when model and map come from different origins): one line, no output."""
+    from haruspex_engine import cli
+
+    moved = DensityMap(data=bundle_map.data, voxel_size=bundle_map.voxel_size, origin=(500.0, 500.0, 500.0))
+    map_path, model_path = _write_inputs(tmp_path, bundle, moved)
+    out = tmp_path / "out"
+    assert cli.main(["training-data", str(map_path), str(model_path), "-o", str(out)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert error.startswith(f"haruspex: error: {model_path}: no atom lies inside the map {map_path} (")
+    # the model's extent (atoms from 8 Å on, see the bundle fixture) and the box of the voxel centres, 1.1 Å apart
+    xyz = atom_xyz(bundle, "ABCDEFGHIJKLM", None)
+    low, high = xyz.min(axis=0), xyz.max(axis=0)
+    assert (f"model atoms span ({low[0]:.1f}, {low[1]:.1f}, {low[2]:.1f}) to "
+            f"({high[0]:.1f}, {high[1]:.1f}, {high[2]:.1f}) Å (x, y, z)") in error
+    assert "the map's box (500.0, 500.0, 500.0) to (649.6, 541.8, 555.0) Å (x, y, z)" in error  # 137, 39, 51 voxels
+    assert "different origins" in error
+    assert not out.exists()
+
+
+def test_training_data_warns_when_little_of_the_model_is_inside(bundle, bundle_map, tmp_path, capsys) -> None:
+    """A map keeping only the first 15 voxels along x (centres up to 15.4 Å) holds 360 of the 1260 atoms (29 %)."""
+    import json
+
+    from haruspex_engine import cli
+
+    cut = DensityMap(data=np.ascontiguousarray(bundle_map.data[:, :, :15]), voxel_size=bundle_map.voxel_size)
+    map_path, model_path = _write_inputs(tmp_path, bundle, cut)
+    xyz = atom_xyz(bundle, "ABCDEFGHIJKLM", None)
+    inside = int(np.count_nonzero(xyz[:, 0] <= 14 * 1.1))  # y and z: the map covers the whole cell
+    assert (inside, len(xyz)) == (360, 1260)
+    out = tmp_path / "out"
+    assert cli.main(["training-data", str(map_path), str(model_path), "-o", str(out)]) == 0
+    report = json.loads((out / "map_training_data.json").read_text())
+    assert len(report["warnings"]) == 1
+    warning = report["warnings"][0]
+    assert warning.startswith(f"only 360 of 1260 atoms of {model_path} lie inside the map {map_path} (")
+    assert f"training-data: warning: {warning}" in capsys.readouterr().err

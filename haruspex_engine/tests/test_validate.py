@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -325,8 +326,37 @@ def test_cli_errors_name_the_file(annotated, scene, capsys, tmp_path) -> None:
     edited = tmp_path / "edited_summary.json"
     edited.write_text(json.dumps(summary))
     code, err = run_cli(capsys, annotated["model"], edited, "-o", tmp_path / "out")
-    assert code == 1 and f"{edited}: the helix ({tmp_path / 'gone_helix.mrc'}) probability map is missing" in err
+    assert code == 1 and (f"haruspex: error: {edited}: its helix probability map gone_helix.mrc is neither beside it "
+                          f"nor at {tmp_path / 'gone_helix.mrc'}; keep the maps beside their summary") in err
     assert not (tmp_path / "out").exists()  # nothing is written before the inputs are known to be usable
+
+
+def test_cli_reads_the_maps_beside_a_copied_summary(annotated, capsys, tmp_path) -> None:
+    original = tmp_path / "original"
+    shutil.copytree(annotated["summary"].parent, original)
+    summary = json.loads((original / annotated["summary"].name).read_text())
+    summary["outputs"] = {name: str(original / Path(path).name) for name, path in summary["outputs"].items()}
+    (original / annotated["summary"].name).write_text(json.dumps(summary))  # as if annotate had written it here
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    helix = read_map(original / Path(summary["outputs"]["helix"]).name)
+    write_map(helix.path, np.zeros_like(helix.data), helix.voxel_size, helix.origin)  # changed after the copy
+    code, err = run_cli(capsys, annotated["model"], copy, "-o", tmp_path / "out")
+    assert code == 0, err
+    assert json.loads((tmp_path / "out" / "scene_model_validation.json").read_text())["metrics"]["overall"]["f1"] == 1.0
+
+
+def test_cli_names_a_summary_cut_short_and_a_folder_whose_only_summary_is(annotated, capsys, tmp_path) -> None:
+    text = annotated["summary"].read_text()
+    cut = tmp_path / "scene_summary.json"
+    cut.write_text(text[: len(text) // 2])
+    code, err = run_cli(capsys, annotated["model"], cut, "-o", tmp_path / "out")
+    assert code == 1 and len(err.splitlines()) == 1
+    assert err.startswith(f"haruspex: error: {cut}: the summary is cut short or corrupt (JSON: ")
+    assert "run `haruspex annotate` again" in err
+    code, err = run_cli(capsys, annotated["model"], tmp_path, "-o", tmp_path / "out")
+    assert code == 1 and len(err.splitlines()) == 1
+    assert err.startswith(f"haruspex: error: {tmp_path}: no readable annotate summary in this directory: {cut}: ")
 
 
 def test_cli_exit_status_from_the_worker_process(annotated, tmp_path) -> None:

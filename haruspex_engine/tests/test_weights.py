@@ -532,17 +532,28 @@ def test_download_of_a_set_without_published_sizes(server: Server, clean_env: Pa
     assert not (clean_env / "other").exists()
 
 
+FAKE_PTH = b"stands for a published .pth file"
+
+
 def _fake_cryoread_files(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name in W.CRYOREAD_STAGE_FILES:
-        (directory / name).write_bytes(b"not checked here")
+        (directory / name).write_bytes(FAKE_PTH)
+
+
+def _publish_fake_cryoread(monkeypatch, key: str) -> None:
+    """Make the registered set *key* expect FAKE_PTH as both of its files."""
+    ws = W.get_set(key)
+    files = tuple(dataclasses.replace(wf, git_blob_sha1=_blob(FAKE_PTH)) for wf in ws.files)
+    monkeypatch.setitem(W.REGISTRY, key, dataclasses.replace(ws, files=files))
 
 
 def test_cryoread_weights_from_a_user_directory_or_a_clone(tmp_path: Path, monkeypatch) -> None:
+    _publish_fake_cryoread(monkeypatch, "cryoread-0-3A")
     plain = tmp_path / "my-weights"
     _fake_cryoread_files(plain)
     monkeypatch.setenv(W.CRYOREAD_ENV, str(plain))
-    assert W.locate_checkpoint("cryoread-0-3A") == plain  # a directory with the two files serves any set
+    assert W.locate_checkpoint("cryoread-0-3A") == plain  # a directory holding the set's two files
     clone = tmp_path / "CryoREAD"
     _fake_cryoread_files(clone / "best_model_0_3A")
     monkeypatch.setenv(W.CRYOREAD_ENV, str(clone))
@@ -560,3 +571,137 @@ def test_missing_cryoread_weights_explain_how_to_install(monkeypatch) -> None:
     # the variable a user must set for these weights is the one named first; the Haruspex one is not named at all
     assert message.startswith(f"weights 'cryoread-default' not found: {W.CRYOREAD_ENV} is not set")
     assert W.CHECKPOINT_ENV not in message
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# every use checks the git blob id, hashing each file once (verification record in the cache)
+# ----------------------------------------------------------------------------------------------------------------
+DATA_NAME = f"{CKPT_STEM}.data-00000-of-00001"
+
+
+@pytest.fixture
+def hash_calls(monkeypatch) -> list[Path]:
+    """The paths W.git_blob_sha1 is asked to hash, in order."""
+    calls: list[Path] = []
+    real = W.git_blob_sha1
+
+    def counting(path):
+        calls.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(W, "git_blob_sha1", counting)
+    return calls
+
+
+def _same_size_other_content(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[10] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_right_size_wrong_content_in_the_cache_is_refused(clean_env: Path, monkeypatch, capsys) -> None:
+    _ckpt_set(monkeypatch)
+    _write_ckpt(clean_env / CKPT_KEY)
+    bad = clean_env / CKPT_KEY / DATA_NAME
+    _same_size_other_content(bad)
+    assert _run(["weights", "path", "--set", CKPT_KEY]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"haruspex: error: {bad}: not the published {CKPT_KEY} file")
+    assert W.git_blob_sha1(bad) in err[0] and _blob(CKPT_FILES[DATA_NAME]) in err[0]
+    assert f"`haruspex weights download --set {CKPT_KEY}`" in err[0]
+
+
+def test_right_size_wrong_content_from_the_variables_is_refused(tmp_path: Path, monkeypatch, capsys) -> None:
+    _ckpt_set(monkeypatch)
+    mine = tmp_path / "mine"
+    _write_ckpt(mine)
+    _same_size_other_content(mine / DATA_NAME)
+    monkeypatch.setenv(W.CHECKPOINT_ENV, str(mine))
+    assert _run(["weights", "path", "--set", CKPT_KEY]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(mine / DATA_NAME) in err[0] and W.CHECKPOINT_ENV in err[0]
+    assert _blob(CKPT_FILES[DATA_NAME]) in err[0] and "haruspex weights download" in err[0]
+
+    # CryoREAD files of another published set are named as such
+    _publish_fake_cryoread(monkeypatch, "cryoread-default")
+    plain = tmp_path / "cryoread"
+    _fake_cryoread_files(plain)
+    monkeypatch.setenv(W.CRYOREAD_ENV, str(plain))
+    with pytest.raises(WeightsError) as info:
+        W.locate_checkpoint("cryoread-0-3A")
+    message = str(info.value)
+    assert message.startswith(f"{plain / 'stage1_network.pth'}: not the published cryoread-0-3A file")
+    assert "that is the published cryoread-default stage1_network.pth" in message and W.CRYOREAD_ENV in message
+
+
+def test_a_verified_file_is_hashed_once(clean_env: Path, monkeypatch, hash_calls: list[Path]) -> None:
+    _ckpt_set(monkeypatch)
+    _write_ckpt(clean_env / CKPT_KEY)
+    assert W.locate_checkpoint(CKPT_KEY) == clean_env / CKPT_KEY / CKPT_STEM
+    assert len(hash_calls) == 2  # both files of the cache
+    assert (clean_env / W.VERIFIED_RECORD).is_file()
+    assert W.locate_checkpoint(CKPT_KEY) == clean_env / CKPT_KEY / CKPT_STEM
+    assert len(hash_calls) == 2  # nothing hashed again
+
+    mine = clean_env.parent / "mine"
+    _write_ckpt(mine)
+    monkeypatch.setenv(W.CHECKPOINT_ENV, str(mine))
+    W.locate_checkpoint(CKPT_KEY)
+    W.locate_checkpoint(CKPT_KEY)
+    assert hash_calls[2:] == [mine / DATA_NAME]  # the variable's .data shard, once
+
+    # `weights verify` always reads every file, and records them
+    assert W.verify(CKPT_KEY) == []
+    assert len(hash_calls) == 5
+
+
+def test_a_changed_file_is_verified_again(clean_env: Path, monkeypatch, hash_calls: list[Path]) -> None:
+    _ckpt_set(monkeypatch)
+    _write_ckpt(clean_env / CKPT_KEY)
+    data = clean_env / CKPT_KEY / DATA_NAME
+    W.locate_checkpoint(CKPT_KEY)
+    assert len(hash_calls) == 2
+    stat = data.stat()
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # same content, new mtime
+    W.locate_checkpoint(CKPT_KEY)
+    assert hash_calls[2:] == [data]
+    _same_size_other_content(data)
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # even with the old mtime back
+    with pytest.raises(WeightsError, match="not the published"):
+        W.locate_checkpoint(CKPT_KEY)
+    with pytest.raises(WeightsError, match="not the published"):  # a failure is never recorded
+        W.locate_checkpoint(CKPT_KEY)
+
+
+def test_download_records_what_it_verified(server: Server, monkeypatch, hash_calls: list[Path]) -> None:
+    _register(monkeypatch, CKPT_KEY, _publish(server, CKPT_FILES), prefix=CKPT_STEM)
+    W.download(CKPT_KEY, progress=False)
+    hashed = len(hash_calls)
+    W.locate_checkpoint(CKPT_KEY)
+    W.download(CKPT_KEY, progress=False)  # intact files: neither fetched nor hashed again
+    assert len(hash_calls) == hashed and len(server.requests) == 2
+
+
+def test_an_unwritable_record_still_verifies(clean_env: Path, monkeypatch, hash_calls: list[Path]) -> None:
+    def read_only(path, text):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(W, "write_text_atomically", read_only)
+    _ckpt_set(monkeypatch)
+    _write_ckpt(clean_env / CKPT_KEY)
+    assert W.locate_checkpoint(CKPT_KEY) == clean_env / CKPT_KEY / CKPT_STEM
+    assert W.locate_checkpoint(CKPT_KEY) == clean_env / CKPT_KEY / CKPT_STEM
+    assert len(hash_calls) == 4  # verified every time, as nothing could be recorded
+
+
+def test_generated_test_weights_are_not_hashed(tmp_path: Path, monkeypatch, hash_calls: list[Path]) -> None:
+    from haruspex_engine.checkpoints import mark_test_weights
+
+    _ckpt_set(monkeypatch)
+    generated = tmp_path / "generated"
+    _write_ckpt(generated)
+    _same_size_other_content(generated / DATA_NAME)  # random weights in the published layout
+    mark_test_weights(generated)
+    monkeypatch.setenv(W.CHECKPOINT_ENV, str(generated))
+    assert W.locate_checkpoint(CKPT_KEY) == generated / CKPT_STEM  # the loaders refuse them outside the tests
+    assert hash_calls == []

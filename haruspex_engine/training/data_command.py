@@ -2,15 +2,27 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from haruspex_engine.commands import CommandError, default_prefix
+from haruspex_engine.output_prefix import claim_prefix
 from haruspex_engine.training import SEGMENT_SIZE, SEGMENT_STRIDE
+
+if TYPE_CHECKING:
+    import gemmi
+    import numpy as np
+
+    from haruspex_engine.maps import DensityMap
 
 #: Suffix of the JSON report written last in the output directory.
 REPORT_SUFFIX = "_training_data.json"
+#: A warning when fewer than this fraction of the model's atoms lie inside the map: most of the model then yields
+#: no segment, which is expected for a map cut from a larger one and otherwise means model and map are misplaced.
+MIN_FRACTION_ON_MAP = 0.5
 
 
 def add_training_data_parser(commands) -> None:
@@ -33,7 +45,9 @@ Make Haruspex training data from a map and the model built into it, as the Harus
 Outputs in OUTDIR: PREFIX_NNNNN.npz (density float32 and labels int8 (z, y, x): 0 sheet, 1 helix, 2 nucleic acid,
 3 unassigned, -1 masked; what `haruspex train` reads), PREFIX_labels.mrc with --write-labels (the same label values
 on the working grid, to check in ChimeraX), and PREFIX{REPORT_SUFFIX} (written last: elements and what was done
-with each, segments kept, label fractions). Several maps can share one OUTDIR under different prefixes.""",
+with each, segments kept, label fractions, warnings). Several maps can share one OUTDIR under different prefixes.
+A model with no atom inside the map's box is refused; one with fewer than {MIN_FRACTION_ON_MAP:.0%} of its atoms
+inside draws a warning.""",
     )
     p.add_argument("map", type=Path, help="the density map (MRC/CCP4/.map, optionally .gz)")
     p.add_argument("model", type=Path, help="the model built into it (PDB/mmCIF), in the map's frame")
@@ -66,10 +80,15 @@ def run_training_data(args: argparse.Namespace) -> int:
     structure = read_model(args.model)
     prefix = args.prefix or default_prefix(args.map)
     try:
+        warnings = _check_model_on_map(density, structure, args.map, args.model)
         labels = paint_labels(density, structure, label_residues(structure))
     except ValueError as exc:
         raise CommandError(f"{args.model}: {exc}") from None
+    for warning in warnings:
+        print(f"training-data: warning: {warning}", file=sys.stderr, flush=True)
     segments = training_segments(density, labels, structure, stride=args.stride, jitter=args.jitter, seed=args.seed)
+    claim_prefix(args.output_dir, prefix, [f"{prefix}_labels.mrc", f"{prefix}{REPORT_SUFFIX}"], "training-data",
+                 inputs=[args.map, args.model], numbered=[f"{glob.escape(prefix)}_[0-9][0-9][0-9][0-9][0-9]*.npz"])
     paths = save_segments(segments, args.output_dir, prefix)
     outputs = {"segments": [str(p.resolve()) for p in paths]}
     if args.write_labels:
@@ -91,10 +110,48 @@ def run_training_data(args: argparse.Namespace) -> int:
         "label_fractions": {name: round(float(value), 5) for name, value in fractions.items()},
         "segments": len(segments),
         "outputs": outputs,
+        "warnings": warnings,
     })
     print(f"training-data: {len(labels.elements)} elements ({dict(Counter(e.outcome for e in labels.elements))}), "
           f"{len(segments)} segments of {SEGMENT_SIZE}³ kept; report {report}", file=sys.stderr, flush=True)
     return 0
+
+
+def _check_model_on_map(density: DensityMap, structure: gemmi.Structure, map_path: Path, model_path: Path) -> list[str]:
+    """Warnings about how little of the model lies inside the map; CommandError when none of it does.
+
+    An atom is inside when it lies in the box spanned by the map's voxel centres (labels.on_grid), the only place
+    where it can be labelled or counted by a segment. Fewer than MIN_FRACTION_ON_MAP of the atoms inside: a warning.
+    """
+    import numpy as np
+
+    from haruspex_engine.training.labels import model_atoms, on_grid
+
+    xyz = model_atoms(structure).xyz
+    inside = int(np.count_nonzero(on_grid(density, xyz)))
+    spans = (f"model atoms span {_span(xyz.min(axis=0), xyz.max(axis=0))}, "
+             f"the map's box {_span(*_voxel_centre_box(density))}")
+    if inside == 0:
+        raise CommandError(f"{model_path}: no atom lies inside the map {map_path} ({spans}): model and map are "
+                           "probably from different origins, or this is not the map the model was built into")
+    if inside < MIN_FRACTION_ON_MAP * len(xyz):
+        return [f"only {inside} of {len(xyz)} atoms of {model_path} lie inside the map {map_path} ({spans}); "
+                "segments come from that part only (expected for a map cut from a larger one; otherwise model "
+                "and map are probably from different origins)"]
+    return []
+
+
+def _voxel_centre_box(density: DensityMap) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y, z) Å of the first and the last voxel centre of ``density``."""
+    import numpy as np
+
+    first = np.asarray(density.first_voxel_position, dtype=np.float64)
+    return first, first + (np.asarray(density.data.shape[::-1]) - 1) * np.asarray(density.voxel_size)
+
+
+def _span(low: np.ndarray, high: np.ndarray) -> str:
+    """"(x, y, z) to (x, y, z) Å (x, y, z)" for messages."""
+    return " to ".join("(" + ", ".join(f"{v:.1f}" for v in corner) + ")" for corner in (low, high)) + " Å (x, y, z)"
 
 
 def _finite(value: float) -> float | None:

@@ -141,10 +141,17 @@ def voxel_indices(grid: DensityMap, xyz: np.ndarray) -> np.ndarray:
     return (relative / np.asarray(grid.voxel_size, dtype=np.float64))[:, ::-1]
 
 
+def on_grid(grid: DensityMap, xyz: np.ndarray) -> np.ndarray:
+    """bool (N,): positions ``xyz`` (N, 3) (x, y, z) Å inside the box spanned by ``grid``'s voxel centres (edges
+    included), where the density is defined."""
+    index = voxel_indices(grid, xyz)
+    return np.all((index >= 0) & (index <= np.asarray(grid.data.shape) - 1), axis=1)
+
+
 def density_at(grid: DensityMap, xyz: np.ndarray) -> np.ndarray:
     """Trilinear density of ``grid`` at positions ``xyz`` (N, 3) (x, y, z) Å → float64 (N,); NaN off the grid."""
     index = voxel_indices(grid, xyz)
-    inside = np.all((index >= 0) & (index <= np.asarray(grid.data.shape) - 1), axis=1)
+    inside = on_grid(grid, xyz)
     values = np.full(len(index), np.nan)
     values[inside] = ndimage.map_coordinates(grid.data, index[inside].T, order=1, mode="nearest")
     return values

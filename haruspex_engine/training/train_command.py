@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from haruspex_engine.commands import CommandError
+from haruspex_engine.output_prefix import claim_prefix
 
 #: Name of the JSON report written last next to the checkpoints.
 REPORT_NAME = "training_summary.json"
@@ -85,6 +86,8 @@ def run_train(args: argparse.Namespace) -> int:
     if not segments:
         raise CommandError(f"{args.segments}: no training segment files (*.npz)")
     device = select_device(args.device)
+    output = Path(args.output)
+    claim_prefix(output.parent, output.name, [REPORT_NAME], "train")
     print(f"train: {len(segments)} segments from {args.segments}; {args.steps} steps of batch {args.batch_size} "
           f"on {device.label}", file=sys.stderr, flush=True)
     try:

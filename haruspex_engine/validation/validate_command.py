@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from haruspex_engine.atomic_files import atomic_path
 from haruspex_engine.commands import CommandError, default_prefix
+from haruspex_engine.output_prefix import claim_prefix
 from haruspex_engine.validation import BACKBONE_LEVEL, CLASS_ORDER, ValidationError
 
 if TYPE_CHECKING:  # the command line registers this module: gemmi, numpy and the maps load when it runs
@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # the command line registers this module: gemmi, numpy and th
     from haruspex_engine.maps import DensityMap
     from haruspex_engine.validation.validate import ResidueValidation
 
-SUMMARY_SUFFIX = "_summary.json"
+#: The fix named when a probability map the summary lists is neither beside it nor where it says.
+MOVED_MAPS_FIX = "keep the maps beside their summary (copy or move the annotation folder whole) or run annotate again"
 TABLE_COLUMNS = ("chain", "residue_number", "residue_name", "model_class", "predicted_class",
                  *(f"p_{name}" for name in CLASS_ORDER), "model_class_probability", "backbone_density_rmsd", "counted",
                  "agreement")
@@ -68,25 +69,25 @@ Outputs in OUTDIR:
 def run_validate(args: argparse.Namespace) -> int:
     """Run a parsed ``validate`` command; returns the exit status (errors raise CommandError)."""
     from haruspex_engine.model_files import MODEL_SUFFIXES, read_model
-    from haruspex_engine.summary import describe_input, write_summary
+    from haruspex_engine.summary import SummaryError, describe_input, find_summary, read_summary, write_summary
     from haruspex_engine.validation.validate import validate_model, validation_report
 
     t0 = time.perf_counter()
     structure = read_model(args.model)
     try:
-        summary_path = find_annotation_summary(args.annotation)
-        annotation = read_json(summary_path)
+        summary_path = find_summary(args.annotation, CLASS_ORDER, "annotate")
+        annotation = read_summary(summary_path, "annotate")
         probabilities = read_class_maps(summary_path, annotation)
         density = read_density(summary_path, annotation, args.map)
         validation = validate_model(structure, probabilities, density, level=args.min_backbone_density,
                                     model_path=str(args.model))
-    except ValidationError as exc:
+    except (ValidationError, SummaryError) as exc:
         raise CommandError(str(exc)) from None
     prefix = args.prefix or default_prefix(args.model, MODEL_SUFFIXES)
-    outdir = args.output_dir.resolve()
-    outdir.mkdir(parents=True, exist_ok=True)
+    outdir = claim_prefix(args.output_dir, prefix,
+                          [f"{prefix}_validation.{suffix}" for suffix in ("json", "csv", "cif")], "validate",
+                          inputs=[args.model, args.annotation])
     report_path = outdir / f"{prefix}_validation.json"
-    report_path.unlink(missing_ok=True)  # a report from an earlier run must not vouch for files being rewritten
     table_path = write_table(validation, outdir / f"{prefix}_validation.csv")
     model_path = write_scored_model(structure, validation, outdir / f"{prefix}_validation.cif")
     report = validation_report(validation)
@@ -108,52 +109,12 @@ def run_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def find_annotation_summary(path: Path) -> Path:
-    """The annotate summary ``path`` names: the file itself, or the one ``PREFIX_summary.json`` in a directory
-    that lists the four class maps. ValidationError naming ``path`` otherwise."""
-    if path.is_file():
-        return path
-    if not path.is_dir():
-        raise ValidationError(f"{path}: no such file or directory")
-    found = [candidate for candidate in sorted(path.glob(f"*{SUMMARY_SUFFIX}")) if _lists_class_maps(candidate)]
-    if not found:
-        raise ValidationError(f"{path}: no annotate summary (*{SUMMARY_SUFFIX} listing the helix, sheet, nucleic "
-                              "and unassigned maps) in this directory")
-    if len(found) > 1:
-        raise ValidationError(f"{path}: {len(found)} annotate summaries ({', '.join(p.name for p in found)}); "
-                              "give the one to use")
-    return found[0]
-
-
-def _lists_class_maps(path: Path) -> bool:
-    try:
-        outputs = json.loads(path.read_text()).get("outputs", {})
-    except (OSError, ValueError, AttributeError):
-        return False
-    return isinstance(outputs, dict) and all(name in outputs for name in CLASS_ORDER)
-
-
-def read_json(path: Path) -> dict:
-    """An annotate summary as a dict; ValidationError naming ``path`` when it is not a JSON object."""
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ValidationError(f"{path}: not a readable JSON summary ({exc})") from None
-    if not isinstance(value, dict):
-        raise ValidationError(f"{path}: not an annotate summary (a JSON object is expected)")
-    return value
-
-
-def _listed_path(summary_path: Path, listed: str) -> Path:
-    """A path listed in a summary; relative ones are taken from the summary's directory."""
-    path = Path(listed)
-    return path if path.is_absolute() else summary_path.parent / path
-
-
 def read_class_maps(summary_path: Path, annotation: dict) -> dict[str, DensityMap]:
-    """Class name -> probability map, for every CLASS_ORDER class the summary lists. ValidationError naming the
-    summary when a class is not listed or its file is missing; MapError for an unreadable map."""
+    """Class name -> probability map, for every CLASS_ORDER class the summary lists (found by
+    :func:`haruspex_engine.summary.listed_file`: beside the summary first). ValidationError naming the summary when a
+    class is not listed, SummaryError when its file is missing; MapError for an unreadable map."""
     from haruspex_engine.maps import read_map
+    from haruspex_engine.summary import listed_file
 
     outputs = annotation.get("outputs")
     outputs = outputs if isinstance(outputs, dict) else {}
@@ -161,26 +122,23 @@ def read_class_maps(summary_path: Path, annotation: dict) -> dict[str, DensityMa
     if missing:
         raise ValidationError(f"{summary_path}: lists no {', '.join(missing)} probability map; is it the summary of "
                               "`haruspex annotate`?")
-    paths = {name: _listed_path(summary_path, outputs[name]) for name in CLASS_ORDER}
-    absent = [f"{name} ({path})" for name, path in paths.items() if not path.is_file()]
-    if absent:
-        raise ValidationError(f"{summary_path}: the {', '.join(absent)} probability map is missing")
+    paths = {name: listed_file(summary_path, f"{name} probability map", outputs[name], MOVED_MAPS_FIX)
+             for name in CLASS_ORDER}
     return {name: read_map(path) for name, path in paths.items()}
 
 
 def read_density(summary_path: Path, annotation: dict, given: Path | None) -> DensityMap:
-    """The density map: ``given``, else the annotation's input map. ValidationError when neither is there."""
+    """The density map: ``given``, else the annotation's input map (found by
+    :func:`haruspex_engine.summary.listed_file`). ValidationError or SummaryError when neither is there."""
     from haruspex_engine.maps import read_map
+    from haruspex_engine.summary import listed_file
 
     if given is not None:
         return read_map(given)
     listed = (annotation.get("input") or {}).get("path") if isinstance(annotation.get("input"), dict) else None
     if not listed:
         raise ValidationError(f"{summary_path}: names no input map; give the density map with --map")
-    path = _listed_path(summary_path, listed)
-    if not path.is_file():
-        raise ValidationError(f"{summary_path}: its input map {path} is missing; give the density map with --map")
-    return read_map(path)
+    return read_map(listed_file(summary_path, "input map", listed, "give the density map with --map"))
 
 
 def table_rows(validation: ResidueValidation) -> list[dict[str, str]]:

@@ -16,6 +16,12 @@ from pwem.protocols import EMProtocol
 from .. import Plugin
 from ..constants import WORKER_ERROR_PREFIX
 
+#: Signal number -> what happened to a worker it stopped (the shell reports exit status 128 + N, Python -N).
+WORKER_SIGNALS = {
+    9: "was killed (signal 9; running out of memory is the usual cause)",
+    15: "was terminated (signal 15: stopped by the user, the queue system or a shutdown)",
+}
+
 
 class HaruspexWorkerProtocol(EMProtocol):
     """Base of the protocols that run the Haruspex worker (docs/worker-contract.md) on an ``inputVolume``."""
@@ -59,7 +65,8 @@ class HaruspexWorkerProtocol(EMProtocol):
         try:
             self.runJob(program, line, env=Plugin.getEnviron(), cwd=self._getExtraPath())
         except subprocess.CalledProcessError as exc:
-            raise RuntimeError(f"Haruspex worker failed ({self.workerError() or exc})") from None
+            reason = stopped_worker_message(exc.returncode) or self.workerError() or exc
+            raise RuntimeError(f"Haruspex worker failed ({reason})") from None
 
     def workerError(self) -> str:
         """The worker's one-line error (``haruspex: error: ...``) from this run's logs, or ''."""
@@ -71,6 +78,15 @@ class HaruspexWorkerProtocol(EMProtocol):
             if errors:
                 return errors[-1]
         return ""
+
+
+def stopped_worker_message(returncode: int) -> str:
+    """What stopped a worker that exited with *returncode* when it was a WORKER_SIGNALS signal (exit status
+    128 + N from the shell, -N from Python), and that Continue resumes the run; '' for any other exit status."""
+    what = WORKER_SIGNALS.get(-returncode if returncode < 0 else returncode - 128)
+    if what is None:
+        return ""
+    return f"the worker {what}, exit status {returncode}; press Continue to resume the run from the failed step"
 
 
 def read_json(path: str) -> dict:

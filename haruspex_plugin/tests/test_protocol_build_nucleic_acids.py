@@ -329,7 +329,7 @@ class TestHaruspexBuildNucleicAcids(BaseTest):
             np.testing.assert_allclose(read_mrc(item.getFileName())[2], grid["origin_xyz"])
 
     # --- failing runs and validation ---------------------------------------------------------------------------
-    def test_bad_weights_fail_the_run_with_the_worker_message_and_register_nothing(self):
+    def test_bad_weights_are_refused_naming_the_file_and_register_nothing(self):
         bad = Path(self.getOutputPath("bad-weights"))
         bad.mkdir(exist_ok=True)
         for name in ("stage1_network.pth", "stage2_network.pth"):
@@ -337,11 +337,13 @@ class TestHaruspexBuildNucleicAcids(BaseTest):
         prot = self.newProtocol(ProtHaruspexBuildNucleicAcids, inputVolume=self.inputVolume, resolution=3.5,
                                 useGpu=False)
         with environment(**{CRYOREAD_WEIGHTS: str(bad)}):
-            self.assertEqual(prot.validate(), [])  # the files exist: only the worker finds them unusable
-            self.proj.launchProtocol(prot, wait=True)
+            errors = prot.validate()  # the files exist, but their hashes are not the published ones
+            self.assertEqual(len(errors), 1, errors)
+            self.assertIn("stage1_network.pth", errors[0])
+            self.assertIn("haruspex weights download", errors[0])
+            self.proj.launchProtocol(prot, wait=True)  # a scheduled launch validates too
         self.assertTrue(prot.isFailed(), prot.getStatus())
-        self.assertIn("haruspex: error:", prot.getErrorMessage())
-        self.assertIn("stage1_network.pth", prot.getErrorMessage())
+        self.assertIn("stage1_network.pth: not the published", prot.getErrorMessage())
         self.assertEqual(list(prot.iterOutputAttributes()), [])
 
     def test_validate_accepts_a_complete_setup(self):

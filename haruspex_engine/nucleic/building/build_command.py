@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from haruspex_engine.commands import CommandError
+from haruspex_engine.output_prefix import claim_prefix
 
 
 def add_build_parser(commands) -> None:
@@ -88,8 +89,8 @@ def run_build(args: argparse.Namespace) -> int:
     from haruspex_engine.nucleic.building.na_mask import nucleic_acid_masked
     from haruspex_engine.nucleic.building.sequences import SequenceError, read_fasta
     from haruspex_engine.nucleic.classes import STAGE2_CLASSES
-    from haruspex_engine.nucleic.detection_outputs import read_detection_summary
-    from haruspex_engine.summary import write_summary
+    from haruspex_engine.nucleic.detection_outputs import LISTED_MAPS, read_detection_summary
+    from haruspex_engine.summary import find_summary, write_summary
 
     t0 = time.perf_counter()
     if (args.trace_solutions < 1 or args.trace_time_limit <= 0 or args.assign_time_limit <= 0
@@ -108,19 +109,20 @@ def run_build(args: argparse.Namespace) -> int:
         for message in sequences.warnings:
             warnings.append(message)
             _say(message)
-    summary_path = _summary_path(args.detection)
     try:
-        detection, outputs, working = read_detection_summary(summary_path)
+        summary_path = find_summary(args.detection, LISTED_MAPS, "detect-na")
+        detection, detection_maps, working = read_detection_summary(summary_path)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    stage2 = np.stack([read_map(outputs[name]).data for name in STAGE2_CLASSES])
+    _say(_maps_read_message(detection_maps))
+    stage2 = np.stack([read_map(detection_maps[name]).data for name in STAGE2_CLASSES])
     if stage2.shape[1:] != working.data.shape:
         raise CommandError(f"{summary_path}: the listed maps are not all on the working grid")
     prefix = args.prefix or summary_path.name.removesuffix("_summary.json")
-    outdir = (args.output_dir or summary_path.parent).resolve()
-    outdir.mkdir(parents=True, exist_ok=True)
-    report_path = outdir / f"{prefix}_build.json"
-    report_path.unlink(missing_ok=True)
+    paths = output_paths(args.output_dir or summary_path.parent, prefix)
+    claim_prefix(args.output_dir or summary_path.parent, prefix, paths.values(), "build-na",
+                 inputs=[summary_path, *(p for p in [args.sequence] if p is not None)])
+    report_path = paths["summary"]
 
     result = build_nucleic_model(stage2, working.data, working.first_voxel_position, sequences=sequences,
                                  dna=args.dna, solution_limit=args.trace_solutions,
@@ -130,7 +132,7 @@ def run_build(args: argparse.Namespace) -> int:
     if stop_message:
         warnings.append(stop_message)
         _say(stop_message)
-    masked = outdir / f"{prefix}_na_masked.mrc"
+    masked = paths["na_masked_map"]
     contour = float((detection.get("contour") or {}).get("normalised", 0.0))
     write_like(masked, nucleic_acid_masked(working.data, stage2, contour), working)
     files: dict[str, str] = {"na_masked_map": str(masked)}
@@ -139,13 +141,12 @@ def run_build(args: argparse.Namespace) -> int:
         warnings.append("no nucleic acid found: no chain of two or more residues could be traced")
         _say(warnings[-1])
     else:
-        model = outdir / f"{prefix}_model.cif"
-        files["model"] = str(write_model(result.structure, model))
+        files["model"] = str(write_model(result.structure, paths["model"]))
         if args.pdb:
-            files["model_pdb"] = str(write_model(result.structure, model.with_suffix(".pdb")))
+            files["model_pdb"] = str(write_model(result.structure, paths["model_pdb"]))
         if result.unsequenced is not None:
-            files["model_without_sequence"] = str(write_model(result.unsequenced, outdir / f"{prefix}_noseq.cif"))
-        files["confidence"] = str(write_confidence_table(result.structure, outdir / f"{prefix}_confidence.csv"))
+            files["model_without_sequence"] = str(write_model(result.unsequenced, paths["model_without_sequence"]))
+        files["confidence"] = str(write_confidence_table(result.structure, paths["confidence"]))
         chains = [{"id": chain.name, "residues": len(chain), "first": chain[0].seqid.num,
                    "last": chain[len(chain) - 1].seqid.num, "sequence": _chain_sequence(chain)}
                   for chain in result.structure[0]]
@@ -153,6 +154,7 @@ def run_build(args: argparse.Namespace) -> int:
     residues = sum(int(c["residues"]) for c in chains)
     write_summary(report_path, {
         "detection": str(summary_path.resolve()),
+        "detection_maps": {name: str(path) for name, path in detection_maps.items()},
         "outputs": files,
         "chains": chains,
         "residues": residues,
@@ -173,6 +175,15 @@ def run_build(args: argparse.Namespace) -> int:
     _say(f"{len(chains)} chains, {residues} residues; tracing stopped by "
          f"{trace.stopped_by if trace else 'nothing to trace'}; summary {report_path}")
     return 0
+
+
+def output_paths(outdir: Path, prefix: str) -> dict[str, Path]:
+    """Every file build-na can write (under any options), by the name its summary lists it under; ``summary`` is
+    the build JSON."""
+    outdir = Path(outdir).resolve()
+    names = {"na_masked_map": "na_masked.mrc", "model": "model.cif", "model_pdb": "model.pdb",
+             "model_without_sequence": "noseq.cif", "confidence": "confidence.csv", "summary": "build.json"}
+    return {name: outdir / f"{prefix}_{suffix}" for name, suffix in names.items()}
 
 
 def _assignment_report(assignment) -> dict[str, object] | None:
@@ -212,15 +223,10 @@ def _chain_sequence(chain) -> str:
     return "".join(residue.name[-1] for residue in chain)
 
 
-def _summary_path(given: Path) -> Path:
-    if given.is_dir():
-        found = sorted(given.glob("*_summary.json"))
-        if len(found) != 1:
-            raise CommandError(f"{given}: expected exactly one detect-na *_summary.json, found {len(found)}")
-        return found[0]
-    if not given.is_file():
-        raise CommandError(f"{given}: no such file or directory")
-    return given
+def _maps_read_message(maps: dict[str, Path]) -> str:
+    """The console line saying which detection maps were read (name -> absolute path): their folder(s) and names."""
+    folders = " and ".join(sorted({str(path.parent) for path in maps.values()}))
+    return f"reading the detection maps in {folders}: {', '.join(path.name for path in maps.values())}"
 
 
 def _say(message: str) -> None:

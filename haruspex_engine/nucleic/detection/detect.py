@@ -11,6 +11,7 @@ Everything is float32 on the working grid; memory is the maps plus one batch of 
 """
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -125,7 +126,8 @@ def _cached_stage(
     if cache is not None and fingerprint is not None:
         saved = cache.load(name, fingerprint)
         if saved is not None:
-            print(f"detect-na: {name}: reusing the result of an earlier run ({cache.directory})", flush=True)
+            print(f"detect-na: {name}: reusing the result of an earlier run ({cache.directory})", file=sys.stderr,
+                  flush=True)
             return saved, StageReport(boxes, run, True, time.perf_counter() - t0)
     result = compute()
     if cache is not None and fingerprint is not None:
@@ -165,7 +167,7 @@ class _StageRunner:
                     raise
                 self.batch_size = max(1, self.batch_size // 2)
                 self.warnings.append(f"{label}: {exc}; retrying with batch size {self.batch_size}")
-                print(f"detect-na: {self.warnings[-1]}", flush=True)
+                print(f"detect-na: warning: {self.warnings[-1]}", file=sys.stderr, flush=True)
         if bar:
             bar.close()
         return stitcher.result()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from haruspex_engine import __version__, weights
 from haruspex_engine.commands import CommandError, default_prefix
+from haruspex_engine.output_prefix import claim_prefix, prepare_output_folder
 
 DEFAULT_STRIDE = 32  # voxels (= Å on the 1 Å working grid)
 WEIGHT_SET_CHOICES = {
@@ -88,6 +89,7 @@ def run_detect(args: argparse.Namespace) -> int:
     """Run a parsed ``detect-na`` command; returns the exit status."""
     from haruspex_engine.checkpoints import is_test_weights
     from haruspex_engine.devices import loud_warning, select_torch_device
+    from haruspex_engine.map_checks import report_map_warnings
     from haruspex_engine.maps import read_map
     from haruspex_engine.nucleic.detection.detect import detect_nucleic_acids
     from haruspex_engine.nucleic.detection.networks import DetectionNetwork
@@ -104,12 +106,15 @@ def run_detect(args: argparse.Namespace) -> int:
     weight_dir = args.weights_dir.expanduser() if args.weights_dir else weights.locate_checkpoint(key)
     stage_files = [weight_dir / name for name in weights.CRYOREAD_STAGE_FILES]
     density = read_map(args.map)
+    map_notes = report_map_warnings(density, "detect-na")
     working = prepare_map(density, args.contour)
+    for warning in working.warnings:
+        _say(f"warning: {warning}")
     prefix = args.prefix or default_prefix(args.map)
-    args.output_dir.mkdir(parents=True, exist_ok=True)  # fail before a long run, not after it
+    prepare_output_folder(args.output_dir)  # fail before a long run, not after it
     device = select_torch_device(args.device)
     batch_size = args.batch_size or (1 if device.name == "cpu" else 4)
-    notes = list(device.warnings) + list(working.warnings)
+    notes = map_notes + list(device.warnings) + list(working.warnings)
     if is_test_weights(weight_dir):
         notes.append("RANDOM TEST WEIGHTS: these maps are meaningless (test run)")
         loud_warning(notes[-1])
@@ -130,7 +135,10 @@ def run_detect(args: argparse.Namespace) -> int:
         "precision": args.precision,
         "weights": [_file_identity(path) for path in stage_files],
     }
+    claim_prefix(args.output_dir, prefix, output_paths(args.output_dir, prefix, stage1_maps=True).values(),
+                 "detect-na", inputs=[args.map])
     cache = StageCache(args.output_dir / f"{prefix}_detect-state")
+    args.interrupt_hint = f"finished stages are kept in {cache.directory}; rerun the same command to resume from them"
     detection = detect_nucleic_acids(
         working, stage1, stage2, stride=args.stride, batch_size=batch_size, cache=cache,
         fingerprint=fingerprint, progress=not args.quiet,
