@@ -35,7 +35,8 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["haruspex_plugin*", "haruspex_engine*"]),
     package_data={"haruspex_plugin": ["protocols.conf", "templates/*.json.template"],
-                  "haruspex_engine.demo_model": ["demo.ckpt.*", "demo_model.json"]},
+                  "haruspex_engine.demo_model": ["demo.ckpt.*", "demo_model.json"],
+                  "haruspex_engine.nucleic.detection.demo_detector": ["demo_detector.pt", "demo_detector.json"]},
     install_requires=_requirements("requirements.txt"),
     extras_require={"worker": _requirements("requirements-worker.txt")},
     entry_points={

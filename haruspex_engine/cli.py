@@ -12,7 +12,8 @@
     haruspex train SEGMENTS_DIR -o PREFIX  train or fine-tune the Haruspex network (published checkpoint layout)
     haruspex validate MODEL ANNOTATION     per-residue secondary structure of a model against an annotation
     haruspex weights download|verify|path  the published network weights
-    haruspex example OUT.mrc               write the built-in example map (simulated from ideal helices and a sheet)
+    haruspex example [--nucleic] OUT.mrc   write a built-in example map (ideal helices and a sheet; --nucleic: an RNA
+                                           duplex, with its FASTA and model)
 """
 from __future__ import annotations
 
@@ -55,18 +56,28 @@ def build_parser() -> argparse.ArgumentParser:
         "example",
         help="write the built-in example map",
         description="Write the built-in example map: three ideal α-helices and a 4-stranded β-sheet simulated at "
-        "4 Å resolution on a 1.1 Å grid (about 40 Å across). Annotating it should mark the helices and the sheet.",
+        "4 Å resolution on a 1.1 Å grid (about 40 Å across). Annotating it should mark the helices and the sheet. "
+        "With --nucleic: an ideal 16-bp RNA duplex simulated at 3.5 Å with correlated noise on a 1 Å grid, with its "
+        "FASTA (OUT.fasta) and the model it was made from (OUT_reference.cif), for detect-na, build-na and "
+        "evaluate-na.",
     )
     example.add_argument("output", type=Path, help="MRC file to write")
+    example.add_argument("--nucleic", action="store_true",
+                         help="the nucleic-acid example (map, FASTA and reference model) instead")
     example.set_defaults(func=_run_example)
     return parser
 
 
 def _run_example(args: argparse.Namespace) -> int:
+    if args.nucleic:
+        from haruspex_engine.nucleic.example import write_nucleic_example
+
+        for path in write_nucleic_example(args.output).values():
+            print(path)
+        return 0
     from haruspex_engine.simulate import write_example_map
 
-    path = write_example_map(args.output)
-    print(path)
+    print(write_example_map(args.output))
     return 0
 
 

@@ -112,7 +112,7 @@ def write_detection(
         },
         "outputs": {name: str(path) for name, path in paths.items() if name != "summary"},
         "classes": list(STAGE2_CLASSES),
-        "stage1_classes": list(STAGE1_CLASSES),
+        "stage1_classes": list(STAGE1_CLASSES) if detection.stage1 is not None else [],
         f"volume_above_{VOLUME_THRESHOLD}_A3": {
             cls: int(np.count_nonzero(detection.stage2[i] > VOLUME_THRESHOLD)) for i, cls in enumerate(STAGE2_CLASSES)
         },

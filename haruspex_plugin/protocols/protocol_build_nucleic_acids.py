@@ -111,6 +111,14 @@ class ProtHaruspexBuildNucleicAcids(HaruspexWorkerProtocol):
                            "sets for 3-5 Å, better than 3 Å and 5-10 Å maps; paper: the networks of the 2023 "
                            "paper. Install them with `scipion3 installb haruspex-weights` or `haruspex weights "
                            "download --set cryoread-<name>`.")
+        form.addParam("useDemoModel", params.BooleanParam, default=False,
+                      expertLevel=params.LEVEL_ADVANCED,
+                      label="Use the demo detector (not the published networks)?",
+                      help="Detect with the small demo network bundled with the plugin instead of CryoREAD's "
+                           "published weights: trained by scipion-em-haruspex on simulated maps at 2.5-5 Å "
+                           "(nucleic acids among protein), to try nucleic-acid building without installing the "
+                           "weights. Its outputs are labelled DEMO MODEL; it finds fewer and less accurate "
+                           "nucleotides than the published networks, more so on real maps. Not for real work.")
         form.addParam("stride", params.IntParam, default=DEFAULT_STRIDE, validators=[params.Range(1, 64)],
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Box stride (Å)",
@@ -247,7 +255,8 @@ class ProtHaruspexBuildNucleicAcids(HaruspexWorkerProtocol):
         if self.hasSequences():
             errors += self._sequenceProblems()
         return errors + self.installationErrors(
-            lambda: [*(self._weightProblems() if resolutionOk else []), *self._refinementProblems()])
+            lambda: [*(self._weightProblems() if resolutionOk and not self.useDemoModel.get() else []),
+                     *self._refinementProblems()])
 
     def _summary(self):
         if not os.path.exists(self.getDetectionSummaryPath()):
@@ -274,9 +283,11 @@ class ProtHaruspexBuildNucleicAcids(HaruspexWorkerProtocol):
             return []
         detection, build = self.getDetectionSummary(), self.getBuildReport()
         weights = detection.get("weights", {}).get("set", "?")
-        text = (f"Nucleic acids were searched for in the map {self.getObjectTag('inputVolume')} with the detection "
-                f"networks of CryoREAD [Wang2023] (weights {weights}, boxes of 64³ Å every "
-                f"{detection.get('stride', '?')} Å on a 1 Å grid). ")
+        networks = ("the plugin's demo detection network (a small network trained on simulated maps, not "
+                    "CryoREAD's published networks)" if detection.get("network") == "demo"
+                    else f"the detection networks of CryoREAD [Wang2023] (weights {weights})")
+        text = (f"Nucleic acids were searched for in the map {self.getObjectTag('inputVolume')} with {networks} "
+                f"(boxes of 64³ Å every {detection.get('stride', '?')} Å on a 1 Å grid). ")
         if build.get("residues", 0) == 0:
             return [text + "No nucleic-acid chain could be traced."]
         sequence = (f"and assigned to the sequences {self.getObjectTag('inputSequences')}"
@@ -348,9 +359,12 @@ class ProtHaruspexBuildNucleicAcids(HaruspexWorkerProtocol):
                 "-o", os.path.abspath(self._getExtraPath()),
                 "--prefix", self.getPrefix(),
                 "--stride", str(self.stride.get()),
-                "--weight-set", WEIGHT_SETS[self.weightSet.get()],
-                "--precision", PRECISIONS[self.precision.get()],
                 "--device", "auto" if self.useGpu.get() else "cpu"]
+        if self.useDemoModel.get():
+            args.append("--demo-model")  # fp32 and its own network: no weight set, no precision choice
+        else:
+            args += ["--weight-set", WEIGHT_SETS[self.weightSet.get()],
+                     "--precision", PRECISIONS[self.precision.get()]]
         if self.contourLevel.get() is not None:
             args += ["--contour", str(self.contourLevel.get())]
         return args

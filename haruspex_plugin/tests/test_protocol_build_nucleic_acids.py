@@ -305,6 +305,24 @@ class TestHaruspexBuildNucleicAcids(BaseTest):
         self.assertEqual(len(occupancy), len(cif["_atom_site.id"]))
         self.assertGreater(len(set(occupancy)), 1)
 
+    # --- demo detector -----------------------------------------------------------------------------------------
+    def test_the_demo_detector_builds_the_rna_without_any_weights_installed(self):
+        prot = self.newProtocol(ProtHaruspexBuildNucleicAcids, inputVolume=self.inputVolume, resolution=3.5,
+                                inputSequences=self.sequences, useDemoModel=True, refineModel=False, useGpu=False,
+                                **FAST_BUILD)
+        with environment(**{CRYOREAD_WEIGHTS: self.getOutputPath("no-weights-here")}):
+            self.assertEqual(prot.validate(), [])  # no published weights needed
+            self.assertIn("--demo-model", prot._detectArgs())
+            self.assertNotIn("--weight-set", prot._detectArgs())
+            self.launchProtocol(prot)
+        run = self.snapshot(prot)
+        self.assertEqual(run.detection["network"], "demo")
+        self.assertTrue(any(w.startswith("DEMO MODEL") for w in run.detection["warnings"]))
+        self.assertTrue(any("DEMO MODEL" in w for w in run.build["warnings"]))  # the label follows the maps
+        self.assertGreater(run.build["residues"], 0)  # a weak demo network: 5 of the 12 nucleotides when written
+        self.assertIn(NA_MODEL_OUTPUT, run.outputs)
+        self.assertIn("demo detection network", run.methods)
+
     # --- no nucleic acid ---------------------------------------------------------------------------------------
     def test_no_nucleic_acid_registers_the_maps_only(self):
         density = np.zeros((30, 30, 30), np.float32)

@@ -115,6 +115,11 @@ def run_build(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     _say(_maps_read_message(detection_maps))
+    if detection.get("network") == "demo":  # the label follows the maps into the model's summary
+        from haruspex_engine.nucleic.detection.demo_detector import DEMO_DETECTOR_LABEL
+
+        warnings.append(f"built from maps of the {DEMO_DETECTOR_LABEL}")
+        _say(f"warning: {warnings[-1]}")
     stage2 = np.stack([read_map(detection_maps[name]).data for name in STAGE2_CLASSES])
     if stage2.shape[1:] != working.data.shape:
         raise CommandError(f"{summary_path}: the listed maps are not all on the working grid")

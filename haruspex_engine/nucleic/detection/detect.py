@@ -52,11 +52,12 @@ class StageReport:
 class Detection:
     """Result of detect_nucleic_acids, on the working grid.
 
-    stage1: float32 (8, Z, Y, X) probabilities in STAGE1_CLASSES order; stage2: float32 (8, Z, Y, X) in
-    STAGE2_CLASSES order. batch_size: the batch finally used (smaller than asked after an out-of-memory back-off).
+    stage1: float32 (8, Z, Y, X) probabilities in STAGE1_CLASSES order (None from the one-network demo detector);
+    stage2: float32 (8, Z, Y, X) in STAGE2_CLASSES order. batch_size: the batch finally used (smaller than asked
+    after an out-of-memory back-off).
     """
 
-    stage1: np.ndarray
+    stage1: np.ndarray | None
     stage2: np.ndarray
     stages: dict[str, StageReport]
     batch_size: int
@@ -112,6 +113,32 @@ def detect_nucleic_acids(
         layout.n_tiles, len(stage2_keep),
     )
     return Detection(probabilities1, probabilities2, stages, runner.batch_size, warnings)
+
+
+def detect_with_one_network(
+    working: WorkingMap,
+    predict: PredictFn,
+    *,
+    stride: int = 32,
+    batch_size: int = 1,
+    cache: StageCache | None = None,
+    fingerprint: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> Detection:
+    """The demo detector's path (``demo_network``): one network from the working map straight to the eight stage-2
+    classes. predict: boxes (B, 64, 64, 64) -> (B, 8, 64, 64, 64) in STAGE2_CLASSES order; boxes are kept by the
+    stage-1 rule and averaged where they overlap (as stage 1 is). The result's stage1 is None; its one stage is
+    reported as "stage2". cache, fingerprint, stride and batch size as for detect_nucleic_acids."""
+    layout = tiling.sliding_window_layout(working.data.shape, BOX, stride)
+    warnings: list[str] = []
+    runner = _StageRunner(layout, batch_size, warnings, progress)
+    keep = tiling.occupied_tiles(working.data, layout, max(working.contour, 0.0), MIN_SIGNAL_FRACTION)
+    probabilities, report = _cached_stage(
+        "stage2", cache, fingerprint,
+        lambda: runner.run("detection", working.data, keep, predict, "mean", len(STAGE2_CLASSES)),
+        layout.n_tiles, len(keep),
+    )
+    return Detection(None, probabilities, {"stage2": report}, runner.batch_size, warnings)
 
 
 def _cached_stage(

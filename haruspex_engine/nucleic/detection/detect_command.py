@@ -8,6 +8,11 @@ from pathlib import Path
 
 from haruspex_engine import __version__, weights
 from haruspex_engine.commands import CommandError, default_prefix
+from haruspex_engine.nucleic.detection.demo_detector import (
+    DEMO_DETECTOR_LABEL,
+    DEMO_DETECTOR_WEIGHTS,
+    DEMO_RESOLUTION_A,
+)
 from haruspex_engine.output_prefix import claim_prefix, prepare_output_folder
 
 DEFAULT_STRIDE = 32  # voxels (= Å on the 1 Å working grid)
@@ -71,9 +76,18 @@ does: below 3 Å the 0-3 Å model, 3-5 Å the default model, 5-10 Å the 5-10 Å
     p.add_argument("--weight-set", choices=tuple(WEIGHT_SET_CHOICES), default="auto",
                    help="which published networks: auto chooses by --resolution like the original; paper is the "
                    "model of the 2023 paper (default: auto)")
-    p.add_argument("--weights-dir", type=Path,
-                   help="directory holding stage1_network.pth and stage2_network.pth (overrides the weight set's "
-                   "location)")
+    networks = p.add_mutually_exclusive_group()
+    networks.add_argument("--weights-dir", type=Path,
+                          help="directory holding stage1_network.pth and stage2_network.pth (overrides the weight "
+                          "set's location)")
+    networks.add_argument(
+        "--demo-model", action="store_true",
+        help="use the bundled demo detector instead of the published networks: one small network trained by this "
+        "project on simulated maps at 2.5-5 Å (nucleic acids among protein), to try nucleic-acid building offline. "
+        "Its outputs are labelled DEMO MODEL; its metrics are in "
+        "haruspex_engine/nucleic/detection/demo_detector/demo_detector.json. No stage-1 maps; fp32 only. Expect "
+        "fewer and less accurate nucleotides than with the published networks, more so on real maps, whose noise "
+        "and artefacts it never saw")
     p.add_argument("--output-grid", choices=("working", "input"), default="working",
                    help="working: the 1 Å grid the networks ran on, cropped to the map's positive region, origin "
                    "shifted so the maps overlay the input (what model building uses; no second interpolation of "
@@ -91,7 +105,8 @@ def run_detect(args: argparse.Namespace) -> int:
     from haruspex_engine.devices import loud_warning, select_torch_device
     from haruspex_engine.map_checks import report_map_warnings
     from haruspex_engine.maps import read_map
-    from haruspex_engine.nucleic.detection.detect import detect_nucleic_acids
+    from haruspex_engine.nucleic.detection.demo_network import DemoPredictor, load_demo_detector
+    from haruspex_engine.nucleic.detection.detect import detect_nucleic_acids, detect_with_one_network
     from haruspex_engine.nucleic.detection.networks import DetectionNetwork
     from haruspex_engine.nucleic.detection.preprocess import prepare_map
     from haruspex_engine.nucleic.detection.stage_cache import StageCache
@@ -102,9 +117,14 @@ def run_detect(args: argparse.Namespace) -> int:
         raise CommandError(f"--stride must be between 1 and 64 voxels, not {args.stride}")
     if args.batch_size is not None and args.batch_size < 1:
         raise CommandError(f"--batch-size must be at least 1, not {args.batch_size}")
-    key, reason = _choose_weights(args)
-    weight_dir = args.weights_dir.expanduser() if args.weights_dir else weights.locate_checkpoint(key)
-    stage_files = [weight_dir / name for name in weights.CRYOREAD_STAGE_FILES]
+    if args.demo_model:
+        _check_demo_options(args)
+        key, reason, weight_dir, weight_files = "demo", "--demo-model", DEMO_DETECTOR_WEIGHTS.parent, [
+            DEMO_DETECTOR_WEIGHTS]
+    else:
+        key, reason = _choose_weights(args)
+        weight_dir = args.weights_dir.expanduser() if args.weights_dir else weights.locate_checkpoint(key)
+        weight_files = [weight_dir / name for name in weights.CRYOREAD_STAGE_FILES]
     density = read_map(args.map)
     map_notes = report_map_warnings(density, "detect-na")
     working = prepare_map(density, args.contour)
@@ -123,29 +143,38 @@ def run_detect(args: argparse.Namespace) -> int:
          f"{' x '.join(map(str, working.data.shape[::-1]))} of 1 Å; weights {key} ({reason}); {device.label}, "
          f"{args.precision}, batch {batch_size}, stride {args.stride}")
 
-    # Both files are loaded (strictly) before any work, so a bad stage-2 file fails in seconds, not after stage 1.
-    stage1 = DetectionNetwork(_load(stage_files[0], 1), 1, device=device.name, precision=args.precision,
-                              merge_ut=False)  # U and T are merged after averaging overlapping boxes
-    stage2 = DetectionNetwork(_load(stage_files[1], 2), 2, device=device.name, precision=args.precision)
+    if args.demo_model:
+        notes += _demo_notes(args.resolution)
+        demo = DemoPredictor(load_demo_detector(), device=device.name)
+
+        def detect(**options):
+            return detect_with_one_network(working, demo, **options)
+    else:
+        # Both files are loaded (strictly) before any work, so a bad stage-2 file fails in seconds, not after stage 1.
+        stage1 = DetectionNetwork(_load(weight_files[0], 1), 1, device=device.name, precision=args.precision,
+                                  merge_ut=False)  # U and T are merged after averaging overlapping boxes
+        stage2 = DetectionNetwork(_load(weight_files[1], 2), 2, device=device.name, precision=args.precision)
+
+        def detect(**options):
+            return detect_nucleic_acids(working, stage1, stage2, **options)
     fingerprint = {
         "engine_version": __version__,
         "map": _file_identity(args.map),
         "contour": args.contour,
         "stride": args.stride,
         "precision": args.precision,
-        "weights": [_file_identity(path) for path in stage_files],
+        "weights": [_file_identity(path) for path in weight_files],
     }
     claim_prefix(args.output_dir, prefix, output_paths(args.output_dir, prefix, stage1_maps=True).values(),
                  "detect-na", inputs=[args.map])
     cache = StageCache(args.output_dir / f"{prefix}_detect-state")
     args.interrupt_hint = f"finished stages are kept in {cache.directory}; rerun the same command to resume from them"
-    detection = detect_nucleic_acids(
-        working, stage1, stage2, stride=args.stride, batch_size=batch_size, cache=cache,
-        fingerprint=fingerprint, progress=not args.quiet,
-    )
+    detection = detect(stride=args.stride, batch_size=batch_size, cache=cache, fingerprint=fingerprint,
+                       progress=not args.quiet)
     detection.warnings[:0] = notes
     report = {
         "weights": {"set": key, "why": reason, "directory": str(weight_dir.resolve())},
+        "network": "demo" if args.demo_model else "published",
         "device": device.label,
         "precision": args.precision,
         "stride": args.stride,
@@ -169,6 +198,31 @@ def _load(path: Path, stage: int):
     published = {wf.git_blob_sha1 for ws in weights.REGISTRY.values() if ws.upstream_dir for wf in ws.files}
     trusted = path.is_file() and weights.git_blob_sha1(path) in published
     return load_stage(path, stage, trusted=trusted)
+
+
+def _check_demo_options(args: argparse.Namespace) -> None:
+    """CommandError for the options the demo detector cannot honour."""
+    if args.stage1_maps:
+        raise CommandError("--stage1-maps: the demo detector has one stage, so there are no stage-1 maps")
+    if args.precision != "fp32":
+        raise CommandError(f"--precision {args.precision} is for the published networks; the demo detector runs "
+                           "in fp32")
+    if args.weight_set != "auto":
+        raise CommandError("--weight-set chooses among the published networks; --demo-model replaces them")
+
+
+def _demo_notes(resolution: float) -> list[str]:
+    """The DEMO MODEL label (loud on the console) and a warning outside the resolutions it was trained on."""
+    from haruspex_engine.devices import loud_warning
+
+    notes = [DEMO_DETECTOR_LABEL]
+    loud_warning(notes[0])
+    low, high = DEMO_RESOLUTION_A
+    if not low <= resolution <= high:
+        notes.append(f"the demo detector was trained on maps at {low:g}-{high:g} Å; at {resolution:g} Å expect "
+                     "fewer and less accurate nucleotides")
+        _say(f"warning: {notes[-1]}")
+    return notes
 
 
 def _choose_weights(args: argparse.Namespace) -> tuple[str, str]:

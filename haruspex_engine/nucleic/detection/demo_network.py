@@ -1,0 +1,89 @@
+"""The demo detection network: one small 3D U-Net from the normalised working map straight to the eight stage-2
+classes. NOT CryoREAD's published networks.
+
+CryoREAD detects in two stages of full-width UNet3+ networks (``networks.py``). This network stands in for both so
+that nucleic-acid building can be tried without the published weights: trained by this project
+(``scripts/make_demo_detector.py``) on maps simulated from nucleic-acid structures built in code and from deposited
+ones, with protein beside them; its card (``demo_detector/demo_detector.json``, paths and label in
+``demo_detector/__init__.py``) lists the data, settings and
+metrics. Every output made with it is labelled DEMO MODEL.
+
+Architecture: a U-Net of four levels (WIDTHS channels; two 3×3×3 convolution + batch norm + ReLU blocks per level,
+2× max pooling down, trilinear 2× upsampling and concatenation with the level's encoder features up), then a 1×1×1
+convolution to the eight STAGE2_CLASSES logits. Input (B, 1, n, n, n) with n divisible by 8; output logits
+(B, 8, n, n, n); axes (box, channel, z, y, x) on the 1 Å working grid.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from haruspex_engine.devices import DeviceOutOfMemory
+from haruspex_engine.nucleic.classes import STAGE2_CLASSES
+from haruspex_engine.nucleic.detection.demo_detector import DEMO_DETECTOR_WEIGHTS
+
+#: Channels per level, finest first.
+WIDTHS = (12, 24, 48, 64)
+
+
+def _block(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv3d(in_channels, out_channels, 3, padding=1), nn.BatchNorm3d(out_channels), nn.ReLU(inplace=True),
+        nn.Conv3d(out_channels, out_channels, 3, padding=1), nn.BatchNorm3d(out_channels), nn.ReLU(inplace=True),
+    )
+
+
+class DemoDetector(nn.Module):
+    """The demo U-Net (module docstring): (B, 1, n, n, n) normalised density -> (B, 8, n, n, n) logits."""
+
+    def __init__(self, widths: tuple[int, ...] = WIDTHS):
+        super().__init__()
+        self.down = nn.ModuleList(_block(c_in, c_out) for c_in, c_out in zip((1, *widths[:-1]), widths))
+        self.up = nn.ModuleList(_block(widths[k + 1] + widths[k], widths[k]) for k in range(len(widths) - 1))
+        self.head = nn.Conv3d(widths[0], len(STAGE2_CLASSES), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for level, block in enumerate(self.down):
+            x = block(x if level == 0 else nn.functional.max_pool3d(x, 2))
+            skips.append(x)
+        for level in range(len(self.up) - 1, -1, -1):
+            x = nn.functional.interpolate(x, scale_factor=2, mode="trilinear", align_corners=False)
+            x = self.up[level](torch.cat([x, skips[level]], dim=1))
+        return self.head(x)
+
+
+def load_demo_detector(path: str | Path = DEMO_DETECTOR_WEIGHTS) -> DemoDetector:
+    """The demo network with the weights at ``path`` (a state dict saved by the training script), in eval mode."""
+    network = DemoDetector()
+    network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return network.eval()
+
+
+class DemoPredictor:
+    """Sigmoid stage-2 class probabilities of the demo network on batches of boxes (a ``detect.PredictFn``)."""
+
+    def __init__(self, network: DemoDetector, device: str = "cpu"):
+        self.device = torch.device(device)
+        self.network = copy.deepcopy(network).to(self.device).eval()
+
+    def __call__(self, boxes: np.ndarray) -> np.ndarray:
+        """boxes: float32 (B, n, n, n) normalised density (n divisible by 8) -> float32 (B, 8, n, n, n) in
+        STAGE2_CLASSES order. DeviceOutOfMemory when the batch does not fit in the GPU's memory."""
+        boxes = np.asarray(boxes, dtype=np.float32)
+        if boxes.ndim != 4 or any(n == 0 or n % 8 for n in boxes.shape[1:]):
+            raise ValueError(f"the demo detector expects boxes (B, n, n, n) with edges divisible by 8, got "
+                             f"{boxes.shape}")
+        try:
+            with torch.inference_mode():
+                logits = self.network(torch.from_numpy(np.ascontiguousarray(boxes))[:, None].to(self.device))
+                return torch.sigmoid(logits).cpu().numpy()
+        except torch.cuda.OutOfMemoryError as exc:
+            message = (f"{len(boxes)} boxes of {boxes.shape[1:]} voxels do not fit in {self.device} memory "
+                       f"({exc!s:.200})")
+        torch.cuda.empty_cache()
+        raise DeviceOutOfMemory(message)

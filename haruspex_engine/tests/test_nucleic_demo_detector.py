@@ -1,0 +1,94 @@
+"""The bundled demo detector: its network, that the shipped weights detect a simulated RNA, `detect-na --demo-model`
+end to end, and that its training resumes exactly where a killed run stopped."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from haruspex_engine.maps import write_map
+from haruspex_engine.nucleic.classes import STAGE2_CLASSES
+from haruspex_engine.nucleic.detection.demo_detector import DEMO_DETECTOR_CARD, DEMO_DETECTOR_LABEL
+from haruspex_engine.nucleic.detection.demo_network import DemoDetector, DemoPredictor, load_demo_detector
+from haruspex_engine.nucleic.detection.demo_training import simulated_sample, train_demo_detector
+from haruspex_engine.nucleic.detection.detect import detect_with_one_network
+from haruspex_engine.nucleic.detection.preprocess import WorkingMap
+from haruspex_engine.testing.rna_models import ideal_rna
+
+
+@pytest.fixture(scope="module")
+def rna_sample():
+    return simulated_sample(ideal_rna(), np.random.default_rng(7), (3.5, 3.5), (0.25, 0.25))
+
+
+def test_the_predictor_gives_eight_probability_maps_per_box():
+    predictor = DemoPredictor(DemoDetector().eval())
+    probabilities = predictor(np.random.default_rng(0).random((2, 16, 16, 16), dtype=np.float32))
+    assert probabilities.shape == (2, len(STAGE2_CLASSES), 16, 16, 16) and probabilities.dtype == np.float32
+    assert 0.0 <= probabilities.min() and probabilities.max() <= 1.0
+    with pytest.raises(ValueError, match="divisible by 8"):
+        predictor(np.zeros((1, 20, 20, 20), np.float32))
+
+
+def test_the_shipped_weights_find_the_sugars_and_phosphates_of_a_simulated_rna(rna_sample):
+    working = WorkingMap(rna_sample.density, rna_sample.origin, 0.0, (0, 0, 0), rna_sample.density.shape, 1.0)
+    detection = detect_with_one_network(working, DemoPredictor(load_demo_detector()), progress=False)
+    assert detection.stage1 is None and detection.stage2.shape == (8, *rna_sample.density.shape)
+    for name in ("sugar", "phosphate", "base"):
+        channel = STAGE2_CLASSES.index(name)
+        on_atoms = rna_sample.targets[channel] > 200  # within ~0.6 Å of an atom of the class
+        far = rna_sample.targets[[STAGE2_CLASSES.index(c) for c in ("sugar", "phosphate", "base")]].max(0) == 0
+        assert detection.stage2[channel][on_atoms].mean() > 0.5, name
+        assert detection.stage2[channel][far].mean() < 0.05, name
+    protein = detection.stage2[STAGE2_CLASSES.index("protein")]
+    assert np.mean(protein > 0.5) < 0.01  # no protein in an RNA-only map
+
+
+def test_the_card_describes_the_shipped_network():
+    card = json.loads(DEMO_DETECTOR_CARD.read_text())
+    assert card["what"].startswith("Demo detection network: NOT CryoREAD")
+    assert card["parameters"] == sum(p.numel() for p in load_demo_detector().parameters())
+    assert "6v5b" in card["data"]["held_out"] and "6v5b" not in card["data"]["train_entries"]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARUSPEX_")}
+    return subprocess.run([sys.executable, "-m", "haruspex_engine", "detect-na", *args], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_detect_na_with_the_demo_model_labels_every_output(tmp_path, rna_sample):
+    write_map(tmp_path / "rna.mrc", rna_sample.density, (1.0, 1.0, 1.0), rna_sample.origin)
+    result = _run(str(tmp_path / "rna.mrc"), "--resolution", "3.5", "--demo-model", "-o", str(tmp_path / "out"),
+                  "--device", "cpu", "-q")
+    assert result.returncode == 0, result.stderr
+    assert "DEMO MODEL" in result.stderr
+    summary = json.loads((tmp_path / "out" / "rna_summary.json").read_text())
+    assert summary["network"] == "demo" and summary["weights"]["set"] == "demo"
+    assert DEMO_DETECTOR_LABEL in summary["warnings"] and summary["stage1_classes"] == []
+    assert set(summary["outputs"]) == {*STAGE2_CLASSES, "working"}
+    assert summary["volume_above_0.5_A3"]["sugar"] > 100
+
+    refused = _run(str(tmp_path / "rna.mrc"), "--resolution", "3.5", "--demo-model", "--stage1-maps", "-o",
+                   str(tmp_path / "out2"))
+    assert refused.returncode == 1 and "no stage-1 maps" in refused.stderr.strip().splitlines()[-1]
+    both = _run(str(tmp_path / "rna.mrc"), "--resolution", "3.5", "--demo-model", "--weights-dir", str(tmp_path))
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    far = _run(str(tmp_path / "rna.mrc"), "--resolution", "8", "--demo-model", "-o", str(tmp_path / "out3"), "-q")
+    assert far.returncode == 0 and "trained on maps at 2.5-5 Å; at 8 Å" in far.stderr
+
+
+def test_training_resumed_after_a_kill_ends_where_an_uninterrupted_run_ends(tmp_path, rna_sample):
+    settings = dict(steps=3, batch_size=1, crop=16, checkpoint_every=1, progress=False)
+    straight, report = train_demo_detector([rna_sample], tmp_path / "straight", **settings)
+    assert report.resumed_from is None and len(report.losses) == 3
+    train_demo_detector([rna_sample], tmp_path / "resumed", **{**settings, "steps": 2})  # "killed" after step 2
+    resumed, report = train_demo_detector([rna_sample], tmp_path / "resumed", **settings)
+    assert report.resumed_from == 2 and report.steps == 3 and len(report.losses) == 3
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6), name
