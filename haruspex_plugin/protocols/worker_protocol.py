@@ -56,10 +56,12 @@ class HaruspexWorkerProtocol(EMProtocol):
 
     def runWorker(self, args: list[str], gpu: bool) -> None:
         """Run ``haruspex ARGS`` in the worker environment, in the extra folder, on the GPUs Scipion gives the step
-        when *gpu*; fail with the worker's own one-line message."""
+        when *gpu*; fail with the worker's own one-line message. Through a queue system the worker keeps the GPUs the
+        queue allocated (SLURM sets CUDA_VISIBLE_DEVICES in the job): the form's GPU IDs, meant for the local
+        machine, must not override them."""
         program = Plugin.getWorkerCommand()
         line = " ".join(shlex.quote(arg) for arg in args)
-        if gpu:
+        if gpu and not self.useQueue():
             program = f"CUDA_VISIBLE_DEVICES=%(GPU)s {program}"
             line = line.replace("%", "%%")  # runJob %-formats the arguments with the GPU list
         try:

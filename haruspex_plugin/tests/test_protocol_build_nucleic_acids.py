@@ -411,6 +411,18 @@ class TestHaruspexBuildNucleicAcids(BaseTest):
         prot = self.newProtocol(ProtHaruspexBuildNucleicAcids, inputVolume=volume, resolution=3.5, useGpu=False)
         self.assertTrue(any("no sampling rate" in e for e in prot.validate()))
 
+    def test_through_a_queue_the_worker_keeps_the_gpus_the_queue_allocated(self):
+        prot = self.newProtocol(ProtHaruspexBuildNucleicAcids, inputVolume=self.inputVolume, resolution=3.5,
+                                useGpu=True, gpuList="1")
+        prot.setWorkingDir(self.getOutputPath("unlaunched-queue"))
+        prot._useQueue.set(True)  # "Use a queue engine?" in the form
+        with mock.patch.object(ProtHaruspexBuildNucleicAcids, "runJob") as runJob:
+            prot.detectStep(prot._detectArgs())
+        program, arguments = runJob.call_args.args
+        self.assertNotIn("CUDA_VISIBLE_DEVICES", program)  # SLURM's allocation stands
+        self.assertNotIn("%%", arguments)  # nothing for runJob to %-format
+        self.assertIn("--device auto", arguments)
+
     def test_single_rna_sequence_is_written_with_its_header(self):
         rna = Sequence(id="21051_3", description="21051_3 mol:na", sequence="ggcaucagucca")
         prot = self.newProtocol(ProtHaruspexBuildNucleicAcids, inputVolume=self.inputVolume, resolution=3.5,
