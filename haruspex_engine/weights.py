@@ -288,15 +288,25 @@ def _remember_verified(path: Path, state: dict[str, int], blob: str) -> None:
         pass  # a read-only cache: the file is hashed again next time
 
 
+def recorded_blob(path: str | os.PathLike[str]) -> str | None:
+    """The git blob id the verification record holds for the existing file *path* when it lists it with its current
+    size, mtime and ctime (the file is not read); None otherwise."""
+    path = Path(path)
+    entry = _read_verified().get(str(path.resolve()))
+    if entry is None or any(entry.get(key) != value for key, value in _file_state(path).items()):
+        return None
+    return entry.get("git_blob_sha1")
+
+
 def _wrong_blob(wf: WeightFile, path: Path, *, trust_record: bool = True) -> str | None:
     """The git blob id of the existing file *path* when it is not *wf*'s published one; None when it is.
 
     trust_record: accept a file the verification record lists with its current size, mtime and ctime (no reading);
     False hashes it anyway.  A successful hash is recorded (:func:`_remember_verified`).
     """
-    state = _file_state(path)
-    if trust_record and _read_verified().get(str(path.resolve())) == {**state, "git_blob_sha1": wf.git_blob_sha1}:
+    if trust_record and recorded_blob(path) == wf.git_blob_sha1:
         return None
+    state = _file_state(path)
     got = git_blob_sha1(path)
     if got != wf.git_blob_sha1:
         return got

@@ -192,13 +192,14 @@ def main() -> None:
     if "data" in stages:
         make_data(work, args.scenes, args.corpus_samples)
     if "train" in stages:
-        network, report = train_demo_detector(load_samples(work), work / "train", steps=args.steps,
+        samples = load_samples(work)
+        network, report = train_demo_detector(samples, work / "train", steps=args.steps,
                                               batch_size=args.batch_size, crop=args.crop,
                                               learning_rate=args.learning_rate, seed=args.seed)
         torch.save(network.state_dict(), work / "demo_detector.pt")
         losses = report.losses
         (work / "training.json").write_text(json.dumps({
-            "settings": settings, "samples": len(load_samples(work)), "steps": report.steps,
+            "settings": settings, "samples": len(samples), "steps": report.steps,
             "seconds_this_run": round(report.seconds, 1), "resumed_from": report.resumed_from,
             "peak_rss_gb": round(peak_rss_gb(), 2), "loss_first_100": round(float(np.mean(losses[:100])), 4),
             "loss_last_100": round(float(np.mean(losses[-100:])), 4)}, indent=1))

@@ -90,7 +90,7 @@ def run_build(args: argparse.Namespace) -> int:
     from haruspex_engine.nucleic.building.sequences import SequenceError, read_fasta
     from haruspex_engine.nucleic.classes import STAGE2_CLASSES
     from haruspex_engine.nucleic.detection_outputs import LISTED_MAPS, read_detection_summary
-    from haruspex_engine.summary import find_summary, write_summary
+    from haruspex_engine.summary import SUMMARY_SUFFIX, find_summary, write_summary
 
     t0 = time.perf_counter()
     if (args.trace_solutions < 1 or args.trace_time_limit <= 0 or args.assign_time_limit <= 0
@@ -123,7 +123,7 @@ def run_build(args: argparse.Namespace) -> int:
     stage2 = np.stack([read_map(detection_maps[name]).data for name in STAGE2_CLASSES])
     if stage2.shape[1:] != working.data.shape:
         raise CommandError(f"{summary_path}: the listed maps are not all on the working grid")
-    prefix = args.prefix or summary_path.name.removesuffix("_summary.json")
+    prefix = args.prefix or summary_path.name.removesuffix(SUMMARY_SUFFIX)
     paths = output_paths(args.output_dir or summary_path.parent, prefix)
     claim_prefix(args.output_dir or summary_path.parent, prefix, paths.values(), "build-na",
                  inputs=[summary_path, *(p for p in [args.sequence] if p is not None)])

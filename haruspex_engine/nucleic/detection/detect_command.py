@@ -192,11 +192,13 @@ def run_detect(args: argparse.Namespace) -> int:
 
 def _load(path: Path, stage: int):
     """The stage network from ``path``. A file whose git blob id is a published CryoREAD file's is trusted (full
-    unpickling, in case the published dict holds more than tensors); any other file is read tensors-only."""
+    unpickling, in case the published dict holds more than tensors); any other file is read tensors-only. The id
+    comes from the weights' verification record when it lists the file unchanged (the published files were
+    verified moments before, by ``weights.locate_checkpoint``), else the file is hashed."""
     from haruspex_engine.nucleic.detection.checkpoint import load_stage
 
     published = {wf.git_blob_sha1 for ws in weights.REGISTRY.values() if ws.upstream_dir for wf in ws.files}
-    trusted = path.is_file() and weights.git_blob_sha1(path) in published
+    trusted = path.is_file() and (weights.recorded_blob(path) or weights.git_blob_sha1(path)) in published
     return load_stage(path, stage, trusted=trusted)
 
 
