@@ -9,6 +9,7 @@ The plugin's requirements are the default install; the worker's compute stack is
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.egg_info import egg_info
 
 HERE = Path(__file__).parent
 
@@ -25,6 +26,20 @@ def _version() -> str:
     raise RuntimeError("no __version__ in haruspex_engine/__init__.py")
 
 
+class PluginFirstEggInfo(egg_info):
+    """Lists haruspex_plugin first in top_level.txt (setuptools sorts the names, which puts haruspex_engine first).
+
+    Scipion's installer (`scipion3 installp -p <checkout> --devel`) takes the first name of an editable install's
+    top_level.txt as the plugin module, and fails on haruspex_engine, which is not one.
+    """
+
+    def run(self):
+        super().run()
+        path = Path(self.egg_info) / "top_level.txt"
+        names = path.read_text().split()
+        path.write_text("\n".join(sorted(names, key=lambda name: name != "haruspex_plugin")) + "\n")
+
+
 setup(
     name="scipion-em-haruspex",
     version=_version(),
@@ -39,6 +54,7 @@ setup(
                   "haruspex_engine.nucleic.detection.demo_detector": ["demo_detector.pt", "demo_detector.json"]},
     install_requires=_requirements("requirements.txt"),
     extras_require={"worker": _requirements("requirements-worker.txt")},
+    cmdclass={"egg_info": PluginFirstEggInfo},
     entry_points={
         "pyworkflow.plugin": ["haruspex_plugin = haruspex_plugin"],
         "console_scripts": ["haruspex = haruspex_engine.cli:main"],

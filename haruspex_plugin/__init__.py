@@ -39,6 +39,8 @@ _references = ["Mostosi2020"]
 
 # Variables that would make the worker's interpreter load Scipion's packages instead of its own.
 _SCIPION_ONLY_ENV = ("PYTHONPATH", "PYTHONHOME")
+# File in the haruspex-weights package folder: the HARUSPEX_CHECKPOINT prefix checked at install time.
+_CHECKPOINT_RECORD = "checkpoint-prefix.txt"
 
 
 class Plugin(pwem.Plugin):
@@ -160,7 +162,13 @@ class Plugin(pwem.Plugin):
     # ------------------------------------------------------------------------------------------------------------
     @classmethod
     def defineBinaries(cls, env):
-        """Declare the worker environment and the weights download (scipion-app's installer ``env``)."""
+        """Declare the worker environment and the network weights (scipion-app's installer ``env``).
+
+        The packages carry no version in their names: `scipion3 installb NAME` looks a binary up by its full name
+        or by the part before its first "-", so a package "haruspex-worker-0.1.0" could only be installed under that
+        full name. The plugin version is in the targets instead (the worker's folder and its stamp), so a new plugin
+        version installs its own worker.
+        """
         from scipion.install.funcs import VOID_TGZ  # scipion-app: present wherever `scipion3 installb` runs
 
         envDir = cls.getHome(WORKER_ENV_DIR)
@@ -171,13 +179,39 @@ class Plugin(pwem.Plugin):
             (f"{q(sys.executable)} -m venv {q(envDir)}", envPython),
             (f"{_worker_install_command(envPython)} && touch {q(installed)}", installed),
         ]
-        env.addPackage(WORKER_BINARY, version=__version__, tar=VOID_TGZ, commands=workerCommands, default=True)
+        env.addPackage(WORKER_BINARY, tar=VOID_TGZ, commands=workerCommands, default=True)
 
-        cache = cls.getVar(HARUSPEX_CACHE)
-        download = (f"{HARUSPEX_CACHE}={q(cache)} {q(cls.getWorkerPython())} -m {ENGINE_MODULE} "
-                    "weights download")
-        env.addPackage(WEIGHTS_BINARY, version=__version__, tar=VOID_TGZ, deps=[WORKER_BINARY],
-                       commands=[(download, _weight_files(cache))], default=True)
+        weightsCommand = _weights_install_command(cls.getWorkerPython(), cls.getVar(HARUSPEX_CACHE),
+                                                  cls.getVar(HARUSPEX_CHECKPOINT))
+        env.addPackage(WEIGHTS_BINARY, tar=VOID_TGZ, deps=[WORKER_BINARY], commands=[weightsCommand], default=True)
+
+
+def _weights_install_command(python: str, cache: str, checkpoint: str) -> tuple[str, list[str]]:
+    """(shell command, targets) of `scipion3 installb haruspex-weights`, run in the package's folder.
+
+    With *checkpoint* (HARUSPEX_CHECKPOINT: weights the site already has) nothing is downloaded: the worker checks
+    the files as it does before every use (``haruspex weights path``: both present, the .data shard of the
+    published size and hash) and the checkpoint prefix it will load is recorded in the package folder (the
+    target). Otherwise the published weights are downloaded into *cache*; where that fails (e.g. offline), the
+    command says how to install them, and the installer stops on the missing files.
+    """
+    from haruspex_engine.weights import DEFAULT_SET, get_set  # standard library only: safe in Scipion's env
+
+    q = shlex.quote
+    worker = f"{HARUSPEX_CACHE}={q(cache)} {q(python)} -m {ENGINE_MODULE} weights"
+    if checkpoint:
+        check = f"{HARUSPEX_CHECKPOINT}={q(checkpoint)} {worker} path"
+        return f'prefix=$({check}) && echo "$prefix" > {_CHECKPOINT_RECORD}', [_CHECKPOINT_RECORD]
+    weights = get_set(DEFAULT_SET)
+    files = [os.path.join(cache, DEFAULT_SET, weightFile.name) for weightFile in weights.files]
+    prefix = f"/path/to/{weights.checkpoint_prefix}"
+    instructions = (
+        f"The Haruspex weights are not installed: downloading them ({weights.total_size / 2**20:.0f} MiB) into "
+        f"{cache} failed, as said above. Allow the download and run `scipion3 installb {WEIGHTS_BINARY}` again; "
+        f"or, if you have the published files {' and '.join(f.name for f in weights.files)}, set "
+        f"{HARUSPEX_CHECKPOINT}={prefix} (in the environment, or in the [PLUGINS] section of scipion.conf) and run "
+        "it again: nothing is downloaded then.")
+    return f"{worker} download || {{ echo {q(instructions)} >&2; exit 1; }}", files
 
 
 def _worker_install_command(python: str) -> str:
@@ -227,10 +261,3 @@ def _worker_requirements(gpu: bool | None = None) -> list[str]:
                 requirement.name, requirement.extras = "tensorflow", {"and-cuda"}
             requirements.append(str(requirement))
     return requirements
-
-
-def _weight_files(cache: str) -> list[str]:
-    """Absolute paths of the published weight files once downloaded into *cache* (install targets)."""
-    from haruspex_engine.weights import DEFAULT_SET, get_set  # standard library only: safe in Scipion's env
-
-    return [os.path.join(cache, DEFAULT_SET, weightFile.name) for weightFile in get_set(DEFAULT_SET).files]

@@ -54,6 +54,14 @@ NA_CONFIDENCE_ATTRIBUTE = "haruspex_confidence"
 NA_MASKED_MAP_OUTPUT = "outputMaskedMap"
 NA_MODEL_REFINED_OUTPUT = "outputModelRefined"
 
+# Nucleic-acid building on a SetOfVolumes: one set per output kind, whose item of id i comes from the input set's map
+# of id i (the sets of models only hold the maps where a model was built).
+NA_BATCH_MAP_OUTPUTS = {"sugar": "outputSugarMaps", "phosphate": "outputPhosphateMaps", "protein": "outputProteinMaps"}
+NA_BATCH_MASKED_MAP_OUTPUT = "outputMaskedMaps"
+NA_BATCH_MODEL_OUTPUT = "outputModels"
+NA_BATCH_MODEL_NO_SEQUENCE_OUTPUT = "outputModelsNoSequence"
+NA_BATCH_MODEL_REFINED_OUTPUT = "outputModelsRefined"
+
 # Refinement (ProtHaruspexRefineNucleicAcids): the refined model.
 REFINED_MODEL_OUTPUT = "outputModel"
 

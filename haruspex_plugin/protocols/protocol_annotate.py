@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import pyworkflow.protocol.params as params
 import pyworkflow.utils as pwutils
@@ -20,12 +21,13 @@ from ..constants import (
     WEIGHTED_SUFFIX,
 )
 from ..convert import write_worker_map
-from .worker_protocol import HaruspexWorkerProtocol, checked_files, read_json
+from .map_stream import MapStreamProtocol
+from .worker_protocol import checked_files, read_json
 
 PRECISIONS = ("fp32", "bf16")
 
 
-class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
+class ProtHaruspexAnnotate(MapStreamProtocol):
     """Annotates a cryo-EM map with Haruspex (Mostosi et al. 2020): the network predicts, for every voxel, the
     probability of α-helix, β-sheet, nucleic acid or none of these. Outputs the four probability maps and an argmax
     label map (0 unassigned, 1 helix, 2 sheet, 3 nucleic acid), all on the input's grid, sampling and origin.
@@ -34,6 +36,10 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
     set per output kind (helix, sheet, nucleic acid, unassigned, labels): its item of id i is the annotation of the
     input map of id i, with that map's sampling and origin. A fixed set of output names, unlike one output per map,
     can be declared before the run (so workflows connect to them) and hands each class to set-consuming protocols.
+    A closed set's outputs are registered all at once, when every map is annotated. A set still open (its producer
+    is adding maps: Scipion streaming) is annotated as its maps arrive; each map's annotation is added to the output
+    sets as soon as it exists, and the sets are closed once the input set is closed and every map is done (see
+    MapStreamProtocol).
     """
     _label = "annotate map"
     _devStatus = BETA
@@ -99,10 +105,20 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
 
     # --------------------------- INSERT steps functions ---------------------------------------------------------
     def _insertAllSteps(self):
+        if self.streamsMaps():
+            self._insertStreamSteps()
+            return
         for volume in self.getInputMaps():
             self._insertFunctionStep(self.convertInputStep, volume.getObjId(), volume.getFileName(), needsGPU=False)
             self._insertFunctionStep(self.annotateStep, volume.getObjId(), needsGPU=True)
         self._insertFunctionStep(self.createOutputStep, needsGPU=False)
+
+    def _insertMapSteps(self, mapId: int) -> int:
+        """Streaming: convert, annotate and register the input set's map *mapId*."""
+        convert = self._insertFunctionStep(self.convertInputStep, mapId, self.getInputMap(mapId).getFileName(),
+                                           prerequisites=[], needsGPU=False)
+        annotate = self._insertFunctionStep(self.annotateStep, mapId, prerequisites=[convert], needsGPU=True)
+        return self._insertFunctionStep(self.registerMapStep, mapId, prerequisites=[annotate], needsGPU=False)
 
     # --------------------------- STEPS functions ----------------------------------------------------------------
     def convertInputStep(self, mapId: int, fileName: str):
@@ -111,7 +127,7 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
         *fileName* is not used: with *mapId* it records the input in the step, so a continued run redoes the step
         when the input changed.
         """
-        volume = self.getInputMap(mapId)
+        volume = self.getSampledInputMap(mapId)
         pwutils.makePath(self.getMapFolder(mapId))
         write_worker_map(volume, self.getInputMapPath(mapId))
 
@@ -119,7 +135,17 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
         """Run ``haruspex annotate`` on the input map (*mapId*: the map of an input set) in the worker environment;
         fail with the worker's own message."""
         pwutils.cleanPath(self.getSummaryPath(mapId))
-        self.runWorker(self._workerArgs(mapId), gpu=self.useGpu.get())
+        self.runWorker(self._workerArgs(mapId), gpu=self.useGpu.get(), result=self.getSummaryPath(mapId))
+
+    def registerMapStep(self, mapId: int):
+        """Streaming: add the annotation of the input set's map *mapId* to every output set, after checking every
+        file the worker listed exists."""
+        volume, files = self.getInputMap(mapId), self._checkedOutputFiles(mapId)
+        names = self._batchOutputNames()
+        for key in self._outputKeys():
+            item = _new_volume(files[key], volume)
+            item.setObjId(mapId)
+            self.appendToOutputSet(names[key], item, partial(self._newOutputSet, key))
 
     def createOutputStep(self):
         """Register the maps listed in the worker's summaries, all at once, once every one is known to exist."""
@@ -130,15 +156,8 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
 
     # --------------------------- INFO functions -----------------------------------------------------------------
     def _validate(self):
-        errors = []
         maps = self.getInputMaps() if self.inputVolume.get() is not None else []
-        if self.isBatch() and not maps:
-            errors.append("The input set of maps is empty.")
-        for volume in maps:
-            if not (volume.getSamplingRate() or 0) > 0:
-                errors.append(f"{self._mapName(volume).capitalize()} has no sampling rate: set it (Å/voxel) when "
-                              "importing the map.")
-        errors += self.gpuErrors() + self._checkpointErrors()
+        errors = self.mapErrors(maps) + self.gpuErrors() + self._checkpointErrors()
         ownWeights = self.getCheckpoint() or self.useDemoModel.get()
         return errors + self.installationErrors(lambda: [] if ownWeights else Plugin.checkWeights())
 
@@ -163,6 +182,8 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
             return ["Outputs not ready yet."]
         if self.isBatch():
             lines = [f"{len(summaries)} of {len(maps)} maps annotated. Class fractions (share of each map's voxels):"]
+            if self.inputVolume.get().isStreamOpen():
+                lines.insert(0, "The input set is still open: its maps are annotated as they arrive.")
             lines += [f"map {mapId} ({self.getPrefix(self.getInputMap(mapId))}): {_fractions(summary)}"
                       for mapId, summary in summaries.items()]
         else:
@@ -210,34 +231,6 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
             return os.path.abspath(run.getCheckpointPrefix())
         return os.path.abspath(prefix) if prefix else None
 
-    def isBatch(self) -> bool:
-        """Whether the input is a set of maps (annotated map by map) rather than one Volume."""
-        return isinstance(self.inputVolume.get(), SetOfVolumes)
-
-    def getInputMaps(self) -> list[Volume]:
-        """The maps to annotate: the input Volume, or copies of the input set's maps in id order."""
-        given = self.inputVolume.get()
-        if isinstance(given, SetOfVolumes):
-            return [volume.clone() for volume in given.iterItems(orderBy="id")]
-        return [given]
-
-    def getInputMap(self, mapId: int | None = None) -> Volume:
-        """The input Volume, or the input set's map of id *mapId* (which a set input requires)."""
-        given = self.inputVolume.get()
-        if not isinstance(given, SetOfVolumes):
-            return given
-        volume = given[mapId] if mapId is not None else None
-        if volume is None:
-            raise ValueError(f"{given.getFileName()}: the input set of maps has no map of id {mapId}")
-        return volume
-
-    def getMapFolder(self, mapId: int | None = None) -> str:
-        """Folder of one map's files: the extra folder for an input Volume, extra/map_<id> for the input set's map
-        of id *mapId*."""
-        if not self.isBatch():
-            return self._getExtraPath()
-        return self._getExtraPath(f"map_{self.getInputMap(mapId).getObjId():03d}")
-
     def getInputMapPath(self, mapId: int | None = None) -> str:
         """The converted input map given to the worker (*mapId*: the map of an input set)."""
         return os.path.join(self.getMapFolder(mapId), f"{self.getPrefix(self.getInputMap(mapId))}.mrc")
@@ -250,9 +243,6 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
     def getWorkerSummary(self, mapId: int | None = None) -> dict:
         """The worker's JSON summary (see docs/worker-contract.md; *mapId*: of the map of an input set)."""
         return read_json(self.getSummaryPath(mapId))
-
-    def _mapName(self, volume: Volume) -> str:
-        return f"map {volume.getObjId()} of the input set" if self.isBatch() else "the input map"
 
     def _workerArgs(self, mapId: int | None) -> list[str]:
         args = ["annotate", os.path.abspath(self.getInputMapPath(mapId)),
@@ -298,13 +288,23 @@ class ProtHaruspexAnnotate(HaruspexWorkerProtocol):
         map's files are checked before any set is written."""
         maps = self.getInputMaps()
         files = {volume.getObjId(): self._checkedOutputFiles(volume.getObjId()) for volume in maps}
-        names = {**BATCH_OUTPUT_NAMES, **{c + WEIGHTED_SUFFIX: BATCH_WEIGHTED_OUTPUT_NAMES[c] for c in CLASSES}}
+        names = self._batchOutputNames()
         return {names[key]: self._outputKeySet(key, maps, files) for key in self._outputKeys()}
+
+    @staticmethod
+    def _batchOutputNames() -> dict[str, str]:
+        """Worker output key -> name of its output set, for a set of maps."""
+        return {**BATCH_OUTPUT_NAMES, **{c + WEIGHTED_SUFFIX: BATCH_WEIGHTED_OUTPUT_NAMES[c] for c in CLASSES}}
+
+    def _newOutputSet(self, key: str) -> SetOfVolumes:
+        """An empty output set for the worker's output *key* (a set of maps), with the input set's sampling rate."""
+        output = self._createSetOfVolumes(suffix=key.title().replace("_", ""))
+        output.setSamplingRate(self.inputVolume.get().getSamplingRate())
+        return output
 
     def _outputKeySet(self, key: str, maps: list[Volume], files: dict[int, dict[str, str]]) -> SetOfVolumes:
         """The worker's output *key* of every input map, each item with its map's id, sampling and origin."""
-        output = self._createSetOfVolumes(suffix=key.title().replace("_", ""))
-        output.setSamplingRate(self.inputVolume.get().getSamplingRate())
+        output = self._newOutputSet(key)
         for volume in maps:
             item = _new_volume(files[volume.getObjId()][key], volume)
             item.setObjId(volume.getObjId())

@@ -85,7 +85,7 @@ class ProtHaruspexRefineNucleicAcids(HaruspexWorkerProtocol):
     def refineStep(self, args):
         """Run ``haruspex refine-na``; return its report."""
         pwutils.cleanPath(self.getReportPath())
-        self.runWorker(args, gpu=False)
+        self.runWorker(args, gpu=False, result=self.getReportPath())
         return [self.getReportPath()]
 
     def createOutputStep(self):

@@ -104,7 +104,7 @@ class ProtHaruspexTrain(HaruspexWorkerProtocol):
         self.runWorker(["training-data", os.path.abspath(self.getPairMapPath(index)),
                         os.path.abspath(structure.getFileName()),
                         "-o", os.path.abspath(self._getExtraPath(DATA_FOLDER)),
-                        "--prefix", self.getPairPrefix(index)], gpu=False)
+                        "--prefix", self.getPairPrefix(index)], gpu=False, result=self.getDataReportPath(index))
 
     def trainStep(self):
         """Run ``haruspex train`` on the segments of every pair into extra/checkpoints; a continued run resumes an
@@ -123,7 +123,8 @@ class ProtHaruspexTrain(HaruspexWorkerProtocol):
         if initial is not None:
             self.info(f"Initial weights: {initial}")
             args += ["--init-checkpoint", initial]
-        self.runWorker(args, gpu=self.useGpu.get())
+        pwutils.cleanPath(self.getTrainingReportPath())
+        self.runWorker(args, gpu=self.useGpu.get(), result=self.getTrainingReportPath())
 
     def createOutputStep(self):
         """Register the last checkpoint (its prefix) once both its files are known to exist."""

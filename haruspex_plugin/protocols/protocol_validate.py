@@ -98,7 +98,8 @@ class ProtHaruspexValidate(HaruspexWorkerProtocol):
         self.runWorker(["annotate", os.path.abspath(self.getInputMapPath()),
                         "-o", os.path.abspath(self._getExtraPath()), "--prefix", self.getMapPrefix(),
                         "--precision", PRECISIONS[self.precision.get()],
-                        "--device", "auto" if self.useGpu.get() else "cpu"], gpu=self.useGpu.get())
+                        "--device", "auto" if self.useGpu.get() else "cpu"], gpu=self.useGpu.get(),
+                       result=self.getAnnotationSummaryPath())
 
     def validateStep(self, structureId):
         """Run ``haruspex validate`` on the model and the annotation. *structureId* records the input model."""
@@ -106,7 +107,8 @@ class ProtHaruspexValidate(HaruspexWorkerProtocol):
         self.runWorker(["validate", os.path.abspath(self.inputStructure.get().getFileName()),
                         os.path.abspath(self.getAnnotationSummaryPath()),
                         "-o", os.path.abspath(self._getExtraPath()), "--prefix", self.getPrefix(),
-                        "--min-backbone-density", str(self.minBackboneDensity.get())], gpu=False)
+                        "--min-backbone-density", str(self.minBackboneDensity.get())], gpu=False,
+                       result=self.getReportPath())
 
     def createOutputStep(self):
         """Register the scored model with its per-residue attributes, after checking the worker's files."""

@@ -1,11 +1,13 @@
 """HaruspexWorkerProtocol: what every Haruspex protocol shares to launch the worker and read what it wrote."""
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
 import shlex
 import subprocess
+import threading
 from collections.abc import Callable
 
 import pyworkflow.protocol.params as params
@@ -54,11 +56,13 @@ class HaruspexWorkerProtocol(EMProtocol):
         name = pwutils.removeBaseExt(volume.getFileName().replace(":mrc", ""))
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "map"
 
-    def runWorker(self, args: list[str], gpu: bool) -> None:
+    def runWorker(self, args: list[str], gpu: bool, result: str | None = None) -> None:
         """Run ``haruspex ARGS`` in the worker environment, in the extra folder, on the GPUs Scipion gives the step
-        when *gpu*; fail with the worker's own one-line message. Through a queue system the worker keeps the GPUs the
-        queue allocated (SLURM sets CUDA_VISIBLE_DEVICES in the job): the form's GPU IDs, meant for the local
-        machine, must not override them."""
+        when *gpu*; fail with the worker's own one-line message, also when the worker exited without writing
+        *result* (the file it writes last). Through a queue system the worker keeps the GPUs the queue allocated
+        (SLURM sets CUDA_VISIBLE_DEVICES in the job): the form's GPU IDs, meant for the local machine, must not
+        override them. With one job per step, pyworkflow does not look at the job's exit status: the missing
+        *result* is how a failed job shows."""
         program = Plugin.getWorkerCommand()
         line = " ".join(shlex.quote(arg) for arg in args)
         if gpu and not self.useQueue():
@@ -69,10 +73,14 @@ class HaruspexWorkerProtocol(EMProtocol):
         except subprocess.CalledProcessError as exc:
             reason = stopped_worker_message(exc.returncode) or self.workerError() or exc
             raise RuntimeError(f"Haruspex worker failed ({reason})") from None
+        if result is not None and not os.path.exists(result):
+            reason = self.workerError() or self.missingResultMessage(result)
+            raise RuntimeError(f"Haruspex worker failed ({reason})")
 
     def workerError(self) -> str:
-        """The worker's one-line error (``haruspex: error: ...``) from this run's logs, or ''."""
-        for log in (self.getStderrLog(), self.getStdoutLog()):
+        """The worker's one-line error (``haruspex: error: ...``) from this run's logs, or ''. With one job per
+        step, the worker's output is in the error logs of the step's jobs, read first."""
+        for log in (*self.stepJobErrorLogs(), self.getStderrLog(), self.getStdoutLog()):
             if not os.path.exists(log):
                 continue
             with open(log, errors="replace") as handle:
@@ -80,6 +88,22 @@ class HaruspexWorkerProtocol(EMProtocol):
             if errors:
                 return errors[-1]
         return ""
+
+    def stepJobErrorLogs(self) -> list[str]:
+        """With one job per step (the queue's QUEUE_FOR_JOBS = Y), the error logs of the jobs the running step
+        submitted, newest first: pyworkflow names them ``<run id>-<step id>-<job of the step>.err`` in the run's
+        logs folder (the job name, with the hosts.conf's ``%_(JOB_LOGS)s.err``), the step id being its thread's
+        ``thId``. None without one job per step."""
+        if not self.useQueueForSteps():
+            return []
+        stepId = getattr(threading.current_thread(), "thId", "*")
+        logs = glob.glob(self._getLogsPath(f"{self.strId()}-{stepId}-*.err"))
+        return sorted(logs, key=os.path.getmtime, reverse=True)
+
+    def missingResultMessage(self, result: str) -> str:
+        """Why a worker that left no worker error failed: it wrote no *result*, and where its job's log is."""
+        logs = self.stepJobErrorLogs()
+        return f"it wrote no {result}" + (f"; see its job's log {logs[0]}" if logs else "")
 
 
 def stopped_worker_message(returncode: int) -> str:

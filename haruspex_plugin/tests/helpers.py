@@ -1,5 +1,5 @@
 """Shared test data and checks: a synthetic map, MRC I/O, ChimeraX script and PNG checks, environment overrides,
-commands run in the worker environment (generated weights, engine helpers)."""
+commands run in the worker environment (generated weights, engine helpers), steps reset for a continued run."""
 from __future__ import annotations
 
 import contextlib
@@ -11,6 +11,7 @@ from pathlib import Path
 import mrcfile
 import numpy as np
 from pwem.protocols import ProtImportPdb, ProtImportVolumes
+from pyworkflow.protocol import STATUS_NEW
 
 from haruspex_plugin import Plugin
 from haruspex_plugin.constants import HARUSPEX_CHECKPOINT
@@ -200,3 +201,24 @@ def use_test_checkpoint(test_class) -> str:
     checkpoint = make_test_checkpoint(test_class.getOutputPath("weights"))
     class_environment(test_class, **{HARUSPEX_CHECKPOINT: checkpoint})
     return checkpoint
+
+
+def reset_steps(prot, *names: str) -> None:
+    """Mark the steps of *prot* whose function is one of *names* as new, one at a time as the Reset button of the
+    GUI's steps window does, so that continuing the run reruns them."""
+    for step in prot.loadSteps():
+        if step.funcName.get() in names:
+            prot._updateSteps(lambda s: s.setStatus(STATUS_NEW), where=f"id='{step.getObjId()}'")
+    reset = {step.funcName.get() for step in prot.loadSteps() if step.isNew()}
+    if reset != set(names):
+        raise AssertionError(f"steps reset: {sorted(reset)}, asked for {sorted(names)}")
+
+
+def worker_writing(*paths: str):
+    """A stand-in for a protocol's runJob (a mock's side effect) whose worker writes *paths* (empty files): the
+    file a worker step checks its worker wrote last, for tests that look at the command and run no worker."""
+    def runJob(*args, **kwargs) -> None:
+        for path in paths:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            Path(path).touch()
+    return runJob

@@ -48,6 +48,7 @@ from haruspex_plugin.tests.helpers import (
     run_worker,
     synthetic_map,
     use_test_checkpoint,
+    worker_writing,
     write_mrc,
 )
 from haruspex_plugin.viewers import HaruspexAnnotateViewer, chimerax_script_for_protocol, summary_plot_for_protocol
@@ -236,7 +237,8 @@ class TestHaruspexAnnotate(BaseTest):
     def test_gpu_run_selects_the_gpu_through_cuda_visible_devices(self):
         prot = self.newProtocol(ProtHaruspexAnnotate, inputVolume=self.inputVolume, useGpu=True, gpuList="1")
         prot.setWorkingDir(self.getOutputPath("unlaunched-gpu"))
-        with mock.patch.object(ProtHaruspexAnnotate, "runJob") as runJob:
+        worker = worker_writing(prot.getSummaryPath())
+        with mock.patch.object(ProtHaruspexAnnotate, "runJob", side_effect=worker) as runJob:
             prot.annotateStep()
         program, args = runJob.call_args.args
         self.assertTrue(program.startswith("CUDA_VISIBLE_DEVICES=%(GPU)s "), program)

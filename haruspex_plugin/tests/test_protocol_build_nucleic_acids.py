@@ -48,6 +48,7 @@ from haruspex_plugin.tests.helpers import (
     import_map,
     read_mrc,
     run_worker,
+    worker_writing,
     write_mrc,
 )
 from haruspex_plugin.wizards import HaruspexContourWizard, proposed_contour
@@ -416,7 +417,8 @@ class TestHaruspexBuildNucleicAcids(BaseTest):
                                 useGpu=True, gpuList="1")
         prot.setWorkingDir(self.getOutputPath("unlaunched-queue"))
         prot._useQueue.set(True)  # "Use a queue engine?" in the form
-        with mock.patch.object(ProtHaruspexBuildNucleicAcids, "runJob") as runJob:
+        with mock.patch.object(ProtHaruspexBuildNucleicAcids, "runJob",
+                               side_effect=worker_writing(prot.getDetectionSummaryPath())) as runJob:
             prot.detectStep(prot._detectArgs())
         program, arguments = runJob.call_args.args
         self.assertNotIn("CUDA_VISIBLE_DEVICES", program)  # SLURM's allocation stands
@@ -434,7 +436,8 @@ class TestHaruspexBuildNucleicAcids(BaseTest):
         prot = self.newProtocol(ProtHaruspexBuildNucleicAcids, inputVolume=self.inputVolume, resolution=6.0,
                                 contourLevel=0.25, stride=16, weightSet=2, dna=True, useGpu=True, gpuList="1")
         prot.setWorkingDir(self.getOutputPath("unlaunched-gpu"))
-        with mock.patch.object(ProtHaruspexBuildNucleicAcids, "runJob") as runJob:
+        worker = worker_writing(prot.getDetectionSummaryPath(), prot.getBuildReportPath())
+        with mock.patch.object(ProtHaruspexBuildNucleicAcids, "runJob", side_effect=worker) as runJob:
             prot.detectStep(prot._detectArgs())
             prot.buildStep(prot._buildArgs())
         (detectProgram, detectArgs), (buildProgram, buildArgs) = (c.args for c in runJob.call_args_list)

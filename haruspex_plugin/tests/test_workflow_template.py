@@ -1,4 +1,6 @@
-"""The workflow template ``templates/annotate_and_build_na.json.template``, run the way `scipion3 template` runs it.
+"""The workflow templates ``templates/annotate_and_build_na.json.template`` (one map) and
+``templates/annotate_and_build_na_streaming.json.template`` (a set of maps, map by map), run the way
+`scipion3 template` runs them.
 
 The template is found among the plugins' templates (pyworkflow's TemplateList, what scipion-app's kickoff uses), its
 placeholders are filled by alias (map, sampling, resolution) and its workflow file written; a project is created
@@ -9,6 +11,12 @@ The map is the simulated 12-nt RNA of ``haruspex_engine.testing.oracle_detection
 networks run with random weights in the published layouts (allowed by the root conftest.py), with the template's
 GPU default: the CPU-only worker falls back to the CPU. Scipion's scheduler waits 30 s per workflow level before
 it checks a protocol's inputs, so the run takes about 1.5 min, mostly detection and waiting.
+
+The streaming template's *import maps (streaming)* watches a folder of two nearly empty maps (two specks each: every
+detection box is skipped, so building finds no nucleic acid in seconds), written before the workflow starts, with
+its stop file: it takes both maps and closes its set. The run takes about 1 min; what it checks is the wiring: both
+protocols take the import's set, and every map gets its item in their output sets. How they work on a set still
+being filled, with maps arriving over time, is tested in test_streaming.py.
 """
 from __future__ import annotations
 
@@ -28,15 +36,42 @@ from pyworkflow.protocol import STATUS_ABORTED, STATUS_FAILED, STATUS_FINISHED
 from pyworkflow.template import Template, TemplateList
 from pyworkflow.tests import BaseTest, setupTestProject
 
-from haruspex_plugin.constants import HARUSPEX_CHECKPOINT, NA_DETECTION_OUTPUT, NA_MAP_OUTPUTS, OUTPUT_NAMES
-from haruspex_plugin.protocols import ProtHaruspexAnnotate, ProtHaruspexBuildNucleicAcids
-from haruspex_plugin.tests.helpers import CRYOREAD_WEIGHTS, environment, make_test_checkpoint, read_mrc, run_worker
+from haruspex_plugin.constants import (
+    BATCH_OUTPUT_NAMES,
+    HARUSPEX_CHECKPOINT,
+    NA_BATCH_MAP_OUTPUTS,
+    NA_BATCH_MASKED_MAP_OUTPUT,
+    NA_DETECTION_OUTPUT,
+    NA_MAP_OUTPUTS,
+    OUTPUT_NAMES,
+)
+from haruspex_plugin.protocols import (
+    ProtHaruspexAnnotate,
+    ProtHaruspexBuildNucleicAcids,
+    ProtHaruspexImportMapsStreaming,
+)
+from haruspex_plugin.protocols.protocol_import_maps_streaming import OUTPUT_NAME, STOP_STREAMING_FILE
+from haruspex_plugin.tests.helpers import (
+    CRYOREAD_WEIGHTS,
+    class_environment,
+    environment,
+    make_test_checkpoint,
+    read_mrc,
+    run_worker,
+    write_mrc,
+)
 
 TEMPLATE_ID = "haruspex_plugin-annotate_and_build_na"  # <plugin module>-<file name without .json.template>
 PROJECT = "TestWorkflowTemplate-annotate_and_build_na"
+STREAMING_TEMPLATE_ID = "haruspex_plugin-annotate_and_build_na_streaming"
+STREAMING_PROJECT = "TestWorkflowTemplate-annotate_and_build_na_streaming"
+SPECK_MAPS = {"specks_a.mrc": (30, 30, 30), "specks_b.mrc": (28, 30, 32)}  # file -> shape (z, y, x), 1 Å voxels
 SAMPLING = "1.0"
 RESOLUTION = "3.5"
 WORKFLOW = (ProtImportVolumes, ProtHaruspexAnnotate, ProtHaruspexBuildNucleicAcids)
+STREAMING_WORKFLOW = (ProtHaruspexImportMapsStreaming, ProtHaruspexAnnotate, ProtHaruspexBuildNucleicAcids)
+#: s: how long before the workflow starts the maps were written (more than the template's file timeout, 30 s).
+MAPS_AGE_S = 60
 TIMEOUT_S = 480  # the run takes about 1.5 min on 2 CPU cores
 POLL_S = 5
 
@@ -177,3 +212,91 @@ class TestWorkflowTemplate(BaseTest):
         for path in files:
             self.assertTrue(os.path.isfile(path), path)
         self.assertIn("Detection: weights", "\n".join(build.summary()))
+
+
+def create_and_schedule(template_id: str, project_name: str, values: dict[str, str], log: str):
+    """(the template, the project created from it with every protocol scheduled)."""
+    template = find_template(template_id)
+    workflow = write_workflow(template, values)
+    try:
+        manager = Manager()
+        manager.deleteProject(project_name)  # left by an earlier run under the same PLUGIN_TEST_ROOT
+        run_project_script("create", project_name, workflow, log=log)
+        run_project_script("schedule", project_name, log=log)
+    finally:
+        os.remove(workflow)
+    return template, manager.loadProject(project_name)
+
+
+class TestStreamingWorkflowTemplate(BaseTest):
+    """One scheduled run of the streaming template on a folder of two maps (shared by the checks)."""
+
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls)  # a scratch project, whose folder holds the generated maps and weights
+        cryoreadWeights = cls.getOutputPath("cryoread-weights")
+        run_worker("-m", "haruspex_engine.testing.random_cryoread_weights", cryoreadWeights)
+        class_environment(cls, **{HARUSPEX_CHECKPOINT: make_test_checkpoint(cls.getOutputPath("haruspex-weights")),
+                                   CRYOREAD_WEIGHTS: cryoreadWeights})
+        class_environment(cls, SCIPION_EM_NEW_FILE_CHECK_SEC="1")  # pwem's polling period of streaming imports
+        cls.mapsFolder = os.path.abspath(cls.getOutputPath("maps"))
+        os.makedirs(cls.mapsFolder, exist_ok=True)
+        written = time.time() - MAPS_AGE_S
+        for name, shape in SPECK_MAPS.items():
+            density = np.zeros(shape, np.float32)
+            density[1, 1, 1], density[-2, -3, -4] = 1.0, 0.5  # too little density for any detection box to run
+            path = write_mrc(os.path.join(cls.mapsFolder, name), density, 1.0, (0.0, 0.0, 0.0))
+            os.utime(path, (written, written))
+        Path(cls.mapsFolder, STOP_STREAMING_FILE).touch()  # no more maps will come
+        values = {"maps": cls.mapsFolder, "pattern": "specks_*.mrc", "sampling": SAMPLING, "resolution": RESOLUTION}
+        cls.template, cls.project = create_and_schedule(STREAMING_TEMPLATE_ID, STREAMING_PROJECT, values,
+                                                        cls.getOutputPath("project-scripts.log"))
+        cls.runs = {type(run): run for run in wait_until_finished(cls.project, TIMEOUT_S)}
+        cls.addClassCleanup(os.chdir, os.getcwd())
+        os.chdir(cls.project.getPath())  # output file names are relative to their project
+        cls.maps = {Path(os.path.realpath(v.getFileName().replace(":mrc", ""))).name: v.clone()  # the import links
+                    for v in getattr(cls.runs[ProtHaruspexImportMapsStreaming], OUTPUT_NAME)}
+
+    def test_scipion_lists_the_template_with_its_placeholders(self):
+        self.assertIn("streaming", self.template.description)
+        params = {p.getAlias(): (p.getTitle(), p.getType()) for p in self.template.getParams().values()}
+        self.assertEqual(params, {"maps": ("Maps folder", VarTypes.FOLDER.value),
+                                  "pattern": ("Map file pattern", VarTypes.STRING.value),
+                                  "sampling": ("Sampling rate (A/voxel)", VarTypes.DECIMAL.value),
+                                  "resolution": ("Map resolution (A)", VarTypes.DECIMAL.value)})
+
+    def test_every_protocol_finished_on_the_imported_set(self):
+        self.assertEqual(set(self.runs), set(STREAMING_WORKFLOW))
+        self.assertEqual(set(self.maps), set(SPECK_MAPS))
+        importRun = self.runs[ProtHaruspexImportMapsStreaming]
+        self.assertEqual((importRun.filesPath.get(), importRun.filesPattern.get(), importRun.samplingRate.get()),
+                         (self.mapsFolder, "specks_*.mrc", float(SAMPLING)))
+        imported = getattr(importRun, OUTPUT_NAME)
+        self.assertTrue(imported.isStreamClosed())
+        for cls in STREAMING_WORKFLOW[1:]:
+            run = self.runs[cls]
+            with self.subTest(protocol=cls.__name__):
+                self.assertEqual(run.getStatus(), STATUS_FINISHED)
+                self.assertTrue(cls.worksInStreaming())
+                self.assertEqual(run.inputVolume.get().getObjId(), imported.getObjId())
+        self.assertEqual(self.runs[ProtHaruspexBuildNucleicAcids].resolution.get(), float(RESOLUTION))
+
+    def test_every_map_has_its_item_in_every_output_set(self):
+        ids = {volume.getObjId(): name for name, volume in self.maps.items()}
+        annotate, build = self.runs[ProtHaruspexAnnotate], self.runs[ProtHaruspexBuildNucleicAcids]
+        outputs = [(annotate, name) for name in BATCH_OUTPUT_NAMES.values()]
+        outputs += [(build, name) for name in (*NA_BATCH_MAP_OUTPUTS.values(), NA_BATCH_MASKED_MAP_OUTPUT)]
+        for run, name in outputs:
+            with self.subTest(output=name):
+                output = getattr(run, name)
+                self.assertIsInstance(output, SetOfVolumes)
+                self.assertTrue(output.isStreamClosed())
+                self.assertEqual({item.getObjId() for item in output}, set(ids))
+        for mapId, name in ids.items():
+            item = getattr(annotate, BATCH_OUTPUT_NAMES["labels"])[mapId]
+            self.assertEqual(item.getDim(), SPECK_MAPS[name][::-1])
+        summary = build.summary()
+        self.assertIn("2 of 2 maps built:", summary)
+        for mapId in ids:
+            self.assertTrue(any(line.startswith(f"map {mapId} (") and line.endswith("): no nucleic acid found")
+                                for line in summary), summary)
