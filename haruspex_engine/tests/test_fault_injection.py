@@ -44,8 +44,11 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """The worker as a user starts it from a terminal: with Ctrl-C's default action, even where the tests run in a
+    background job (whose children inherit SIGINT ignored, and Python then installs no KeyboardInterrupt handler)."""
     return subprocess.Popen([sys.executable, "-m", "haruspex_engine", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:

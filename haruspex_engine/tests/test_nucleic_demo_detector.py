@@ -14,7 +14,12 @@ import torch
 from haruspex_engine.maps import write_map
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
 from haruspex_engine.nucleic.detection.demo_detector import DEMO_DETECTOR_CARD, DEMO_DETECTOR_LABEL
-from haruspex_engine.nucleic.detection.demo_network import DemoDetector, DemoPredictor, load_demo_detector
+from haruspex_engine.nucleic.detection.demo_network import (
+    POSITIVE_WEIGHT,
+    DemoDetector,
+    DemoPredictor,
+    load_demo_detector,
+)
 from haruspex_engine.nucleic.detection.demo_training import simulated_sample, train_demo_detector
 from haruspex_engine.nucleic.detection.detect import detect_with_one_network
 from haruspex_engine.nucleic.detection.preprocess import WorkingMap
@@ -33,6 +38,19 @@ def test_the_predictor_gives_eight_probability_maps_per_box():
     assert 0.0 <= probabilities.min() and probabilities.max() <= 1.0
     with pytest.raises(ValueError, match="divisible by 8"):
         predictor(np.zeros((1, 20, 20, 20), np.float32))
+
+
+def test_the_predictor_reads_the_target_probability_the_weighted_loss_is_optimal_at():
+    # The loss -[w t log p + (1 - t) log(1 - p)] is least at p = w t / (w t + 1 - t); a network that outputs that
+    # optimum's logit everywhere must be read back as t.
+    target = 0.3
+    optimum = POSITIVE_WEIGHT * target / (POSITIVE_WEIGHT * target + 1 - target)
+    network = DemoDetector().eval()
+    with torch.no_grad():
+        network.head.weight.zero_()
+        network.head.bias.fill_(float(np.log(optimum / (1 - optimum))))
+    probabilities = DemoPredictor(network)(np.zeros((1, 8, 8, 8), np.float32))
+    np.testing.assert_allclose(probabilities, target, atol=1e-6)
 
 
 def test_the_shipped_weights_find_the_sugars_and_phosphates_of_a_simulated_rna(rna_sample):

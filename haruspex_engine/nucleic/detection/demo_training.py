@@ -8,9 +8,9 @@ correlated noise and normalised as detect-na's working map, is the input. Traini
 nucleic-acid voxels (most), protein voxels and anywhere, turned by random multiples of 90° (never mirrored: a
 mirrored nucleotide has the wrong hand). The loss is the binary cross-entropy of each class map against its target,
 its positive term weighted POSITIVE_WEIGHT: a class covers a few per cent of the voxels, and unweighted the network
-settles on timid maps (peaks of 0.2-0.3 after 1,500 steps, below every threshold the builder applies). The loop
-saves its whole state (network, optimizer, step, losses, random generator) every ``checkpoint_every`` steps, so a
-killed run resumes where it was.
+settles on timid maps (peaks of 0.2-0.3 after 1,500 steps, below every threshold the builder applies); the
+predictor takes the weight out again (``demo_network``). The loop saves its whole state (network, optimizer, step,
+losses, random generator) every ``checkpoint_every`` steps, so a killed run resumes where it was.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import torch
 
 from haruspex_engine.atomic_files import atomic_path
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
-from haruspex_engine.nucleic.detection.demo_network import DemoDetector
+from haruspex_engine.nucleic.detection.demo_network import POSITIVE_WEIGHT, DemoDetector
 from haruspex_engine.progress import Progress
 from haruspex_engine.testing.oracle_maps import Corruption, oracle_maps
 
@@ -33,8 +33,6 @@ from haruspex_engine.testing.oracle_maps import Corruption, oracle_maps
 TARGET_SCALE = 255
 #: Å: σ of the target blobs.
 TARGET_BLOB_SIGMA_A = 1.5
-#: Weight of the positive term of the loss.
-POSITIVE_WEIGHT = 4.0
 #: Share of crops centred on a nucleic-acid voxel and on a protein voxel (the rest anywhere in the map).
 NUCLEIC_CENTRED, PROTEIN_CENTRED = 0.6, 0.2
 _NUCLEIC_CHANNELS = [STAGE2_CLASSES.index(name) for name in ("sugar", "phosphate", "base")]
