@@ -238,7 +238,8 @@ class TestBuildNucleicAcidsThroughSlurm(SlurmRunChecks, BaseTest):
         self.assertJobsCompleted(self.stepJobs, names, "gpu")
         # Both jobs got a GPU: pyworkflow submits every job of a run with the run's queue parameters, so the CPU-only
         # build asks for one too (docs/cluster.md). The worker's last line (stderr) is in each job's error log.
-        for jobId, name, done in zip(self.stepJobs, names, (r"detect-na: done", r"build-na: 1 chains?, \d+ residues")):
+        finished = (r"detect-na: done", r"build-na: \d+ chains?, \d+ residues")
+        for jobId, name, done in zip(self.stepJobs, names, finished):
             with self.subTest(job=jobId):
                 self.assertJobLog(self.prot._getLogsPath(f"{name}.out"), jobId, "gpu")
                 self.assertRegex(read_log(self.prot._getLogsPath(f"{name}.err")), done)
