@@ -39,6 +39,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from bench_common import REPO, append_to_benchmarks, machine, peak_rss_gb, run_child, save_results
 
+from haruspex_engine.nucleic.building import SUGAR_NODE_SOURCES
+
 PRESETS = ("clean", "realistic")
 SEEDS = (0, 1, 2)
 CACHE = REPO / "benchmarks" / ".cache" / "na-corpus"
@@ -92,8 +94,9 @@ def make_maps(entry: str, preset_name: str, seed: int, path: str) -> dict:
             "confused": len(maps.confused), "protein_calls": len(maps.protein_calls)}
 
 
-def measure(entry: str, path: str) -> dict:
-    """One build with the entry's FASTA on the maps in ``path``, in this (fresh) process; both models scored."""
+def measure(entry: str, path: str, sugar_nodes: str) -> dict:
+    """One build with the entry's FASTA on the maps in ``path``, in this (fresh) process, its sugar nodes from
+    ``sugar_nodes`` (``build_nucleic_model``); both models scored."""
     import numpy as np
 
     from haruspex_engine.nucleic.building.build import build_nucleic_model
@@ -106,7 +109,7 @@ def measure(entry: str, path: str) -> dict:
     stage2, density, origin = loaded["stage2"], loaded["density"], tuple(loaded["origin"].tolist())
     t = time.perf_counter()
     result = build_nucleic_model(stage2, density, origin, sequences=records,
-                                 dna=all(r.kind == "DNA" for r in records))
+                                 dna=all(r.kind == "DNA" for r in records), sugar_nodes=sugar_nodes)
     wall = time.perf_counter() - t
     builder = _summary(result)
     return {"build_s": wall, "no_sequence_s": wall - result.timings_s.get("sequence", 0.0),
@@ -154,7 +157,7 @@ def maps_version() -> str:
     return digest.hexdigest()[:12]
 
 
-def run_one(entry: str, preset_name: str, seed: int, version: str) -> dict:
+def run_one(entry: str, preset_name: str, seed: int, version: str, sugar_nodes: str) -> dict:
     """Maps (cached or made in a child) and one build in a fresh child. A child that fails gives a run with an
     ``error`` (its message) and no scores, so that one failure does not lose the other runs."""
     path = CACHE / f"{entry}-{preset_name}-{seed}-{version}.npz"
@@ -164,13 +167,14 @@ def run_one(entry: str, preset_name: str, seed: int, version: str) -> dict:
             for stale in CACHE.glob(f"{entry}-{preset_name}-{seed}-*.npz"):  # made by older sources
                 stale.unlink()
             run["maps"].update(run_child(__file__, ["maps", entry, preset_name, str(seed), str(path)]))
-        run.update(run_child(__file__, ["build", entry, str(path)]))
+        run.update(run_child(__file__, ["build", entry, str(path), sugar_nodes]))
     except RuntimeError as exc:
         run["error"] = str(exc)
     return run
 
 
-def run_all(entries: list[str], presets: list[str], seeds: list[int], jobs: int, nts: dict[str, int]) -> dict:
+def run_all(entries: list[str], presets: list[str], seeds: list[int], jobs: int, nts: dict[str, int],
+            sugar_nodes: str) -> dict:
     """Every entry × preset × seed, ``jobs`` at a time, with a progress line (and ETA by nucleotides) per run."""
     CACHE.mkdir(parents=True, exist_ok=True)
     version = maps_version()
@@ -178,7 +182,7 @@ def run_all(entries: list[str], presets: list[str], seeds: list[int], jobs: int,
     total_nt, done_nt, runs = sum(nts[e] for e, _, _ in tasks), 0, {}
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(run_one, *task, version): task for task in tasks}
+        futures = {pool.submit(run_one, *task, version, sugar_nodes): task for task in tasks}
         for future in as_completed(futures):
             entry, preset_name, seed = futures[future]
             run = future.result()
@@ -208,11 +212,13 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), help="oracle-map presets")
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--jobs", type=int, default=1, help="builds at once (> 1: they share the cores)")
+    parser.add_argument("--sugar-nodes", choices=SUGAR_NODE_SOURCES, default=SUGAR_NODE_SOURCES[0],
+                        help="where the builds' sugar nodes come from (build-na --sugar-nodes)")
     parser.add_argument("--no-append", action="store_true", help="print the report, do not append to BENCHMARKS.md")
     args = parser.parse_args()
     if args.child:
         kind, entry, *rest = args.child
-        out = make_maps(entry, rest[0], int(rest[1]), rest[2]) if kind == "maps" else measure(entry, rest[0])
+        out = make_maps(entry, rest[0], int(rest[1]), rest[2]) if kind == "maps" else measure(entry, *rest)
         print(json.dumps(out))
         return
 
@@ -234,7 +240,8 @@ def main() -> None:
     command = " ".join([".venv-worker/bin/python", "benchmarks/bench_na_corpus.py", *sys.argv[1:]])
     results = {"machine": machine(), "command": command, "jobs": args.jobs, "presets": args.presets,
                "seeds": args.seeds, "entries": {e: {"path": str(paths[e]), "nt": nts[e]} for e in entries},
-               "runs": run_all(entries, args.presets, args.seeds, args.jobs, nts)}
+               "sugar_nodes": args.sugar_nodes,
+               "runs": run_all(entries, args.presets, args.seeds, args.jobs, nts, args.sugar_nodes)}
     results["bars"] = bars(results)
     raw = save_results("na-corpus", results)
     lines = report(results, raw)

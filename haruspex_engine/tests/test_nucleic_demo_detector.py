@@ -74,9 +74,9 @@ def test_the_card_describes_the_shipped_network():
     assert "6v5b" in card["data"]["held_out"] and "6v5b" not in card["data"]["train_entries"]
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
+def _run(*args: str, command: str = "detect-na") -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HARUSPEX_")}
-    return subprocess.run([sys.executable, "-m", "haruspex_engine", "detect-na", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "haruspex_engine", command, *args], env=env,
                           capture_output=True, text=True, timeout=600)
 
 
@@ -91,6 +91,11 @@ def test_detect_na_with_the_demo_model_labels_every_output(tmp_path, rna_sample)
     assert DEMO_DETECTOR_LABEL in summary["warnings"] and summary["stage1_classes"] == []
     assert set(summary["outputs"]) == {*STAGE2_CLASSES, "working"}
     assert summary["volume_above_0.5_A3"]["sugar"] > 100
+    for option, source in (((), "anchored"), (("--sugar-nodes", "mean-shift"), "mean-shift")):
+        built = _run(str(tmp_path / "out" / "rna_summary.json"), *option, "--prefix", source, command="build-na")
+        assert built.returncode == 0, built.stderr
+        report = json.loads((tmp_path / "out" / f"{source}_build.json").read_text())
+        assert report["node_filter"]["sugar_nodes"] == source  # auto: anchored sugars for the demo detector's maps
 
     refused = _run(str(tmp_path / "rna.mrc"), "--resolution", "3.5", "--demo-model", "--stage1-maps", "-o",
                    str(tmp_path / "out2"))

@@ -20,7 +20,7 @@ import gemmi
 import numpy as np
 
 from haruspex_engine.maps import Vec3
-from haruspex_engine.nucleic.building import nucleotides
+from haruspex_engine.nucleic.building import SUGAR_NODE_SOURCES, nucleotides
 from haruspex_engine.nucleic.building.atoms import ChainResidues, build_model, residue_coordinates
 from haruspex_engine.nucleic.building.attach import PathAttachment, attach_path, linking_density
 from haruspex_engine.nucleic.building.fit_direction import fit_direction_evidence
@@ -39,7 +39,9 @@ from haruspex_engine.nucleic.building.sequence_model import (
 )
 from haruspex_engine.nucleic.building.sequences import FastaRecords
 from haruspex_engine.nucleic.building.strand_direction import split_strands
+from haruspex_engine.nucleic.building.sugar_anchors import anchored_sugars
 from haruspex_engine.nucleic.building.trace import SOLUTION_LIMIT, TraceResult, trace_backbone
+from haruspex_engine.nucleic.classes import STAGE2_CLASSES
 
 
 @dataclass
@@ -51,8 +53,9 @@ class BuildResult:
     cut_direction_flip (cuts where the direction evidence flips: fold-backs), cut_no_step (cuts where residue
     choice found no plausible step between kept nodes), reversed (chains built against the trace order),
     direction_by_fit (chains whose direction came from the full-atom fit, the nodes giving none).
-    node_filter: what the node evidence rules kept (``node_evidence.FilteredNodes.report``). residue_fit: per model
-    ("model", and "unsequenced" with sequences), what the rigid-body fit into the maps did
+    node_filter: what the node evidence rules kept (``node_evidence.FilteredNodes.report``), plus "sugar_nodes" (the
+    source used) and, for anchored sugars, "sugar_mean_shift" (the mean-shift count they replaced). residue_fit:
+    per model ("model", and "unsequenced" with sequences), what the rigid-body fit into the maps did
     (``residue_fit.FitReport.as_dict``)."""
 
     structure: gemmi.Structure | None
@@ -62,7 +65,7 @@ class BuildResult:
     node_counts: dict[str, int]
     timings_s: dict[str, float] = field(default_factory=dict)
     strands: dict[str, int] = field(default_factory=dict)
-    node_filter: dict[str, int | float | None] = field(default_factory=dict)
+    node_filter: dict[str, int | float | str | None] = field(default_factory=dict)
     residue_fit: dict[str, dict[str, float | int]] = field(default_factory=dict)
 
 
@@ -77,16 +80,29 @@ def build_nucleic_model(
     time_limit_s: float = 120.0,
     assignment_work_scale: float = 1.0,
     assignment_time_limit_s: float = SAFETY_TIME_LIMIT_S,
+    sugar_nodes: str = "mean-shift",
 ) -> BuildResult:
     """Model of the nucleic acids in stage-2 maps (8, Z, Y, X) and the working density (Z, Y, X) on a 1 Å grid whose
     voxel (0, 0, 0) is at ``origin`` (x, y, z) Å. sequences: the chains to assign (None: no sequence). dna: name
     residues DA/DC/DG/DT instead of A/C/G/U where no sequence decides. assignment_work_scale multiplies the
-    sequence assignment's deterministic work budget; assignment_time_limit_s is its wall-clock safety net."""
+    sequence assignment's deterministic work budget; assignment_time_limit_s is its wall-clock safety net.
+    sugar_nodes: where the sugar nodes come from (SUGAR_NODE_SOURCES): "mean-shift", the modes of the sugar map
+    (CryoREAD's nodes), or "anchored", one sugar between every two phosphate nodes a backbone step apart
+    (``sugar_anchors``; for maps whose sugar channel is one tube along the backbone)."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     weights = class_weights(stage2, density)
     clustered = {name: nodes_from_weights(name, w, origin) for name, w in weights.items()}
+    if sugar_nodes not in SUGAR_NODE_SOURCES:
+        raise ValueError(f"sugar_nodes must be one of {', '.join(SUGAR_NODE_SOURCES)}, not {sugar_nodes!r}")
     filtered = filter_nodes(clustered, stage2, density, origin)
+    if sugar_nodes == "anchored":
+        mean_shift = filtered.report["sugar_clustered"]
+        clustered["sugar"] = anchored_sugars(filtered.nodes["sugar"], filtered.nodes["phosphate"].xyz,
+                                             stage2[STAGE2_CLASSES.index("sugar")], origin)
+        filtered = filter_nodes(clustered, stage2, density, origin)
+        filtered.report["sugar_mean_shift"] = mean_shift
+    filtered.report["sugar_nodes"] = sugar_nodes
     nodes = filtered.nodes
     timings["nodes"] = time.perf_counter() - t0
     counts = {name: len(n) for name, n in nodes.items()}

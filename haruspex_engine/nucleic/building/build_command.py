@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from haruspex_engine.commands import CommandError
+from haruspex_engine.nucleic.building import SUGAR_NODE_SOURCES
 from haruspex_engine.output_prefix import claim_prefix
 
 
@@ -73,6 +74,11 @@ When no nucleic acid is found, no model is written and the summary says so (exit
     p.add_argument("--assign-time-limit", type=float, default=600.0,
                    help="safety limit on the fragment choice, seconds; when it is what stops the search the result "
                    "depends on the machine's speed and the console and summary say so (default: 600)")
+    p.add_argument("--sugar-nodes", choices=("auto", *SUGAR_NODE_SOURCES), default="auto",
+                   help="where the sugar nodes come from: mean-shift (the modes of the sugar map, as CryoREAD), "
+                        "anchored (one sugar between every two phosphate nodes a backbone step apart: for maps whose "
+                        "sugar channel is one tube along the backbone, as the demo detector's), or auto (default: "
+                        "anchored for maps of the demo detector, mean-shift otherwise)")
     p.add_argument("--pdb", action="store_true", help="also write the model in PDB format")
     p.add_argument("-o", "--output-dir", type=Path, help="output directory (default: the detection's directory)")
     p.add_argument("--prefix", help="output file prefix (default: the detection's prefix)")
@@ -115,7 +121,9 @@ def run_build(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     _say(_maps_read_message(detection_maps))
-    if detection.get("network") == "demo":  # the label follows the maps into the model's summary
+    demo_maps = detection.get("network") == "demo"
+    sugar_nodes = args.sugar_nodes if args.sugar_nodes != "auto" else "anchored" if demo_maps else "mean-shift"
+    if demo_maps:  # the label follows the maps into the model's summary
         from haruspex_engine.nucleic.detection.demo_detector import DEMO_DETECTOR_LABEL
 
         warnings.append(f"built from maps of the {DEMO_DETECTOR_LABEL}")
@@ -132,7 +140,7 @@ def run_build(args: argparse.Namespace) -> int:
     result = build_nucleic_model(stage2, working.data, working.first_voxel_position, sequences=sequences,
                                  dna=args.dna, solution_limit=args.trace_solutions,
                                  time_limit_s=args.trace_time_limit, assignment_work_scale=args.assign_budget,
-                                 assignment_time_limit_s=args.assign_time_limit)
+                                 assignment_time_limit_s=args.assign_time_limit, sugar_nodes=sugar_nodes)
     stop_message = _assignment_stop_message(result.assignment)
     if stop_message:
         warnings.append(stop_message)
