@@ -118,8 +118,7 @@ def evaluate(work: Path) -> dict:
                  "nodes": _node_metrics(detection.stage2, sample.density, origin, structure)}
         records = parse_fasta(fasta_from_structure(structure, name), name)
         for label, sequences in (("with_sequence", records), ("no_sequence", None)):
-            built = build_nucleic_model(detection.stage2, sample.density, origin, sequences=sequences,
-                                        sugar_nodes="anchored")  # what build-na does for demo maps
+            built = build_nucleic_model(detection.stage2, sample.density, origin, sequences=sequences)
             entry[label] = (evaluate_model(built.structure, structure) if built.structure is not None
                             else {"backbone_coverage_3A": 0.0, "backbone_precision_3A": None, "sequence_recall": 0.0})
         results[name] = entry

@@ -95,7 +95,7 @@ def test_detect_na_with_the_demo_model_labels_every_output(tmp_path, rna_sample)
         built = _run(str(tmp_path / "out" / "rna_summary.json"), *option, "--prefix", source, command="build-na")
         assert built.returncode == 0, built.stderr
         report = json.loads((tmp_path / "out" / f"{source}_build.json").read_text())
-        assert report["node_filter"]["sugar_nodes"] == source  # auto: anchored sugars for the demo detector's maps
+        assert report["node_filter"]["sugar_nodes"] == source  # anchored by default
 
     refused = _run(str(tmp_path / "rna.mrc"), "--resolution", "3.5", "--demo-model", "--stage1-maps", "-o",
                    str(tmp_path / "out2"))

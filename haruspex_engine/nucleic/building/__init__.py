@@ -2,6 +2,6 @@
 base attachment, sequence assignment (DP + CP-SAT), full atoms, evaluation, and the build-na / evaluate-na
 commands. Shares only the class names and the summary reader with detection."""
 
-#: Where build-na's sugar nodes come from: the modes of the sugar map (CryoREAD's) or the phosphate anchors
-#: (``sugar_anchors``).
-SUGAR_NODE_SOURCES = ("mean-shift", "anchored")
+#: Where build-na's sugar nodes come from, the default first: the phosphate anchors (``sugar_anchors``) or the modes
+#: of the sugar map (CryoREAD's nodes).
+SUGAR_NODE_SOURCES = ("anchored", "mean-shift")

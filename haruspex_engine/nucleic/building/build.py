@@ -80,15 +80,16 @@ def build_nucleic_model(
     time_limit_s: float = 120.0,
     assignment_work_scale: float = 1.0,
     assignment_time_limit_s: float = SAFETY_TIME_LIMIT_S,
-    sugar_nodes: str = "mean-shift",
+    sugar_nodes: str = SUGAR_NODE_SOURCES[0],
 ) -> BuildResult:
     """Model of the nucleic acids in stage-2 maps (8, Z, Y, X) and the working density (Z, Y, X) on a 1 Å grid whose
     voxel (0, 0, 0) is at ``origin`` (x, y, z) Å. sequences: the chains to assign (None: no sequence). dna: name
     residues DA/DC/DG/DT instead of A/C/G/U where no sequence decides. assignment_work_scale multiplies the
     sequence assignment's deterministic work budget; assignment_time_limit_s is its wall-clock safety net.
-    sugar_nodes: where the sugar nodes come from (SUGAR_NODE_SOURCES): "mean-shift", the modes of the sugar map
-    (CryoREAD's nodes), or "anchored", one sugar between every two phosphate nodes a backbone step apart
-    (``sugar_anchors``; for maps whose sugar channel is one tube along the backbone)."""
+    sugar_nodes: where the sugar nodes come from (SUGAR_NODE_SOURCES): "anchored" (default), one sugar between every
+    two phosphate nodes a backbone step apart (``sugar_anchors``; DNA geometry with ``dna`` or sequences that are all
+    DNA), the mean-shift nodes kept where no phosphate pair gives one; or "mean-shift", the modes of the sugar map
+    (CryoREAD's nodes)."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     weights = class_weights(stage2, density)
@@ -98,8 +99,9 @@ def build_nucleic_model(
     filtered = filter_nodes(clustered, stage2, density, origin)
     if sugar_nodes == "anchored":
         mean_shift = filtered.report["sugar_clustered"]
+        dna_geometry = dna or bool(sequences) and all(record.kind == "DNA" for record in sequences)
         clustered["sugar"] = anchored_sugars(filtered.nodes["sugar"], filtered.nodes["phosphate"].xyz,
-                                             stage2[STAGE2_CLASSES.index("sugar")], origin)
+                                             stage2[STAGE2_CLASSES.index("sugar")], origin, dna_geometry)
         filtered = filter_nodes(clustered, stage2, density, origin)
         filtered.report["sugar_mean_shift"] = mean_shift
     filtered.report["sugar_nodes"] = sugar_nodes

@@ -20,7 +20,8 @@ def add_build_parser(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""\
 Build a full-atom nucleic-acid model from the maps of `haruspex detect-na` (on its default working grid), as
-CryoREAD does without a sequence: nodes by mean shift, a sugar graph, backbone tracing by vehicle routing
+CryoREAD does without a sequence: nodes by mean shift (sugar nodes anchored between phosphate nodes, an addition;
+--sugar-nodes mean-shift for CryoREAD's), a sugar graph, backbone tracing by vehicle routing
 (OR-Tools), phosphate and base attachment, residue choice, and nucleotides placed on phosphate / base triangles;
 then each nucleotide is fitted as a rigid body into the sugar / phosphate / base maps and the density (an
 addition to CryoREAD; paths are cut and oriented by the nucleotides' handedness and by that fit). With
@@ -74,11 +75,10 @@ When no nucleic acid is found, no model is written and the summary says so (exit
     p.add_argument("--assign-time-limit", type=float, default=600.0,
                    help="safety limit on the fragment choice, seconds; when it is what stops the search the result "
                    "depends on the machine's speed and the console and summary say so (default: 600)")
-    p.add_argument("--sugar-nodes", choices=("auto", *SUGAR_NODE_SOURCES), default="auto",
-                   help="where the sugar nodes come from: mean-shift (the modes of the sugar map, as CryoREAD), "
-                        "anchored (one sugar between every two phosphate nodes a backbone step apart: for maps whose "
-                        "sugar channel is one tube along the backbone, as the demo detector's), or auto (default: "
-                        "anchored for maps of the demo detector, mean-shift otherwise)")
+    p.add_argument("--sugar-nodes", choices=SUGAR_NODE_SOURCES, default=SUGAR_NODE_SOURCES[0],
+                   help="where the sugar nodes come from: anchored (default: one sugar between every two phosphate "
+                        "nodes a backbone step apart, where the sugar map is largest; the sugar map's own modes "
+                        "where no phosphate pair gives one) or mean-shift (the modes of the sugar map, as CryoREAD)")
     p.add_argument("--pdb", action="store_true", help="also write the model in PDB format")
     p.add_argument("-o", "--output-dir", type=Path, help="output directory (default: the detection's directory)")
     p.add_argument("--prefix", help="output file prefix (default: the detection's prefix)")
@@ -121,9 +121,7 @@ def run_build(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     _say(_maps_read_message(detection_maps))
-    demo_maps = detection.get("network") == "demo"
-    sugar_nodes = args.sugar_nodes if args.sugar_nodes != "auto" else "anchored" if demo_maps else "mean-shift"
-    if demo_maps:  # the label follows the maps into the model's summary
+    if detection.get("network") == "demo":  # the label follows the maps into the model's summary
         from haruspex_engine.nucleic.detection.demo_detector import DEMO_DETECTOR_LABEL
 
         warnings.append(f"built from maps of the {DEMO_DETECTOR_LABEL}")
@@ -140,7 +138,7 @@ def run_build(args: argparse.Namespace) -> int:
     result = build_nucleic_model(stage2, working.data, working.first_voxel_position, sequences=sequences,
                                  dna=args.dna, solution_limit=args.trace_solutions,
                                  time_limit_s=args.trace_time_limit, assignment_work_scale=args.assign_budget,
-                                 assignment_time_limit_s=args.assign_time_limit, sugar_nodes=sugar_nodes)
+                                 assignment_time_limit_s=args.assign_time_limit, sugar_nodes=args.sugar_nodes)
     stop_message = _assignment_stop_message(result.assignment)
     if stop_message:
         warnings.append(stop_message)

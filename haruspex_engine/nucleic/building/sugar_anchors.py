@@ -9,11 +9,12 @@ compact and consecutive ones lie 5.1–7.0 Å apart (5th–95th percentile over 
 stay one per nucleotide (68 of 78 there).
 
 Geometry of the deposited corpus (2,300 steps; sugar and phosphate centroids of the atom classes above): between
-the phosphates of one nucleotide (its own and the next one's) the sugar lies PERPENDICULAR_A = 2.8 Å (median;
-5th–95th percentile 1.8–3.1 Å) from the midpoint of the two, perpendicular to them (0.5 Å along). So for every
-pair of phosphate nodes STEP_RANGE_A apart, the sugar is looked for on that circle: CIRCLE_POINTS points, the one
-where the sugar probability (smoothed by a Gaussian of SMOOTH_SIGMA_A) is largest; it is a candidate when that
-probability reaches MIN_PROBABILITY. Pairs that are no backbone step (across a groove, a tertiary contact) mostly
+the phosphates of one nucleotide (its own and the next one's) the sugar lies 2.8 Å (median; 5th–95th percentile
+1.8–3.1 Å) from the midpoint of the two, perpendicular to them (0.5 Å along); in DNA 2.05 Å (1.4–2.5 Å: its
+C2′-endo sugars sit closer to the line of their phosphates), PERPENDICULAR_A. So for every pair of phosphate nodes
+STEP_RANGE_A apart, the sugar is looked for on that circle: CIRCLE_POINTS points, the one where the sugar
+probability (smoothed by a Gaussian of SMOOTH_SIGMA_A) is largest; it is a candidate when that probability
+reaches MIN_PROBABILITY. Pairs that are no backbone step (across a groove, a tertiary contact) mostly
 find no sugar on their circle, and the rest go the way of every sugar node: the node evidence rules and the trace.
 Candidates closer than MERGE_A keep the most probable. The mean-shift nodes stay where no candidate lies within
 ABSORB_A (a nucleotide whose phosphate was not found: chain ends, dropped phosphates).
@@ -39,8 +40,10 @@ from haruspex_engine.nucleic.building.nodes import DENSITY_OFFSET, NodeSet
 #: Å: distances between two phosphate nodes that can be one backbone step (corpus 1st–99th percentile 4.4–7.4 Å,
 #: widened for node noise).
 STEP_RANGE_A = (4.0, 8.0)
-#: Å: distance of a sugar from the midpoint of its two phosphates, perpendicular to them.
-PERPENDICULAR_A = 2.8
+#: Å: distance of a sugar from the midpoint of its two phosphates, perpendicular to them (medians: RNA entries of
+#: the corpus 2.85 Å, 5th–95th percentile 1.9–3.1 Å; the DNA entries 1BNA 1D66 1KF1 2.05 Å, 1.4–2.5 Å: C2′-endo
+#: sugars sit closer to the line of their phosphates).
+PERPENDICULAR_A = {"RNA": 2.8, "DNA": 2.05}
 CIRCLE_POINTS = 24
 #: Å: σ of the Gaussian smoothing of the sugar probability read on the circle.
 SMOOTH_SIGMA_A = 1.0
@@ -55,13 +58,14 @@ ABSORB_A = 3.5
 
 
 def anchored_sugars(sugar: NodeSet, phosphate_xyz: np.ndarray, sugar_probability: np.ndarray,
-                    origin: Vec3) -> NodeSet:
+                    origin: Vec3, dna: bool = False) -> NodeSet:
     """The sugar nodes of the module docstring: the candidates between phosphate nodes ``phosphate_xyz`` (M, 3) Å,
     then the nodes of ``sugar`` (mean-shift nodes) that no candidate lies near. sugar_probability: the stage-2 sugar
-    map (Z, Y, X). Densities: the smoothed sugar probability at each node, min-max normalised as mean-shift
-    densities are."""
+    map (Z, Y, X); dna: the circle of DNA's geometry (PERPENDICULAR_A). Densities: the smoothed sugar probability at
+    each node, min-max normalised as mean-shift densities are."""
     smooth = ndimage.gaussian_filter(np.asarray(sugar_probability, dtype=np.float32), SMOOTH_SIGMA_A)
-    xyz, value = _candidates(np.asarray(phosphate_xyz, dtype=float).reshape(-1, 3), smooth, origin)
+    xyz, value = _candidates(np.asarray(phosphate_xyz, dtype=float).reshape(-1, 3), smooth, origin,
+                             PERPENDICULAR_A["DNA" if dna else "RNA"])
     xyz, value = _merged(xyz, value)
     if len(xyz) and len(sugar):
         to_candidate, candidate = cKDTree(xyz).query(sugar.xyz, distance_upper_bound=ABSORB_A)
@@ -82,9 +86,10 @@ def anchored_sugars(sugar: NodeSet, phosphate_xyz: np.ndarray, sugar_probability
     return NodeSet(sugar.name, xyz.reshape(-1, 3), scaled + DENSITY_OFFSET, sugar.voxels, members, sugar.shape)
 
 
-def _candidates(phosphate: np.ndarray, smooth: np.ndarray, origin: Vec3) -> tuple[np.ndarray, np.ndarray]:
-    """Per phosphate pair STEP_RANGE_A apart, the most probable point of its circle (K, 3) Å and the smoothed
-    probability there (K,), for the points reaching MIN_PROBABILITY."""
+def _candidates(phosphate: np.ndarray, smooth: np.ndarray, origin: Vec3,
+                radius_A: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per phosphate pair STEP_RANGE_A apart, the most probable point of its circle (radius ``radius_A`` Å around
+    their midpoint) (K, 3) Å and the smoothed probability there (K,), for the points reaching MIN_PROBABILITY."""
     if len(phosphate) < 2:
         return np.empty((0, 3)), np.empty(0)
     pairs = np.array(sorted(cKDTree(phosphate).query_pairs(STEP_RANGE_A[1])), dtype=int).reshape(-1, 2)
@@ -100,7 +105,7 @@ def _candidates(phosphate: np.ndarray, smooth: np.ndarray, origin: Vec3) -> tupl
     first /= np.linalg.norm(first, axis=1, keepdims=True)
     second = np.cross(axis, first)
     angle = np.linspace(0.0, 2.0 * np.pi, CIRCLE_POINTS, endpoint=False)
-    circle = ((a + b) / 2)[:, None, :] + PERPENDICULAR_A * (np.cos(angle)[None, :, None] * first[:, None, :]
+    circle = ((a + b) / 2)[:, None, :] + radius_A * (np.cos(angle)[None, :, None] * first[:, None, :]
                                                              + np.sin(angle)[None, :, None] * second[:, None, :])
     values = trilinear_values(smooth, circle.reshape(-1, 3), origin).reshape(len(a), CIRCLE_POINTS)
     best = values.argmax(axis=1)
