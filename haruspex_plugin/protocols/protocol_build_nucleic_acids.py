@@ -10,6 +10,7 @@ import pyworkflow.utils as pwutils
 from pwem.objects import AtomStruct, Sequence, SetOfAtomStructs, SetOfVolumes, Transform, Volume
 from pyworkflow.constants import BETA
 
+from haruspex_engine.nucleic.building import SUGAR_NODE_SOURCES
 from haruspex_engine.nucleic.building.sequences import SequenceError, parse_fasta
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
 from haruspex_engine.nucleic.detection.detect_command import DEFAULT_STRIDE, WEIGHT_SET_CHOICES
@@ -146,6 +147,13 @@ class ProtHaruspexBuildNucleicAcids(MapStreamProtocol):
                       help="Step between the 64³ boxes the networks see, in voxels of the 1 Å grid. 32 (CryoREAD's "
                            "code default) keeps every voxel at least 16 Å inside some box; 16 (the paper's "
                            "setting) needs up to 8 times more boxes for slightly smoother maps.")
+        form.addParam("sugarNodes", params.EnumParam, choices=list(SUGAR_NODE_SOURCES), default=0,
+                      display=params.EnumParam.DISPLAY_HLIST, expertLevel=params.LEVEL_ADVANCED,
+                      label="Sugar nodes",
+                      help="anchored: one sugar between every two phosphate nodes a backbone step apart, where the "
+                           "sugar map is largest (the sugar map's own modes where no phosphate pair gives one); it "
+                           "copes with sugar maps that run as one tube along the backbone. mean-shift: the modes of "
+                           "the sugar map, as CryoREAD does.")
         form.addParam("traceSolutions", params.IntParam, default=300, validators=[params.Positive],
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Tracing solutions",
@@ -486,7 +494,8 @@ class ProtHaruspexBuildNucleicAcids(MapStreamProtocol):
         args = ["build-na", os.path.abspath(self.getDetectionSummaryPath(mapId)),
                 "--trace-solutions", str(self.traceSolutions.get()),
                 "--trace-time-limit", str(self.traceTimeLimit.get()),
-                "--assign-time-limit", str(self.assignTimeLimit.get())]
+                "--assign-time-limit", str(self.assignTimeLimit.get()),
+                "--sugar-nodes", SUGAR_NODE_SOURCES[self.sugarNodes.get()]]
         if self.hasSequences():
             args += ["--sequence", os.path.abspath(self.getFastaPath(mapId))]
         if self.dna.get():

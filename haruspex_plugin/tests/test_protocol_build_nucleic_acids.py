@@ -434,7 +434,8 @@ class TestHaruspexBuildNucleicAcids(BaseTest):
 
     def test_gpu_selection_and_worker_arguments(self):
         prot = self.newProtocol(ProtHaruspexBuildNucleicAcids, inputVolume=self.inputVolume, resolution=6.0,
-                                contourLevel=0.25, stride=16, weightSet=2, dna=True, useGpu=True, gpuList="1")
+                                contourLevel=0.25, stride=16, weightSet=2, dna=True, useGpu=True, gpuList="1",
+                                sugarNodes=1)
         prot.setWorkingDir(self.getOutputPath("unlaunched-gpu"))
         worker = worker_writing(prot.getDetectionSummaryPath(), prot.getBuildReportPath())
         with mock.patch.object(ProtHaruspexBuildNucleicAcids, "runJob", side_effect=worker) as runJob:
@@ -446,6 +447,7 @@ class TestHaruspexBuildNucleicAcids(BaseTest):
             self.assertIn(option, detectArgs)
         self.assertFalse(buildProgram.startswith("CUDA_VISIBLE_DEVICES"), buildProgram)  # building is CPU work
         self.assertIn("--dna", buildArgs)
+        self.assertIn("--sugar-nodes mean-shift", buildArgs)
         self.assertNotIn("--sequence", buildArgs)
         refine = prot._refineArgs()
         self.assertEqual(refine[:3], ["refine-na", os.path.abspath(prot.getModelPath()),
