@@ -90,12 +90,12 @@ def build_nucleic_model(
     two phosphate nodes a backbone step apart (``sugar_anchors``; DNA geometry with ``dna`` or sequences that are all
     DNA), the mean-shift nodes kept where no phosphate pair gives one; or "mean-shift", the modes of the sugar map
     (CryoREAD's nodes)."""
+    if sugar_nodes not in SUGAR_NODE_SOURCES:
+        raise ValueError(f"sugar_nodes must be one of {', '.join(SUGAR_NODE_SOURCES)}, not {sugar_nodes!r}")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     weights = class_weights(stage2, density)
     clustered = {name: nodes_from_weights(name, w, origin) for name, w in weights.items()}
-    if sugar_nodes not in SUGAR_NODE_SOURCES:
-        raise ValueError(f"sugar_nodes must be one of {', '.join(SUGAR_NODE_SOURCES)}, not {sugar_nodes!r}")
     filtered = filter_nodes(clustered, stage2, density, origin)
     if sugar_nodes == "anchored":
         mean_shift = filtered.report["sugar_clustered"]

@@ -114,10 +114,8 @@ class NodeSet:
         renumber = np.where(keep, np.cumsum(keep) - 1, -1)
         target = np.where(owner >= 0, renumber[np.maximum(owner, 0)], -1)
         members = np.where(self.members >= 0, target[np.maximum(self.members, 0)], -1)
-        kept = self.density[keep] - DENSITY_OFFSET
-        spread = np.ptp(kept) if len(kept) else 0.0
-        scaled = (kept - kept.min()) / spread if spread > 0 else np.ones(len(kept))
-        return NodeSet(self.name, self.xyz[keep], scaled + DENSITY_OFFSET, self.voxels, members, self.shape)
+        return NodeSet(self.name, self.xyz[keep], normalised_densities(self.density[keep] - DENSITY_OFFSET),
+                       self.voxels, members, self.shape)
 
     def masses(self, weights: np.ndarray) -> np.ndarray:
         """float64 (N,): each node's mass, the summed ``weights`` (Z, Y, X) over the voxels that ended in it."""
@@ -365,11 +363,17 @@ def nodes_from_weights(
     voxels = np.argwhere(weights > 0)
     points, point_density = mean_shift(weights, bandwidth, share_paths=True, window_reach=WINDOW_REACH)
     roots, members = merge_points(points, point_density, merge_distance, filter_fraction)
-    node_density = point_density[roots]
-    spread = np.ptp(node_density) if len(roots) else 0.0
-    scaled = (node_density - node_density.min()) / spread if spread > 0 else np.ones(len(roots))
     xyz = points[roots][:, ::-1] + np.asarray(origin, dtype=np.float64)
-    return NodeSet(name, xyz.reshape(-1, 3), scaled + DENSITY_OFFSET, voxels, members, tuple(weights.shape))
+    return NodeSet(name, xyz.reshape(-1, 3), normalised_densities(point_density[roots]), voxels, members,
+                   tuple(weights.shape))
+
+
+def normalised_densities(values: np.ndarray) -> np.ndarray:
+    """Node densities (N,) min-max normalised to [0, 1] plus DENSITY_OFFSET; all 1 + DENSITY_OFFSET when they are
+    all equal (e.g. a single node)."""
+    spread = np.ptp(values) if len(values) else 0.0
+    scaled = (values - values.min()) / spread if spread > 0 else np.ones(len(values))
+    return scaled + DENSITY_OFFSET
 
 
 def cluster_nodes(

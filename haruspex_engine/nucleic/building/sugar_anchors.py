@@ -35,7 +35,8 @@ from scipy.spatial import cKDTree
 
 from haruspex_engine.maps import Vec3
 from haruspex_engine.nucleic.building.grid_points import trilinear_values
-from haruspex_engine.nucleic.building.nodes import DENSITY_OFFSET, NodeSet
+from haruspex_engine.nucleic.building.node_evidence import absorb_duplicates
+from haruspex_engine.nucleic.building.nodes import NodeSet, normalised_densities
 
 #: Å: distances between two phosphate nodes that can be one backbone step (corpus 1st–99th percentile 4.4–7.4 Å,
 #: widened for node noise).
@@ -81,9 +82,7 @@ def anchored_sugars(sugar: NodeSet, phosphate_xyz: np.ndarray, sugar_probability
         distance, nearest = cKDTree(xyz).query(sugar.voxels[:, ::-1] + np.asarray(origin, float),
                                                distance_upper_bound=ABSORB_A)
         members = np.where(distance <= ABSORB_A, nearest, -1)
-    spread = np.ptp(value) if len(value) else 0.0
-    scaled = (value - value.min()) / spread if spread > 0 else np.ones(len(value))
-    return NodeSet(sugar.name, xyz.reshape(-1, 3), scaled + DENSITY_OFFSET, sugar.voxels, members, sugar.shape)
+    return NodeSet(sugar.name, xyz.reshape(-1, 3), normalised_densities(value), sugar.voxels, members, sugar.shape)
 
 
 def _candidates(phosphate: np.ndarray, smooth: np.ndarray, origin: Vec3,
@@ -115,16 +114,9 @@ def _candidates(phosphate: np.ndarray, smooth: np.ndarray, origin: Vec3,
 
 
 def _merged(xyz: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Candidates after merging: most probable first (ties: lower index), each takes the others within MERGE_A."""
-    if len(xyz) < 2:
-        return xyz, value
-    tree = cKDTree(xyz)
-    taken = np.zeros(len(xyz), dtype=bool)
-    kept = []
-    for k in np.lexsort((np.arange(len(xyz)), -value)):
-        if taken[k]:
-            continue
-        kept.append(k)
-        taken[tree.query_ball_point(xyz[k], MERGE_A)] = True
-    kept = np.array(kept, dtype=int)
+    """Candidates after merging, most probable first (ties: lower index): each takes every less probable one within
+    MERGE_A (``node_evidence.absorb_duplicates`` with no mass ratio)."""
+    owner = absorb_duplicates(xyz, value, np.ones(len(xyz), dtype=bool), MERGE_A, np.inf)
+    order = np.lexsort((np.arange(len(xyz)), -value))
+    kept = order[owner[order] == order]
     return xyz[kept], value[kept]
