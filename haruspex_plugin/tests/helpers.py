@@ -173,6 +173,12 @@ def environment(**values: str):
 CRYOREAD_WEIGHTS = "HARUSPEX_CRYOREAD_WEIGHTS"
 
 
+def write_oracle_example(reference: str, map_path: str, *options: str) -> None:
+    """Write the worker's built-in RNA example (``testing.oracle_detection example``): its model to ``reference``
+    and a map simulated from it to ``map_path``; ``options`` go to that command (e.g. --sequence SEQ)."""
+    run_worker("-m", "haruspex_engine.testing.oracle_detection", "example", reference, map_path, *options)
+
+
 def run_worker(*args: str) -> str:
     """Run ``<worker python> ARGS`` (e.g. ``-m haruspex_engine ...``); return its stdout (RuntimeError with its
     stderr when it fails)."""

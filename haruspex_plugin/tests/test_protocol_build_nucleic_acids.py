@@ -50,6 +50,7 @@ from haruspex_plugin.tests.helpers import (
     run_worker,
     worker_writing,
     write_mrc,
+    write_oracle_example,
 )
 from haruspex_plugin.wizards import HaruspexContourWizard, proposed_contour
 
@@ -74,7 +75,7 @@ class TestHaruspexBuildNucleicAcids(BaseTest):
         stack.enter_context(environment(**{CRYOREAD_WEIGHTS: weights}))
         cls.reference = cls.getOutputPath("rna_reference.cif")
         mapPath = cls.getOutputPath("rna_map.mrc")
-        run_worker("-m", "haruspex_engine.testing.oracle_detection", "example", cls.reference, mapPath)
+        write_oracle_example(cls.reference, mapPath)
         cls.inputVolume = import_map(cls, mapPath)
         cls.sequences = cls.registerSequences({RNA_HEADER: RNA_SEQUENCE, PROTEIN_HEADER: "MKVLAAGIVGLLLAGCSS"})
 

@@ -19,7 +19,15 @@ from pyworkflow.tests import BaseTest, setupTestProject
 
 from haruspex_plugin.constants import REFINED_MODEL_OUTPUT
 from haruspex_plugin.protocols import ProtHaruspexRefineNucleicAcids
-from haruspex_plugin.tests.helpers import environment, import_map, import_model, read_mrc, run_worker, write_mrc
+from haruspex_plugin.tests.helpers import (
+    environment,
+    import_map,
+    import_model,
+    read_mrc,
+    run_worker,
+    write_mrc,
+    write_oracle_example,
+)
 
 RESOLUTION_A = 3.5
 JITTER = """\
@@ -53,7 +61,7 @@ class TestHaruspexRefineNucleicAcids(BaseTest):
         setupTestProject(cls)
         cls.reference = cls.getOutputPath("rna_reference.cif")
         mapPath = cls.getOutputPath("rna_map.mrc")
-        run_worker("-m", "haruspex_engine.testing.oracle_detection", "example", cls.reference, mapPath)
+        write_oracle_example(cls.reference, mapPath)
         cls.jittered = cls.getOutputPath("rna_jittered.cif")
         run_worker("-c", JITTER, cls.reference, cls.jittered)
         density, voxel, origin = read_mrc(mapPath)

@@ -45,6 +45,7 @@ from haruspex_plugin.tests.helpers import (
     run_worker,
     synthetic_map,
     write_mrc,
+    write_oracle_example,
 )
 from haruspex_plugin.tests.slurm_cluster import (
     SlurmCluster,
@@ -211,7 +212,7 @@ class TestBuildNucleicAcidsThroughSlurm(SlurmRunChecks, BaseTest):
         setupTestProject(cls)
         cls.reference = cls.getOutputPath("rna_reference.cif")
         mapPath = cls.getOutputPath("rna_map.mrc")
-        run_worker("-m", "haruspex_engine.testing.oracle_detection", "example", cls.reference, mapPath)
+        write_oracle_example(cls.reference, mapPath)
         cls.prot = cls.newProtocol(ProtHaruspexBuildNucleicAcids, inputVolume=import_map(cls, mapPath),
                                    resolution=3.5, useDemoModel=True, refineModel=False, useGpu=True,
                                    gpuList=FORM_GPU, **FAST_BUILD)

@@ -44,7 +44,14 @@ from haruspex_plugin.constants import (
 from haruspex_plugin.protocols import ProtHaruspexAnnotate, ProtHaruspexBuildNucleicAcids
 from haruspex_plugin.protocols.map_stream import CLOSE_STEP
 from haruspex_plugin.protocols.protocol_import_maps_streaming import OUTPUT_NAME
-from haruspex_plugin.tests.helpers import ORIGIN_XYZ, VOXEL_SIZE, read_mrc, run_worker, synthetic_map, write_mrc
+from haruspex_plugin.tests.helpers import (
+    ORIGIN_XYZ,
+    VOXEL_SIZE,
+    read_mrc,
+    synthetic_map,
+    write_mrc,
+    write_oracle_example,
+)
 from haruspex_plugin.tests.streaming_import import imported_files, refreshed_run, start_import, wait_for_run
 from haruspex_plugin.viewers.viewer_nucleic import build_files
 
@@ -288,8 +295,7 @@ class TestBuildNucleicAcidsStreaming(StreamingScenario, BaseTest):
         maps = {}
         for mapId, sequence in SEQUENCES.items():
             path = cls.getOutputPath("maps", f"map_{mapId}.mrc")
-            run_worker("-m", "haruspex_engine.testing.oracle_detection", "example",
-                       cls.getOutputPath("maps", f"map_{mapId}.cif"), path, "--sequence", sequence)
+            write_oracle_example(cls.getOutputPath("maps", f"map_{mapId}.cif"), path, "--sequence", sequence)
             maps[mapId] = (os.path.relpath(path), read_mrc(path)[2])
         return maps
 

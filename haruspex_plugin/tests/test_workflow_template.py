@@ -59,6 +59,7 @@ from haruspex_plugin.tests.helpers import (
     read_mrc,
     run_worker,
     write_mrc,
+    write_oracle_example,
 )
 
 TEMPLATE_ID = "haruspex_plugin-annotate_and_build_na"  # <plugin module>-<file name without .json.template>
@@ -146,8 +147,7 @@ class TestWorkflowTemplate(BaseTest):
         cryoreadWeights = cls.getOutputPath("cryoread-weights")
         run_worker("-m", "haruspex_engine.testing.random_cryoread_weights", cryoreadWeights)
         cls.mapPath = os.path.abspath(cls.getOutputPath("rna_map.mrc"))
-        run_worker("-m", "haruspex_engine.testing.oracle_detection", "example", cls.getOutputPath("rna.cif"),
-                   cls.mapPath)
+        write_oracle_example(cls.getOutputPath("rna.cif"), cls.mapPath)
         stack = contextlib.ExitStack()
         cls.addClassCleanup(stack.close)
         stack.enter_context(environment(**{HARUSPEX_CHECKPOINT: checkpoint, CRYOREAD_WEIGHTS: cryoreadWeights}))
