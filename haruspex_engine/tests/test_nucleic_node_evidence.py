@@ -137,6 +137,27 @@ def test_a_split_sugar_is_one_node_that_keeps_both_sets_of_voxels() -> None:
     np.testing.assert_array_equal(kept.members[np.isin(nodes["sugar"].members, [extra[0], middle[0]])], survivor)
 
 
+def test_a_split_phosphate_is_one_node_whatever_the_masses() -> None:
+    """A second phosphate mode 3.2 Å from the middle phosphate, nearly as heavy (a split the sugar rule's mass ratio
+    would keep): one node, at the heavier mode, voxels included; phosphates 6 Å apart stay."""
+    stage2, density = _scene()
+    phosphate = STAGE2_CLASSES.index("phosphate")
+    split = PHOSPHATES[1] + [0.0, 3.2, 0.0]
+    stage2[phosphate] = np.maximum(stage2[phosphate], 0.95 * _blob(split))
+    nodes, result = _filtered(stage2, density)
+    clustered = nodes["phosphate"]
+    pair = [int(np.argmin(np.linalg.norm(clustered.xyz - p, axis=1))) for p in (PHOSPHATES[1], split)]
+    assert pair[0] != pair[1]
+    assert all(np.linalg.norm(clustered.xyz[i] - p) < 1.0 for i, p in zip(pair, (PHOSPHATES[1], split)))
+    masses = clustered.masses(stage2[phosphate])[pair]
+    assert masses.min() > node_evidence.DUPLICATE_MASS_RATIO * masses.max()
+    kept = result.nodes["phosphate"]
+    assert _near(kept.xyz, PHOSPHATES[1], 4.0) == 1
+    assert all(_near(kept.xyz, p, 1.0) == 1 for p in PHOSPHATES)
+    survivor = int(np.argmin(np.linalg.norm(kept.xyz - clustered.xyz[pair[int(np.argmax(masses))]], axis=1)))
+    np.testing.assert_array_equal(kept.members[np.isin(clustered.members, pair)], survivor)
+
+
 def test_absorb_duplicates_takes_light_close_nodes_heaviest_first() -> None:
     """Node 1 (mass 5) absorbs the nodes within 4 Å lighter than 0.3 × 5; node 2 (mass 2) is a neighbour, not a
     fragment; node 4 is no candidate; node 3 is far."""

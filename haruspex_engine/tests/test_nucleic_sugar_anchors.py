@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from haruspex_engine.nucleic.building import sugar_anchors
 from haruspex_engine.nucleic.building.build import build_nucleic_model
 from haruspex_engine.nucleic.building.evaluate import evaluate_model
 from haruspex_engine.nucleic.building.node_evidence import filter_nodes
-from haruspex_engine.nucleic.building.nodes import cluster_nodes
+from haruspex_engine.nucleic.building.nodes import NodeSet, cluster_nodes
 from haruspex_engine.nucleic.building.nucleotides import SUGAR_ATOMS
 from haruspex_engine.nucleic.building.sugar_anchors import anchored_sugars
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
@@ -77,3 +79,22 @@ def test_the_build_with_anchored_sugars_covers_the_tube_and_builds_no_extra_resi
     assert anchored["backbone_precision_3A"] > scores["mean-shift"]["backbone_precision_3A"]
     with pytest.raises(ValueError, match="sugar_nodes"):
         build_nucleic_model(maps.stage2, maps.density, maps.origin, sugar_nodes="modes")
+
+
+def test_a_phosphate_pair_that_is_no_step_adds_no_second_sugar_beside_a_true_one():
+    """One sugar (σ 2 Å) between its two phosphates, and a third phosphate 5 Å from the second: that pair is no
+    backbone step, but its circle passes 2–3.5 Å from the sugar, where the probability still reaches
+    MIN_PROBABILITY. One node, on the sugar (sugar centres of distinct nucleotides lie ≥ 4.4 Å apart)."""
+    shape = (24, 24, 24)
+    sugar = np.array([12.0, 12.0, 10.0])  # (x, y, z) Å
+    phosphates = sugar + np.array([[-3.0, -2.8, 0.0], [3.0, -2.8, 0.0], [3.0, -2.8, 5.0]])
+    z, y, x = np.indices(shape, dtype=float)
+    probability = np.exp(-((x - sugar[0]) ** 2 + (y - sugar[1]) ** 2 + (z - sugar[2]) ** 2) / (2 * 2.0**2))
+    candidates, _ = sugar_anchors._candidates(phosphates, ndimage.gaussian_filter(probability, 1.0), (0, 0, 0),
+                                              sugar_anchors.PERPENDICULAR_A["RNA"])
+    off = np.linalg.norm(candidates - sugar, axis=1)
+    assert off.min() < 1.0 and ((off > 2.0) & (off < 3.5)).any()
+    no_mean_shift = NodeSet("sugar", np.empty((0, 3)), np.empty(0), np.empty((0, 3), dtype=int),
+                            np.empty(0, dtype=int), shape)
+    nodes = anchored_sugars(no_mean_shift, phosphates, probability, (0.0, 0.0, 0.0))
+    assert len(nodes) == 1 and np.linalg.norm(nodes.xyz[0] - sugar) < 1.0
