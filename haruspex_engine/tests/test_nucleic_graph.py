@@ -9,6 +9,8 @@ import pytest
 from scipy.spatial import cKDTree
 
 from haruspex_engine.nucleic.building.graph import (
+    BRIDGE_MARGIN_A,
+    BRIDGE_SUM_A,
     UNBRIDGED_PENALTY,
     bridged_edges,
     build_sugar_graph,
@@ -88,6 +90,19 @@ def test_cost_is_length_over_the_weakest_relative_density_plus_one() -> None:
 def test_a_phosphate_bridges_two_sugars_when_it_lies_between_them(phosphate: list[float], bridged: bool) -> None:
     sugar = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 0.0]])
     assert bridged_edges(sugar, np.array([[0, 1]]), np.array([phosphate])).tolist() == [bridged]
+
+
+def test_a_phosphate_bridges_only_the_edges_it_fits_best() -> None:
+    """Sugars 0 and 1 with their phosphate between them (sum 7.8 Å) and sugar 2 beside sugar 1 (a chain end or a
+    tertiary contact): the phosphate also lies within BRIDGE_SUM_A of sugars 1 and 2 (sum 9.3 Å, angles not
+    obtuse), but it is the bridge of 0–1, more than BRIDGE_MARGIN_A better, so 1–2 is unbridged."""
+    sugar = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 0.0], [7.5, 5.5, 0.0]])
+    phosphate = np.array([[3.0, 2.5, 0.0]])
+    edges = np.array([[0, 1], [1, 2]])
+    sums = [np.linalg.norm(phosphate[0] - sugar[i]) + np.linalg.norm(phosphate[0] - sugar[j]) for i, j in edges]
+    assert sums[1] <= BRIDGE_SUM_A and sums[1] > sums[0] + BRIDGE_MARGIN_A
+    assert bridged_edges(sugar, edges, phosphate).tolist() == [True, False]
+    assert bridged_edges(sugar, edges[1:], phosphate).tolist() == [True]  # alone, 1–2 is its best edge
 
 
 def test_edges_without_a_bridging_phosphate_cost_more() -> None:
