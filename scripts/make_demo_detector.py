@@ -34,9 +34,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from bench_common import append_to_benchmarks, machine, peak_rss_gb, save_results  # noqa: E402
 
-from haruspex_engine.nucleic.building.build import build_nucleic_model  # noqa: E402
+from haruspex_engine.nucleic.building.build import build_nucleic_model, find_nodes  # noqa: E402
 from haruspex_engine.nucleic.building.evaluate import evaluate_model  # noqa: E402
-from haruspex_engine.nucleic.building.nodes import class_weights, nodes_from_weights  # noqa: E402
 from haruspex_engine.nucleic.building.nucleotides import PHOSPHATE_ATOMS, SUGAR_ATOMS  # noqa: E402
 from haruspex_engine.nucleic.building.parent_bases import parent_base  # noqa: E402
 from haruspex_engine.nucleic.building.sequences import parse_fasta  # noqa: E402
@@ -114,9 +113,10 @@ def evaluate(work: Path) -> dict:
         t0 = time.perf_counter()
         detection = detect_with_one_network(working, predictor, progress=False)
         seconds = time.perf_counter() - t0
-        entry = {"detection_s": round(seconds, 2), "voxels": _voxel_metrics(detection.stage2, sample.targets),
-                 "nodes": _node_metrics(detection.stage2, sample.density, origin, structure)}
         records = parse_fasta(fasta_from_structure(structure, name), name)
+        dna = all(record.kind == "DNA" for record in records)
+        entry = {"detection_s": round(seconds, 2), "voxels": _voxel_metrics(detection.stage2, sample.targets),
+                 "nodes": _node_metrics(detection.stage2, sample.density, origin, structure, dna)}
         for label, sequences in (("with_sequence", records), ("no_sequence", None)):
             built = build_nucleic_model(detection.stage2, sample.density, origin, sequences=sequences)
             entry[label] = (evaluate_model(built.structure, structure) if built.structure is not None
@@ -139,14 +139,16 @@ def _voxel_metrics(predicted: np.ndarray, targets: np.ndarray) -> dict[str, dict
     return metrics
 
 
-def _node_metrics(stage2: np.ndarray, density: np.ndarray, origin, structure) -> dict[str, dict[str, float | None]]:
-    """Per class (sugar, phosphate, base), precision and recall of the builder's nodes (``nodes.nodes_from_weights``
-    on ``nodes.class_weights``) against the centroids of each nucleotide's atoms of that class: a node counts when a
-    centroid lies within NODE_MATCH_A of it, a centroid when a node does (nearest neighbours, not one-to-one)."""
-    weights = class_weights(stage2, density)
+def _node_metrics(stage2: np.ndarray, density: np.ndarray, origin, structure,
+                  dna: bool) -> dict[str, dict[str, float | None]]:
+    """Per class (sugar, phosphate, base), precision and recall of the nodes the builder traces (``build.find_nodes``
+    with its default sugar nodes; DNA geometry when ``dna``) against the centroids of each nucleotide's atoms of that
+    class: a node counts when a centroid lies within NODE_MATCH_A of it, a centroid when a node does (nearest
+    neighbours, not one-to-one)."""
+    found = find_nodes(stage2, density, origin, dna=dna)[0].nodes
     metrics = {}
     for name in ("sugar", "phosphate", "base"):
-        nodes = nodes_from_weights(name, weights[name], origin).xyz
+        nodes = found[name].xyz
         truth = _class_centroids(structure, name)
         if not len(nodes) or not len(truth):
             metrics[name] = {"nodes": len(nodes), "precision": None, "recall": None}

@@ -27,7 +27,7 @@ from haruspex_engine.nucleic.building.fit_direction import fit_direction_evidenc
 from haruspex_engine.nucleic.building.fragment_select import SAFETY_TIME_LIMIT_S
 from haruspex_engine.nucleic.building.graph import build_sugar_graph
 from haruspex_engine.nucleic.building.no_sequence import choose_residues
-from haruspex_engine.nucleic.building.node_evidence import filter_nodes
+from haruspex_engine.nucleic.building.node_evidence import FilteredNodes, filter_nodes
 from haruspex_engine.nucleic.building.nodes import class_weights, nodes_from_weights
 from haruspex_engine.nucleic.building.residue_fit import FitMaps, fit_maps, fit_residues, follow_fit
 from haruspex_engine.nucleic.building.sequence_assign import SequenceAssignment, group_sequences
@@ -90,21 +90,10 @@ def build_nucleic_model(
     two phosphate nodes a backbone step apart (``sugar_anchors``; DNA geometry with ``dna`` or sequences that are all
     DNA), the mean-shift nodes kept where no phosphate pair gives one; or "mean-shift", the modes of the sugar map
     (CryoREAD's nodes)."""
-    if sugar_nodes not in SUGAR_NODE_SOURCES:
-        raise ValueError(f"sugar_nodes must be one of {', '.join(SUGAR_NODE_SOURCES)}, not {sugar_nodes!r}")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    weights = class_weights(stage2, density)
-    clustered = {name: nodes_from_weights(name, w, origin) for name, w in weights.items()}
-    filtered = filter_nodes(clustered, stage2, density, origin)
-    if sugar_nodes == "anchored":
-        mean_shift = filtered.report["sugar_clustered"]
-        dna_geometry = dna or bool(sequences) and all(record.kind == "DNA" for record in sequences)
-        clustered["sugar"] = anchored_sugars(filtered.nodes["sugar"], filtered.nodes["phosphate"].xyz,
-                                             stage2[STAGE2_CLASSES.index("sugar")], origin, dna_geometry)
-        filtered = filter_nodes(clustered, stage2, density, origin)
-        filtered.report["sugar_mean_shift"] = mean_shift
-    filtered.report["sugar_nodes"] = sugar_nodes
+    dna_geometry = dna or bool(sequences) and all(record.kind == "DNA" for record in sequences)
+    filtered, weights = find_nodes(stage2, density, origin, sugar_nodes, dna_geometry)
     nodes = filtered.nodes
     timings["nodes"] = time.perf_counter() - t0
     counts = {name: len(n) for name, n in nodes.items()}
@@ -154,6 +143,31 @@ def build_nucleic_model(
     fit.with_source(sequenced.structure, "model", unsequenced_model, "unsequenced")
     return BuildResult(sequenced.structure, unsequenced_model, trace, sequenced.assignment, counts, timings, strands,
                        filtered.report, fit.reports)
+
+
+def find_nodes(stage2: np.ndarray, density: np.ndarray, origin: Vec3, sugar_nodes: str = SUGAR_NODE_SOURCES[0],
+               dna: bool = False) -> tuple[FilteredNodes, dict[str, np.ndarray]]:
+    """The nodes the builder traces and their class weights (``nodes.class_weights``, (Z, Y, X) per class).
+
+    Mean-shift nodes of every class (``nodes``), the node evidence rules (``node_evidence``); with sugar_nodes
+    "anchored" the sugar nodes are then anchored on the kept phosphates (``sugar_anchors``, DNA geometry when
+    ``dna``) and the rules run again. The report gains "sugar_nodes" and, anchored, "sugar_mean_shift" (the
+    mean-shift count). stage2: (8, Z, Y, X) in STAGE2_CLASSES order, density (Z, Y, X), on the 1 Å grid whose voxel
+    (0, 0, 0) is at ``origin`` (x, y, z) Å.
+    """
+    if sugar_nodes not in SUGAR_NODE_SOURCES:
+        raise ValueError(f"sugar_nodes must be one of {', '.join(SUGAR_NODE_SOURCES)}, not {sugar_nodes!r}")
+    weights = class_weights(stage2, density)
+    clustered = {name: nodes_from_weights(name, w, origin) for name, w in weights.items()}
+    filtered = filter_nodes(clustered, stage2, density, origin)
+    if sugar_nodes == "anchored":
+        mean_shift = filtered.report["sugar_clustered"]
+        clustered["sugar"] = anchored_sugars(filtered.nodes["sugar"], filtered.nodes["phosphate"].xyz,
+                                             stage2[STAGE2_CLASSES.index("sugar")], origin, dna)
+        filtered = filter_nodes(clustered, stage2, density, origin)
+        filtered.report["sugar_mean_shift"] = mean_shift
+    filtered.report["sugar_nodes"] = sugar_nodes
+    return filtered, weights
 
 
 class _MapFit:
