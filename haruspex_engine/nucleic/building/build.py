@@ -27,7 +27,7 @@ from haruspex_engine.nucleic.building.fit_direction import fit_direction_evidenc
 from haruspex_engine.nucleic.building.fragment_select import SAFETY_TIME_LIMIT_S
 from haruspex_engine.nucleic.building.graph import build_sugar_graph
 from haruspex_engine.nucleic.building.no_sequence import choose_residues
-from haruspex_engine.nucleic.building.node_evidence import FilteredNodes, filter_nodes
+from haruspex_engine.nucleic.building.node_evidence import FilteredNodes, evidence_maps, filter_nodes
 from haruspex_engine.nucleic.building.nodes import class_weights, nodes_from_weights
 from haruspex_engine.nucleic.building.residue_fit import FitMaps, fit_maps, fit_residues, follow_fit
 from haruspex_engine.nucleic.building.sequence_assign import SequenceAssignment, group_sequences
@@ -159,12 +159,13 @@ def find_nodes(stage2: np.ndarray, density: np.ndarray, origin: Vec3, sugar_node
         raise ValueError(f"sugar_nodes must be one of {', '.join(SUGAR_NODE_SOURCES)}, not {sugar_nodes!r}")
     weights = class_weights(stage2, density)
     clustered = {name: nodes_from_weights(name, w, origin) for name, w in weights.items()}
-    filtered = filter_nodes(clustered, stage2, density, origin)
+    maps = evidence_maps(stage2, density)
+    filtered = filter_nodes(clustered, stage2, density, origin, maps)
     if sugar_nodes == "anchored":
         mean_shift = filtered.report["sugar_clustered"]
         clustered["sugar"] = anchored_sugars(filtered.nodes["sugar"], filtered.nodes["phosphate"].xyz,
                                              stage2[STAGE2_CLASSES.index("sugar")], origin, dna)
-        filtered = filter_nodes(clustered, stage2, density, origin)
+        filtered = filter_nodes(clustered, stage2, density, origin, maps)
         filtered.report["sugar_mean_shift"] = mean_shift
     filtered.report["sugar_nodes"] = sugar_nodes
     return filtered, weights

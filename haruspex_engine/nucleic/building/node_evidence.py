@@ -192,19 +192,37 @@ def absorb_duplicates(xyz: np.ndarray, mass: np.ndarray, candidates: np.ndarray,
     return owner
 
 
-def filter_nodes(nodes: Mapping[str, NodeSet], stage2: np.ndarray, density: np.ndarray,
-                 origin: Vec3) -> FilteredNodes:
+@dataclass(frozen=True)
+class EvidenceMaps:
+    """What the rules read, on the working grid (Z, Y, X): the smoothed (``smoothed``) sugar, phosphate, base and
+    protein probabilities by name, the smoothed density, and its solvent sample (``solvent_sample``)."""
+
+    channel: dict[str, np.ndarray]
+    density: np.ndarray
+    solvent: np.ndarray
+
+
+def evidence_maps(stage2: np.ndarray, density: np.ndarray) -> EvidenceMaps:
+    """The maps ``filter_nodes`` reads, from stage2 (8, Z, Y, X) and the working density (Z, Y, X); computed once
+    per map when the rules run more than once (``build.find_nodes``)."""
+    dens = smoothed(density)
+    return EvidenceMaps({name: smoothed(stage2[STAGE2_CLASSES.index(name)])
+                         for name in ("sugar", "phosphate", "base", "protein")}, dens, solvent_sample(dens, stage2))
+
+
+def filter_nodes(nodes: Mapping[str, NodeSet], stage2: np.ndarray, density: np.ndarray, origin: Vec3,
+                 maps: EvidenceMaps | None = None) -> FilteredNodes:
     """The nodes (by class: sugar, phosphate and the base classes) that the rules of the module docstring keep.
 
     stage2: (8, Z, Y, X) probabilities in STAGE2_CLASSES order and density: (Z, Y, X) normalised working density,
-    on the 1 Å grid whose voxel (0, 0, 0) is at ``origin`` (x, y, z) Å.
+    on the 1 Å grid whose voxel (0, 0, 0) is at ``origin`` (x, y, z) Å; maps: ``evidence_maps`` of those two (None:
+    computed here).
     """
-    channel = {name: smoothed(stage2[STAGE2_CLASSES.index(name)])
-               for name in ("sugar", "phosphate", "base", "protein")}
-    dens = smoothed(density)
+    maps = evidence_maps(stage2, density) if maps is None else maps
+    channel, dens = maps.channel, maps.density
     bases = [name for name in BASE_NODE_CLASSES if name in nodes]
     base_xyz = np.concatenate([nodes[name].xyz for name in bases]).reshape(-1, 3)
-    levels = density_levels(dens, solvent_sample(dens, stage2), trilinear_values(dens, base_xyz, origin))
+    levels = density_levels(dens, maps.solvent, trilinear_values(dens, base_xyz, origin))
     report: dict[str, int | float | None] = {"sugar_clustered": len(nodes["sugar"])}
 
     keep = {}
