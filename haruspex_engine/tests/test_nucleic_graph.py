@@ -59,6 +59,22 @@ def test_touching_nodes_are_joined_and_base_crossings_pruned() -> None:
     assert pruned.edges.tolist() == [[0, 1], [2, 3]]
 
 
+
+def test_a_step_whose_sugars_share_a_phosphate_is_kept_where_its_line_grazes_a_base() -> None:
+    """The straight line between two consecutive sugars can pass a base (its own nucleotides' or a neighbour's)
+    while the backbone runs through the phosphate they share: such a step is not pruned, nor refused as an
+    extension; a base crossing with no shared phosphate still is."""
+    stage2 = _maps()
+    stage2[STAGE2_CLASSES.index("base"), 6, 6, 14:16] = 0.7  # a base on the line between nodes 1 and 2
+    between_1_2 = np.array([[ORIGIN[0] + 14.0, ORIGIN[1] + 8.5, ORIGIN[2] + 6.0]])
+    for touching in (True, False):
+        nodes = _line_nodes([5, 11, 17, 23], touching=touching)
+        kept = build_sugar_graph(nodes, stage2, stage2[0], ORIGIN, phosphate_xyz=between_1_2)
+        pruned = build_sugar_graph(nodes, stage2, stage2[0], ORIGIN, phosphate_xyz=np.empty((0, 3)))
+        assert [1, 2] in kept.edges.tolist() and kept.bridged[kept.edges.tolist().index([1, 2])]
+        assert [1, 2] not in pruned.edges.tolist() and [0, 1] in pruned.edges.tolist()
+
+
 def test_gaps_are_bridged_at_three_times_their_length_only_through_sugar() -> None:
     nodes = _line_nodes([5, 11, 17], touching=False)
     graph = build_sugar_graph(nodes, _maps(), _maps()[0], ORIGIN)

@@ -98,3 +98,19 @@ def test_a_phosphate_pair_that_is_no_step_adds_no_second_sugar_beside_a_true_one
                             np.empty(0, dtype=int), shape)
     nodes = anchored_sugars(no_mean_shift, phosphates, probability, (0.0, 0.0, 0.0))
     assert len(nodes) == 1 and np.linalg.norm(nodes.xyz[0] - sugar) < 1.0
+
+
+@pytest.mark.parametrize("separation_A", [3.8, 8.2])
+def test_a_step_whose_phosphate_nodes_lie_off_their_atoms_still_anchors_its_sugar(separation_A):
+    """Node errors put the phosphate nodes of one step 3.8 or 8.2 Å apart (their atoms: 4.4–7.4 Å); the sugar
+    between them (σ 1.5 Å, 2.8 Å off their line) is still found, and only there."""
+    shape = (24, 24, 24)
+    middle = np.array([12.0, 12.0, 12.0])  # (x, y, z) Å
+    phosphates = middle + np.array([[-separation_A / 2, 0.0, 0.0], [separation_A / 2, 0.0, 0.0]])
+    sugar = middle + np.array([0.0, sugar_anchors.PERPENDICULAR_A["RNA"], 0.0])
+    z, y, x = np.indices(shape, dtype=float)
+    probability = np.exp(-((x - sugar[0]) ** 2 + (y - sugar[1]) ** 2 + (z - sugar[2]) ** 2) / (2 * 1.5**2))
+    no_mean_shift = NodeSet("sugar", np.empty((0, 3)), np.empty(0), np.empty((0, 3), dtype=int),
+                            np.empty(0, dtype=int), shape)
+    nodes = anchored_sugars(no_mean_shift, phosphates, probability, (0.0, 0.0, 0.0))
+    assert len(nodes) == 1 and np.linalg.norm(nodes.xyz[0] - sugar) < 1.0

@@ -42,9 +42,16 @@ from haruspex_engine.nucleic.building.grid_points import trilinear_values
 from haruspex_engine.nucleic.building.node_evidence import DUPLICATE_RADIUS_A, absorb_duplicates
 from haruspex_engine.nucleic.building.nodes import NodeSet, normalised_densities
 
-#: Å: distances between two phosphate nodes that can be one backbone step (corpus 1st–99th percentile 4.4–7.4 Å,
-#: widened for node noise).
-STEP_RANGE_A = (4.0, 8.0)
+#: Å: distances between two phosphate nodes that can be one backbone step. The phosphate atoms of consecutive
+#: nucleotides lie 4.4–7.4 Å apart (corpus 1st–99th percentile); node errors spread that both ways: between the
+#: phosphate nodes of consecutive nucleotides (both within 2 Å of their P atoms) 3 % of the distances fell below
+#: 4 Å and 4 % above 8 Å on realistic oracle maps (8 corpus entries, seed 1: 1st percentile 3.64 Å, 9 of 766 above
+#: 8.5 Å; the demo detector's held-out maps: 2 of 199 above 8 Å). Phosphate nodes closer than DUPLICATE_RADIUS_A are
+#: one node (``node_evidence`` rule 6), so that is the lower bound. Was (4, 8); with the sugar graph's bridged
+#: steps (``graph``, step 2), (4, 8) → (3.5, 8) → (3.5, 8.5): the demo detector's 6v5b map, backbone coverage
+#: 0.833 → 0.846 → 0.859; the corpus's realistic maps 0.859 → 0.859 → 0.866 (clean 0.981 throughout); the 16S rRNA,
+#: register recall 0.801 → 0.816 → 0.829 and reversed residues 3.7 → 3.7 → 2.0 % (BENCHMARKS.md, 2026-12-07).
+STEP_RANGE_A = (DUPLICATE_RADIUS_A, 8.5)
 #: Å: distance of a sugar from the midpoint of its two phosphates, perpendicular to them (medians: RNA entries of
 #: the corpus 2.85 Å, 5th–95th percentile 1.9–3.1 Å; the DNA entries 1BNA 1D66 1KF1 2.05 Å, 1.4–2.5 Å: C2′-endo
 #: sugars sit closer to the line of their phosphates).
