@@ -59,7 +59,6 @@ def test_touching_nodes_are_joined_and_base_crossings_pruned() -> None:
     assert pruned.edges.tolist() == [[0, 1], [2, 3]]
 
 
-
 def test_a_step_whose_sugars_share_a_phosphate_is_kept_where_its_line_grazes_a_base() -> None:
     """The straight line between two consecutive sugars can pass a base (its own nucleotides' or a neighbour's)
     while the backbone runs through the phosphate they share: such a step is not pruned, nor refused as an
