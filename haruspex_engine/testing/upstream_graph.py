@@ -42,6 +42,12 @@ RESTORE_OP = "save/restore_all"
 FILENAME_TENSOR = "save/Const"
 KEEP = (PROBABILITIES, CLASSES, LOGITS, RESTORE_OP, FILENAME_TENSOR)
 
+#: Largest |Δ probability| allowed between two float32 evaluations of the network that sum in different orders (the
+#: Winograd network against the direct one or against this graph). Each float32 evaluation is 2e-6 to 8e-6 away from a
+#: float64 evaluation on the test boxes, and the Winograd one is checked to be no further than twice the direct one's
+#: distance (test_winograd), so two orders may differ by up to 3 × 8e-6; 1e-5 was exceeded on another CPU (1.07e-5).
+FP32_REORDER_TOLERANCE = 3e-5
+
 
 def batched_graph_def(meta_path: str | os.PathLike, batch_size: int):
     """The stored graph edited for ``batch_size`` boxes fed at ``Reshape:0`` (steps 1–3 of the module doc).

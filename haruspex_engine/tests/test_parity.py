@@ -26,6 +26,7 @@ from haruspex_engine.annotation.checkpoint import (  # noqa: E402
 )
 from haruspex_engine.checkpoints import ALLOW_TEST_WEIGHTS_ENV  # noqa: E402
 from haruspex_engine.testing.random_weights import make_test_checkpoint, random_network_weights  # noqa: E402
+from haruspex_engine.testing.upstream_graph import FP32_REORDER_TOLERANCE  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_HARUSPEX = REPO.parent / "shared" / "models" / "haruspex"
@@ -250,6 +251,8 @@ def test_generated_checkpoint_has_the_published_layout(prefix):
 # b) parity with the upstream graph
 # ----------------------------------------------------------------------------------------------------------------
 def _compare(upstream, native, boxes: np.ndarray, label: str) -> float:
+    """Max |Δ probability| of ``native`` against the upstream graph; direct fp32 must be within TOLERANCE (it sums in
+    TensorFlow's order and measures 0 here), Winograd within the float32 reordering bound."""
     ref = upstream.run(boxes)
     ours = native.probabilities(boxes)
     assert ours.shape == ref["probabilities"].shape == (len(boxes), 20, 20, 20, 4)
@@ -262,7 +265,8 @@ def _compare(upstream, native, boxes: np.ndarray, label: str) -> float:
     assert np.count_nonzero(counts) >= 2, f"{label}: the random network predicts a single class everywhere"
     assert ref["probabilities"].std() > 0.01
     np.testing.assert_allclose(ref["probabilities"].sum(-1), 1.0, atol=1e-5)
-    assert delta <= TOLERANCE, f"{label}: max |dprob| = {delta:.3g} > {TOLERANCE}"
+    bound = FP32_REORDER_TOLERANCE if native.algorithm == "winograd" else TOLERANCE
+    assert delta <= bound, f"{label}: max |dprob| = {delta:.3g} > {bound}"
     np.testing.assert_array_equal(ours.argmax(-1), ref["classes"])
     return delta
 
