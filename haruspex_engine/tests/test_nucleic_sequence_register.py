@@ -118,6 +118,27 @@ def test_a_repeat_is_placed_only_where_the_reading_spans_it():
     assert (part.group == -1).all()
 
 
+def test_a_ring_that_closes_on_its_own_ends_in_a_repeat_is_placed_whole():
+    """The 22-nt telomeric repeat folded so that its 3′ end touches its 5′ end (a G-quadruplex, 1KF1), traced as one
+    path from residue 16 round to residue 15, 6 Å steps throughout. The register breaks where the chain ends, and
+    no stretch is read twice, so every residue keeps its number; a path cannot read residues 0..15 as 6..21 again."""
+    codes = np.array(["AUCG".index(b) for b in "AGGGUUAGGGUUAGGGUUAGGG"])
+    order = np.r_[16:22, 0:16]
+    register = place_path(_line([6.0] * 21), _scores(codes[order]), [], [codes])
+    np.testing.assert_array_equal(register.index, order)
+
+
+def test_a_path_that_runs_from_one_chains_end_onto_another_chains_start_loses_no_residue():
+    """Residues 32..39 of one 40-nt chain, then at the next 6 Å step residues 0..11 of a second, unrelated chain:
+    all 20 are placed, the one after the jump included (it enters a register at once: the first chain has
+    ended)."""
+    other = RNG.integers(0, 4, 30)
+    calls = np.r_[CODES[32:40], other[:12]]
+    register = place_paths([_line([6.0] * 19)], [_scores(calls)], [[]], [CODES, other], [1, 1]).paths[0]
+    np.testing.assert_array_equal(register.group, np.r_[[0] * 8, [1] * 12])
+    np.testing.assert_array_equal(register.index, np.r_[32:40, 0:12])
+
+
 def test_a_path_that_runs_off_its_chain_at_an_end_keeps_only_the_part_that_reads_right():
     """30 residues read as residues 5..34 in one fragment; the first 24 are residues 5..28 (one confused), the last
     6 lie on another strand and disagree with residues 29..34 everywhere: only the first 24 are placed."""
@@ -145,7 +166,6 @@ def test_the_call_accuracy_is_estimated_from_the_data():
     registers = place_paths([_line([6.0] * 59)], [_scores(calls)], [[]], codes, [1])
     assert abs(registers.call_accuracy - 0.8) < 0.05
     np.testing.assert_array_equal(registers.paths[0].index, np.arange(60))
-
 
 
 def test_a_path_that_runs_from_one_chain_onto_another_copy_keeps_both_readings():

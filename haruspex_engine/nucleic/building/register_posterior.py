@@ -19,7 +19,13 @@ Transitions, from residue k to k + 1 at step distance d Å (sugar node to sugar 
   with weight exp(−SKIP_DECAY · |s − n|): a 6 Å step most likely loses none, a 12 Å step one;
 * M(j) or I(j) → I(j) with EXTRA_NODE, M(j) or I(j) → U with LEAVE;
 * U → U with 1 − ENTER, U → M(j) with ENTER / N (a register anywhere in the N residues of the sequences: the
-  chance of a chance match is paid here, once per entry, rather than per alignment considered).
+  chance of a chance match is paid here, once per entry, rather than per alignment considered);
+* a step that would go on past the last residue of its sequence (its chain has ended there) enters a register at
+  once, M(j) with ENTER / N, as a path outside any register does but without the unplaced residue between; the
+  rest of that step's weight goes nowhere: a path seldom runs on past a chain's end, and a reading that does pays
+  for it (as before this rule, when it all went nowhere). A trace that runs from one chain's 3′ end onto another
+  chain's 5′ end, or round a ring that closes on its own ends (1KF1), thus reads on without losing a residue, and
+  breaks its register where a chain does end rather than anywhere (LEAVE, then ENTER).
 
 A path's first residue is U with START_UNPLACED, else M(j) with the rest / N. Forward–backward sums over every
 alignment; the posterior of M(j) at residue k is the probability that residue k is sequence residue j given the
@@ -108,7 +114,7 @@ def path_posteriors(xyz: list[np.ndarray], calls: list[np.ndarray], codes: list[
                     linked: bool = False, free: list[np.ndarray] | None = None) -> list[np.ndarray]:
     """Per path, (R, N) posterior that each residue is each residue of the concatenated sequences (module
     docstring); linked: carry evidence across trace breaks (else every path is read on its own); free: per path,
-    (N,) weights of its M states (a sequence residue other paths hold, less than 1)."""
+    (R, N) weights of its residues' M states (a sequence residue other residues hold, less than 1)."""
     total = sum(len(c) for c in codes)
     group_of = sequence_of(codes)
     emits = [emission_ratios(c, codes, accuracy) if len(c) and total else np.ones((len(c), total)) for c in calls]
@@ -226,6 +232,7 @@ def _advance(m: np.ndarray, i: np.ndarray, u: float, skips: np.ndarray, group_of
             break
         same = group_of[shift:] == group_of[:-shift]
         new_m[shift:] += go * weight * on[:-shift] * same
+    new_m += go * float(on @ _past_end(skips, group_of)) * ENTER / total
     return new_m, EXTRA_NODE * on, u * (1 - ENTER) + LEAVE * float(on.sum())
 
 
@@ -234,10 +241,22 @@ def _retreat(m: np.ndarray, i: np.ndarray, u: float, skips: np.ndarray, group_of
     leave a residue alike."""
     total = len(group_of)
     go = 1 - EXTRA_NODE - LEAVE
-    on = EXTRA_NODE * i + LEAVE * u
+    on = EXTRA_NODE * i + LEAVE * u + go * ENTER / total * float(m.sum()) * _past_end(skips, group_of)
     for shift, weight in enumerate(skips.tolist(), start=1):
         if shift >= total:
             break
         same = group_of[shift:] == group_of[:-shift]
         on[:-shift] += go * weight * m[shift:] * same
     return on, on.copy(), (1 - ENTER) * u + ENTER / total * float(m.sum())
+
+
+def _past_end(skips: np.ndarray, group_of: np.ndarray) -> np.ndarray:
+    """(N,) weight of the steps from each sequence residue that run past the last residue of its sequence (its chain
+    has ended)."""
+    total = len(group_of)
+    past = np.zeros(total)
+    for shift, weight in enumerate(skips.tolist(), start=1):
+        past[max(total - shift, 0):] += weight
+        if shift < total:
+            past[:-shift] += weight * (group_of[shift:] != group_of[:-shift])
+    return past
