@@ -7,7 +7,7 @@ from scipy.ndimage import gaussian_filter
 from scipy.spatial import cKDTree
 
 from haruspex_engine.nucleic.building import node_evidence
-from haruspex_engine.nucleic.building.build import build_nucleic_model
+from haruspex_engine.nucleic.building.build import build_nucleic_model, find_nodes
 from haruspex_engine.nucleic.building.nodes import cluster_nodes
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
 from haruspex_engine.testing.oracle_maps import oracle_maps, preset
@@ -77,6 +77,33 @@ def test_a_correlated_noise_blob_in_solvent_gives_no_node() -> None:
     assert all(_near(result.nodes["sugar"].xyz, s, 1.5) == 1 for s in SUGARS)
     assert result.report["solvent_level"] == pytest.approx(0.05, abs=0.02)
     assert result.report["solvent_level"] < result.report["density_threshold"] < result.report["molecule_level"]
+
+
+def test_sugar_and_phosphate_are_clustered_only_near_dense_density() -> None:
+    """The far false sugar call above, with the build's node finding (``find_nodes``): sugar and phosphate are
+    clustered only within DENSE_REGION_REACH_A of density above the node threshold, so the call makes no node at
+    all, and every class keeps the nodes that clustering every voxel keeps."""
+    far = np.array([45.0, 20.0, 20.0])
+    rng = np.random.default_rng(1)
+    stage2, density = _scene()
+    sugar = STAGE2_CLASSES.index("sugar")
+    stage2[sugar] = np.clip(stage2[sugar] + 0.6 * _blob(far, 2.0) * (1 + _noise(rng, 0.3)), 0, 1)
+    _, everywhere = _filtered(stage2, density)
+    near_molecule, _ = find_nodes(stage2, density, ORIGIN, "mean-shift")
+    assert near_molecule.report["sugar_clustered"] == everywhere.report["sugar_clustered"] - 1
+    for name, kept in everywhere.nodes.items():
+        np.testing.assert_allclose(near_molecule.nodes[name].xyz, kept.xyz, atol=1e-6)
+
+
+def test_the_dense_region_is_everything_within_reach_of_a_voxel_above_the_threshold() -> None:
+    density = np.zeros((30, 30, 30), np.float32)
+    density[15, 15, 15] = 1.0
+    maps = node_evidence.EvidenceMaps({}, density, np.ones(density.shape, bool))
+    levels = node_evidence.DensityLevels(0.0, 0.01, 1.0, 0.5)
+    region = node_evidence.dense_region(maps, levels, 6.0)
+    z, y, x = np.indices(density.shape)
+    np.testing.assert_array_equal(region, (z - 15) ** 2 + (y - 15) ** 2 + (x - 15) ** 2 <= 36)
+    assert not node_evidence.dense_region(maps, node_evidence.DensityLevels(0.0, 0.01, 1.0, 1.0)).any()
 
 
 @pytest.mark.parametrize("partners, kept", [(("base", "phosphate"), True), (("base",), False),

@@ -116,6 +116,17 @@ def test_merge_points_distance_and_filter():
     np.testing.assert_array_equal(assignment, [0, 0, 1, 2, -1, -1])
 
 
+def test_merge_points_filter_can_scale_from_a_given_low():
+    """Three modes of densities 1, 0.9 and 0.6 and no faint point: the min-max filter drops the 0.6 one (it is the
+    smallest); scaled from 0 (clustering confined to a region, ``nodes_from_weights``) all three are nodes."""
+    points = np.array([[0.0, 0, 0], [6, 0, 0], [12, 0, 0]])
+    density = np.array([1.0, 0.9, 0.6])
+    np.testing.assert_array_equal(nodes.merge_points(points, density)[0], [0, 1])
+    roots, assignment = nodes.merge_points(points, density, low=0.0)
+    np.testing.assert_array_equal(roots, [0, 1, 2])
+    np.testing.assert_array_equal(assignment, [0, 1, 2])
+
+
 def test_merge_points_empty_and_single():
     roots, assignment = nodes.merge_points(np.zeros((0, 3)), np.zeros(0))
     assert roots.shape == (0,) and assignment.shape == (0,)

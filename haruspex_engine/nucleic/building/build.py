@@ -27,7 +27,14 @@ from haruspex_engine.nucleic.building.fit_direction import fit_direction_evidenc
 from haruspex_engine.nucleic.building.fragment_select import SAFETY_TIME_LIMIT_S
 from haruspex_engine.nucleic.building.graph import build_sugar_graph
 from haruspex_engine.nucleic.building.no_sequence import choose_residues
-from haruspex_engine.nucleic.building.node_evidence import FilteredNodes, evidence_maps, filter_nodes
+from haruspex_engine.nucleic.building.node_evidence import (
+    BASE_NODE_CLASSES,
+    FilteredNodes,
+    dense_region,
+    evidence_maps,
+    filter_nodes,
+    node_levels,
+)
 from haruspex_engine.nucleic.building.nodes import class_weights, nodes_from_weights
 from haruspex_engine.nucleic.building.residue_fit import FitMaps, fit_maps, fit_residues, follow_fit
 from haruspex_engine.nucleic.building.sequence_assign import SequenceAssignment, group_sequences
@@ -149,7 +156,8 @@ def find_nodes(stage2: np.ndarray, density: np.ndarray, origin: Vec3, sugar_node
                dna: bool = False) -> tuple[FilteredNodes, dict[str, np.ndarray]]:
     """The nodes the builder traces and their class weights (``nodes.class_weights``, (Z, Y, X) per class).
 
-    Mean-shift nodes of every class (``nodes``), the node evidence rules (``node_evidence``); with sugar_nodes
+    Mean-shift nodes of every class (``nodes``; sugar and phosphate only in the dense region the base nodes give,
+    ``node_evidence.dense_region``), the node evidence rules (``node_evidence``); with sugar_nodes
     "anchored" the sugar nodes are then anchored on the kept phosphates (``sugar_anchors``, DNA geometry when
     ``dna``) and the rules run again. The report gains "sugar_nodes" and, anchored, "sugar_mean_shift" (the
     mean-shift count). stage2: (8, Z, Y, X) in STAGE2_CLASSES order, density (Z, Y, X), on the 1 Å grid whose voxel
@@ -158,8 +166,11 @@ def find_nodes(stage2: np.ndarray, density: np.ndarray, origin: Vec3, sugar_node
     if sugar_nodes not in SUGAR_NODE_SOURCES:
         raise ValueError(f"sugar_nodes must be one of {', '.join(SUGAR_NODE_SOURCES)}, not {sugar_nodes!r}")
     weights = class_weights(stage2, density)
-    clustered = {name: nodes_from_weights(name, w, origin) for name, w in weights.items()}
     maps = evidence_maps(stage2, density)
+    bases = {name: nodes_from_weights(name, weights[name], origin) for name in BASE_NODE_CLASSES}
+    region = dense_region(maps, node_levels(bases, maps, origin))
+    clustered = {name: bases[name] if name in bases else nodes_from_weights(name, w, origin, region=region)
+                 for name, w in weights.items()}
     filtered = filter_nodes(clustered, stage2, density, origin, maps)
     if sugar_nodes == "anchored":
         mean_shift = filtered.report["sugar_clustered"]

@@ -289,11 +289,13 @@ def merge_points(
     density: np.ndarray,
     merge_distance: float = MERGE_DISTANCE,
     filter_fraction: float = FILTER_FRACTION,
+    low: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Filter and merge mean-shift points (in scan order) into nodes.
 
     points: (P, 3) positions in Å (any axis order); density: (P,). A point is dropped when
-    (density - min) / (max - min) < filter_fraction (nothing is dropped when all densities are equal). Of the
+    (density - low) / (max - low) < filter_fraction, low the smallest density (or ``low`` when given; nothing is
+    dropped when max ≤ low). Of the
     others, any point with a denser point (see the module docstring) closer than ``merge_distance`` Å is merged
     into the nearest such point; the pointers are followed to the end. Returns (roots, assignment): the indices
     of the points that became nodes, increasing, and int (P,) each point's node (index into roots), -1 for a
@@ -304,7 +306,7 @@ def merge_points(
     assignment = np.full(len(points), -1, dtype=np.intp)
     if len(points) == 0:
         return np.zeros(0, dtype=np.intp), assignment
-    low, high = density.min(), density.max()
+    low, high = density.min() if low is None else low, density.max()
     kept = np.flatnonzero((density - low) / (high - low) >= filter_fraction) if high > low else np.arange(len(points))
     order = np.lexsort((kept, -density[kept]))  # densest first, ties: earlier scan position first
     rank = np.empty(len(kept) + 1, dtype=np.intp)
@@ -355,14 +357,21 @@ def nodes_from_weights(
     bandwidth: float = BANDWIDTH,
     merge_distance: float = MERGE_DISTANCE,
     filter_fraction: float = FILTER_FRACTION,
+    region: np.ndarray | None = None,
 ) -> NodeSet:
     """Nodes of one thresholded map (Z, Y, X) on a 1 Å grid whose voxel (0, 0, 0) lies at ``origin`` (x, y, z) Å.
 
     Every mode of the map is a node, the faint ones included: which nodes the detection as a whole supports is
-    decided afterwards (``node_evidence``). The mean shift shares paths and uses the WINDOW_REACH window."""
+    decided afterwards (``node_evidence``). The mean shift shares paths and uses the WINDOW_REACH window.
+    region: bool (Z, Y, X), cluster only the voxels there (None: all). The merge filter then scales from 0 rather
+    than from the smallest point density: outside the region lie the faint points that bring the smallest density
+    near 0, and without them the smallest is often a real node's, which the min-max filter would drop."""
+    if region is not None:
+        weights = np.where(region, weights, 0)
     voxels = np.argwhere(weights > 0)
     points, point_density = mean_shift(weights, bandwidth, share_paths=True, window_reach=WINDOW_REACH)
-    roots, members = merge_points(points, point_density, merge_distance, filter_fraction)
+    roots, members = merge_points(points, point_density, merge_distance, filter_fraction,
+                                  None if region is None else 0.0)
     xyz = points[roots][:, ::-1] + np.asarray(origin, dtype=np.float64)
     return NodeSet(name, xyz.reshape(-1, 3), normalised_densities(point_density[roots]), voxels, members,
                    tuple(weights.shape))
