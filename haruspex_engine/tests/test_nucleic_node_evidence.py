@@ -62,17 +62,26 @@ def _filtered(stage2: np.ndarray, density: np.ndarray) -> tuple[dict, node_evide
     return nodes, node_evidence.filter_nodes(nodes, stage2, density, ORIGIN)
 
 
-def test_a_correlated_noise_blob_in_solvent_gives_no_node() -> None:
-    """A smooth false sugar call 20 Å from the molecule, where the density is solvent noise (0.05 ± 0.02): a node
-    before the filter, none after; the density rule is what removes it, and the three nucleotides stay."""
-    far = np.array([45.0, 20.0, 20.0])
+#: Where ``_scene_with_a_far_sugar_call`` puts its false sugar call, (x, y, z) Å: 20 Å from the molecule.
+FAR = np.array([45.0, 20.0, 20.0])
+
+
+def _scene_with_a_far_sugar_call() -> tuple[np.ndarray, np.ndarray]:
+    """``_scene`` plus a smooth false sugar call at FAR, where the density is solvent noise."""
     rng = np.random.default_rng(1)
     stage2, density = _scene()
     sugar = STAGE2_CLASSES.index("sugar")
-    stage2[sugar] = np.clip(stage2[sugar] + 0.6 * _blob(far, 2.0) * (1 + _noise(rng, 0.3)), 0, 1)
+    stage2[sugar] = np.clip(stage2[sugar] + 0.6 * _blob(FAR, 2.0) * (1 + _noise(rng, 0.3)), 0, 1)
+    return stage2, density
+
+
+def test_a_correlated_noise_blob_in_solvent_gives_no_node() -> None:
+    """A smooth false sugar call 20 Å from the molecule, where the density is solvent noise (0.05 ± 0.02): a node
+    before the filter, none after; the density rule is what removes it, and the three nucleotides stay."""
+    stage2, density = _scene_with_a_far_sugar_call()
     nodes, result = _filtered(stage2, density)
-    assert _near(nodes["sugar"].xyz, far, 3.0) == 1
-    assert _near(result.nodes["sugar"].xyz, far, 6.0) == 0
+    assert _near(nodes["sugar"].xyz, FAR, 3.0) == 1
+    assert _near(result.nodes["sugar"].xyz, FAR, 6.0) == 0
     assert result.report["sugar_after_density"] == result.report["sugar_clustered"] - 1
     assert all(_near(result.nodes["sugar"].xyz, s, 1.5) == 1 for s in SUGARS)
     assert result.report["solvent_level"] == pytest.approx(0.05, abs=0.02)
@@ -83,11 +92,7 @@ def test_sugar_and_phosphate_are_clustered_only_near_dense_density() -> None:
     """The far false sugar call above, with the build's node finding (``find_nodes``): sugar and phosphate are
     clustered only within DENSE_REGION_REACH_A of density above the node threshold, so the call makes no node at
     all, and every class keeps the nodes that clustering every voxel keeps."""
-    far = np.array([45.0, 20.0, 20.0])
-    rng = np.random.default_rng(1)
-    stage2, density = _scene()
-    sugar = STAGE2_CLASSES.index("sugar")
-    stage2[sugar] = np.clip(stage2[sugar] + 0.6 * _blob(far, 2.0) * (1 + _noise(rng, 0.3)), 0, 1)
+    stage2, density = _scene_with_a_far_sugar_call()
     _, everywhere = _filtered(stage2, density)
     near_molecule, _ = find_nodes(stage2, density, ORIGIN, "mean-shift")
     assert near_molecule.report["sugar_clustered"] == everywhere.report["sugar_clustered"] - 1
