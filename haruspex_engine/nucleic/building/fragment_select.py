@@ -48,7 +48,8 @@ CLAIM_TRIM = 0.1
 #: of a 329-s build without changing a residue (sequence recall 0.844 with the sequence and without). Since the
 #: register is read by posterior (``sequence_register``) the selection only adds the skipped nodes it matches and
 #: counts its labels: over 60 corpus builds it added none. A fifth again (0.2 + 0.0002 per candidate; 2026-12-07):
-#: every model of the 60 builds and of the 16S rRNA identical, the rRNA build 141 → 90 s.
+#: every model of the 60 builds and of the 16S rRNA identical, the rRNA build 128 → 78 s (same session, quiet machine;
+#: BENCHMARKS.md 2026-12-07).
 WORK_MIN = 0.2
 WORK_PER_CANDIDATE = 0.0002
 #: Safety net on the search, wall-clock seconds (the work budget is what normally stops it).
