@@ -39,7 +39,7 @@ from haruspex_engine.nucleic.building.evaluate import evaluate_model  # noqa: E4
 from haruspex_engine.nucleic.building.nucleotides import PHOSPHATE_ATOMS, SUGAR_ATOMS  # noqa: E402
 from haruspex_engine.nucleic.building.parent_bases import parent_base  # noqa: E402
 from haruspex_engine.nucleic.building.sequences import parse_fasta  # noqa: E402
-from haruspex_engine.nucleic.classes import STAGE2_CLASSES  # noqa: E402
+from haruspex_engine.nucleic.classes import BASE_TYPES, STAGE2_CLASSES  # noqa: E402
 from haruspex_engine.nucleic.detection.demo_detector import DEMO_DETECTOR_CARD, DEMO_DETECTOR_WEIGHTS  # noqa: E402
 from haruspex_engine.nucleic.detection.demo_network import DemoPredictor, load_demo_detector  # noqa: E402
 from haruspex_engine.nucleic.detection.demo_training import (  # noqa: E402
@@ -116,7 +116,8 @@ def evaluate(work: Path) -> dict:
         records = parse_fasta(fasta_from_structure(structure, name), name)
         dna = all(record.kind == "DNA" for record in records)
         entry = {"detection_s": round(seconds, 2), "voxels": _voxel_metrics(detection.stage2, sample.targets),
-                 "nodes": _node_metrics(detection.stage2, sample.density, origin, structure, dna)}
+                 "nodes": _node_metrics(detection.stage2, sample.density, origin, structure, dna),
+                 "base_types": _type_metrics(detection.stage2, origin, structure)}
         for label, sequences in (("with_sequence", records), ("no_sequence", None)):
             built = build_nucleic_model(detection.stage2, sample.density, origin, sequences=sequences)
             entry[label] = (evaluate_model(built.structure, structure) if built.structure is not None
@@ -149,7 +150,7 @@ def _node_metrics(stage2: np.ndarray, density: np.ndarray, origin, structure,
     metrics = {}
     for name in ("sugar", "phosphate", "base"):
         nodes = found[name].xyz
-        truth = _class_centroids(structure, name)
+        truth = _class_centroids(structure, name)[0]
         if not len(nodes) or not len(truth):
             metrics[name] = {"nodes": len(nodes), "precision": None, "recall": None}
             continue
@@ -160,19 +161,40 @@ def _node_metrics(stage2: np.ndarray, density: np.ndarray, origin, structure,
     return metrics
 
 
-def _class_centroids(structure, name: str) -> np.ndarray:
-    """(N, 3) Å: per nucleotide, the centroid of its sugar, phosphate or base atoms (hydrogens left out)."""
-    points = []
+def _class_centroids(structure, name: str) -> tuple[np.ndarray, list[str]]:
+    """(N, 3) Å: per nucleotide, the centroid of its sugar, phosphate or base atoms (hydrogens left out); and each
+    one's parent base letter (A, C, G, U, T or N)."""
+    points, letters = [], []
     for chain in structure[0]:
         for residue in chain:
-            if parent_base(residue) is None:
+            parent = parent_base(residue)
+            if parent is None:
                 continue
             atoms = [a for a in residue if a.element.name != "H"
                      and (a.name in SUGAR_ATOMS if name == "sugar" else a.name in PHOSPHATE_ATOMS if name == "phosphate"
                           else a.name not in SUGAR_ATOMS and a.name not in PHOSPHATE_ATOMS)]
             if atoms:
                 points.append(np.mean([a.pos.tolist() for a in atoms], axis=0))
-    return np.array(points).reshape(-1, 3)
+                letters.append(parent[0])
+    return np.array(points).reshape(-1, 3), letters
+
+
+def _type_metrics(stage2: np.ndarray, origin, structure) -> dict[str, float | int | None]:
+    """At each nucleotide's base centroid (nearest voxel), whether the largest of the four base-type maps names its
+    base (type accuracy) and its class (purine A/G or pyrimidine C/U/T: purine_pyrimidine accuracy)."""
+    centres, letters = _class_centroids(structure, "base")
+    kept = [k for k, letter in enumerate(letters) if letter in "ACGUT"]
+    if not kept:
+        return {"bases": 0, "type_accuracy": None, "purine_pyrimidine_accuracy": None}
+    voxels = np.clip(np.rint(centres[kept] - np.asarray(origin)).astype(int)[:, ::-1], 0,
+                     np.array(stage2.shape[1:]) - 1)
+    channels = [STAGE2_CLASSES.index(name) for name in BASE_TYPES]
+    called = np.argmax(stage2[channels][:, voxels[:, 0], voxels[:, 1], voxels[:, 2]], axis=0)
+    truth = np.array([BASE_TYPES.index("UT" if letters[k] in "UT" else letters[k]) for k in kept])
+    purines = [BASE_TYPES.index("A"), BASE_TYPES.index("G")]
+    return {"bases": len(kept), "type_accuracy": round(float(np.mean(called == truth)), 3),
+            "purine_pyrimidine_accuracy": round(float(np.mean(np.isin(called, purines) == np.isin(truth, purines))),
+                                                3)}
 
 
 def main() -> None:
@@ -242,16 +264,20 @@ def install(work: Path) -> None:
              f"{card['parameters']} parameters ({card['bytes'] / 1e6:.2f} MB); {training['steps']} steps of "
              f"{settings['batch_size']} crops of {settings['crop']}³ on {training['samples']} samples; loss "
              f"{training['loss_first_100']} -> {training['loss_last_100']} (means of the first / last 100 steps).",
-             "", "Held-out maps at 3.5 Å (density noise 0.25); voxels above 0.5 (precision / recall), then the whole "
-             "chain detection -> build-na -> evaluate-na:", "",
-             "| entry | sugar | phosphate | base | protein | detection s | coverage | precision | seq. recall | "
-             "coverage no seq. | seq. recall no seq. |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "", "Held-out maps at 3.5 Å (density noise 0.25); voxels above 0.5 (precision / recall), the largest "
+             "base-type map at each base's centre (base type / purine-pyrimidine right), then the whole chain "
+             "detection -> build-na -> evaluate-na:", "",
+             "| entry | sugar | phosphate | base | protein | base types | detection s | coverage | precision | "
+             "seq. recall | coverage no seq. | seq. recall no seq. |", "|---" * 12 + "|"]
     for name, entry in evaluation.items():
         v, w, n = entry["voxels"], entry["with_sequence"], entry["no_sequence"]
         cells = [" / ".join("–" if x is None else f"{x:.2f}" for x in (v[c]["precision"], v[c]["recall"]))
                  for c in ("sugar", "phosphate", "base", "protein")]
         figures = [w["backbone_coverage_3A"], w["backbone_precision_3A"], w["sequence_recall"],
                    n["backbone_coverage_3A"], n["sequence_recall"]]
+        types = entry.get("base_types", {})
+        cells.append(" / ".join("–" if types.get(k) is None else f"{types[k]:.2f}"
+                                for k in ("type_accuracy", "purine_pyrimidine_accuracy")))
         lines.append(f"| {name} | {' | '.join(cells)} | {entry['detection_s']} | "
                      f"{' | '.join('–' if f is None else f'{f:.3f}' for f in figures)} |")
     append_to_benchmarks(lines)

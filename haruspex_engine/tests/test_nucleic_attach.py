@@ -150,3 +150,28 @@ def test_the_base_joined_to_the_sugar_by_density_is_its_base() -> None:
     assert np.argmax(linked.scores[0]) == 0
     nearest = attach_path(sugar, np.zeros((0, 3)), {"base": bases}, _stage2(bases, vectors), ORIGIN)
     np.testing.assert_allclose(nearest.base_xyz[0], neighbour)
+
+
+def _paint_line(density: np.ndarray, start: np.ndarray, end: np.ndarray, value: float) -> None:
+    """Sets the voxels along the segment start → end ((x, y, z) Å) of the SHAPE grid to ``value``."""
+    for t in np.linspace(0.0, 1.0, 25):
+        i, j, k = np.rint(start + t * (end - start) - ORIGIN).astype(int)
+        density[k, j, i] = value
+
+
+def test_a_base_node_serves_one_sugar_of_a_path() -> None:
+    """Two stacked nucleotides: sugar 1's line of density to sugar 0's base is denser than to its own (stacking), so
+    on its own sugar 1 takes sugar 0's base; along a path both sugars are linked at once and each gets its own."""
+    sugar = np.array([[0.0, 0.0, 0.0], [5.0, 0.0, 0.0]])
+    bases = np.array([[0.0, 0.0, -4.0], [5.0, 0.0, -4.0]])
+    vectors = np.array([[0.9, 0.0, 0.0, 0.1], [0.0, 0.0, 0.9, 0.0]])
+    density = np.zeros(SHAPE, np.float32)
+    _paint_line(density, sugar[1], bases[1], 0.5)
+    _paint_line(density, sugar[1], bases[0], 0.9)
+    _paint_line(density, sugar[0], bases[0], 1.0)
+    link = linking_density(density)
+    alone = attach_path(sugar[1:], np.zeros((0, 3)), {"base": bases}, _stage2(bases, vectors), ORIGIN, link)
+    np.testing.assert_allclose(alone.base_xyz[0], bases[0])
+    both = attach_path(sugar, np.zeros((0, 3)), {"base": bases}, _stage2(bases, vectors), ORIGIN, link)
+    np.testing.assert_allclose(both.base_xyz, bases)
+    assert list(np.argmax(both.scores, axis=1)) == [0, 2]

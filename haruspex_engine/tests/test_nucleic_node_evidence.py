@@ -8,7 +8,7 @@ from scipy.spatial import cKDTree
 
 from haruspex_engine.nucleic.building import node_evidence
 from haruspex_engine.nucleic.building.build import build_nucleic_model, find_nodes
-from haruspex_engine.nucleic.building.nodes import cluster_nodes
+from haruspex_engine.nucleic.building.nodes import BASE_NODE_CLASSES, cluster_nodes
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
 from haruspex_engine.testing.oracle_maps import oracle_maps, preset
 from haruspex_engine.testing.rna_models import ideal_rna
@@ -237,4 +237,4 @@ def test_the_build_reports_what_the_rules_kept() -> None:
     assert report["sugar_nodes"] == "anchored"
     assert report["sugar_mean_shift"] > report["sugar_after_duplicates"] == result.node_counts["sugar"] >= 30
     assert report["phosphate_kept"] == result.node_counts["phosphate"]
-    assert report["base_kept"] == sum(result.node_counts[name] for name in node_evidence.BASE_NODE_CLASSES)
+    assert report["base_kept"] == sum(result.node_counts[name] for name in BASE_NODE_CLASSES)

@@ -203,3 +203,18 @@ def test_an_unknown_residue_in_the_sequence_keeps_the_register_of_the_residues_a
     calls = CODES[4:18]
     register = place_path(_line([6.0] * 13), _scores(calls), [], [codes])
     np.testing.assert_array_equal(register.index, np.arange(4, 18))
+
+
+def test_a_map_that_tells_only_purines_from_pyrimidines_still_places_a_path():
+    """16 residues are residues 30..45 of an 80-nt sequence; at each the map scores the two bases of its class
+    (A/G purines, U/C pyrimidines) 1.0 and 0.8 in random order and the others 0.1, as a network that sees a base's
+    size but not its edges does. Calling only the best type would be a coin toss within the class."""
+    codes = [np.random.default_rng(3).integers(0, 4, 80)]
+    partner = np.array([3, 2, 1, 0])  # A<->G, U<->C in (A, UT, C, G) order
+    truth = codes[0][30:46]
+    scores = np.full((16, 4), 0.1)
+    first = np.random.default_rng(4).random(16) < 0.5
+    scores[np.arange(16), truth] = np.where(first, 1.0, 0.8)
+    scores[np.arange(16), partner[truth]] = np.where(first, 0.8, 1.0)
+    register = place_path(_line([6.0] * 15), scores, [], codes)
+    np.testing.assert_array_equal(register.index, np.arange(30, 46))

@@ -28,14 +28,13 @@ from haruspex_engine.nucleic.building.fragment_select import SAFETY_TIME_LIMIT_S
 from haruspex_engine.nucleic.building.graph import build_sugar_graph
 from haruspex_engine.nucleic.building.no_sequence import choose_residues
 from haruspex_engine.nucleic.building.node_evidence import (
-    BASE_NODE_CLASSES,
     FilteredNodes,
     dense_region,
     evidence_maps,
     filter_nodes,
     node_levels,
 )
-from haruspex_engine.nucleic.building.nodes import class_weights, nodes_from_weights
+from haruspex_engine.nucleic.building.nodes import BASE_NODE_CLASSES, class_weights, nodes_from_weights
 from haruspex_engine.nucleic.building.residue_fit import FitMaps, fit_maps, fit_residues, follow_fit
 from haruspex_engine.nucleic.building.sequence_assign import SequenceAssignment, group_sequences
 from haruspex_engine.nucleic.building.sequence_model import (

@@ -70,7 +70,7 @@ from scipy.spatial import cKDTree
 
 from haruspex_engine.maps import Vec3
 from haruspex_engine.nucleic.building.grid_points import trilinear_values
-from haruspex_engine.nucleic.building.nodes import NodeSet
+from haruspex_engine.nucleic.building.nodes import BASE_NODE_CLASSES, NodeSet
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
 
 #: Å: σ of the Gaussian that smooths the density and the probabilities read at a node.
@@ -100,8 +100,6 @@ DUPLICATE_MASS_RATIO = 0.3
 #: clustered for nothing: on a realistic map of 3SIU (a protein–DNA complex) 2,612 sugar nodes came out of 194,535
 #: voxels and rule 1 kept 309 of them.
 DENSE_REGION_REACH_A = 6.0
-#: Node classes whose nodes are base nodes.
-BASE_NODE_CLASSES = ("A", "UT", "C", "G", "base")
 #: The stage-2 channel that is each node class's own probability.
 _OWN_CHANNEL = {"sugar": "sugar", "phosphate": "phosphate", **{name: "base" for name in BASE_NODE_CLASSES}}
 

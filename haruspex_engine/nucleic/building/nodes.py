@@ -42,6 +42,8 @@ from haruspex_engine.nucleic.classes import BASE_TYPES, STAGE2_CLASSES
 
 #: Classes clustered into nodes, in the order :func:`cluster_nodes` returns them (protein is not clustered).
 NODE_CLASSES = ("sugar", "phosphate", "A", "UT", "C", "G", "base")
+#: Node classes whose nodes count as base nodes.
+BASE_NODE_CLASSES = ("A", "UT", "C", "G", "base")
 #: Probability at or below which a voxel is emptied, for the classes with their own threshold.
 CLASS_THRESHOLDS = {"sugar": 0.1, "phosphate": 0.1, "base": 0.25}
 #: Base types: voxels whose "base" probability is below this are emptied.
