@@ -226,7 +226,9 @@ def test_regrouped_drops_merges_and_renormalises():
     kept = _three_nodes().regrouped(np.array([0, -1, 2]))
     np.testing.assert_allclose(kept.density, [0.01, 1.01])
     np.testing.assert_array_equal(kept.members, [0, 0, -1, -1, 1, -1])
-    assert len(_three_nodes().regrouped(np.full(3, -1))) == 0
+    empty = _three_nodes().regrouped(np.full(3, -1))
+    assert len(empty) == 0 and (empty.members == -1).all()
+    assert len(empty.regrouped(np.zeros(0, dtype=int))) == 0  # no node left: the filter runs again on nothing
 
 
 @pytest.mark.parametrize("owner", [[0, 0], [1, 2, 2], [0, 0, 1]])

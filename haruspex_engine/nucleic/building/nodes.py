@@ -115,7 +115,9 @@ class NodeSet:
             raise ValueError("a node is merged into a node that is not kept")
         renumber = np.where(keep, np.cumsum(keep) - 1, -1)
         target = np.where(owner >= 0, renumber[np.maximum(owner, 0)], -1)
-        members = np.where(self.members >= 0, target[np.maximum(self.members, 0)], -1)
+        members = np.full_like(self.members, -1)
+        owned = self.members >= 0
+        members[owned] = target[self.members[owned]]
         return NodeSet(self.name, self.xyz[keep], normalised_densities(self.density[keep] - DENSITY_OFFSET),
                        self.voxels, members, self.shape)
 
