@@ -34,6 +34,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from bench_common import append_to_benchmarks, machine, peak_rss_gb, save_results  # noqa: E402
 
+from haruspex_engine.nucleic.building.attach import base_vectors  # noqa: E402
 from haruspex_engine.nucleic.building.build import build_nucleic_model, find_nodes  # noqa: E402
 from haruspex_engine.nucleic.building.evaluate import evaluate_model  # noqa: E402
 from haruspex_engine.nucleic.building.nucleotides import PHOSPHATE_ATOMS, SUGAR_ATOMS  # noqa: E402
@@ -53,6 +54,7 @@ from haruspex_engine.nucleic.detection.demo_training import (  # noqa: E402
 from haruspex_engine.nucleic.detection.detect import detect_with_one_network  # noqa: E402
 from haruspex_engine.nucleic.detection.preprocess import WorkingMap  # noqa: E402
 from haruspex_engine.testing.corpus import corpus_entries, fasta_from_structure, load_reference  # noqa: E402
+from haruspex_engine.testing.oracle_maps import base_type  # noqa: E402
 from haruspex_engine.testing.rna_models import DEPOSITED_RNA  # noqa: E402
 from haruspex_engine.training.scenes import SceneSettings, random_scene  # noqa: E402
 
@@ -161,36 +163,32 @@ def _node_metrics(stage2: np.ndarray, density: np.ndarray, origin, structure,
     return metrics
 
 
-def _class_centroids(structure, name: str) -> tuple[np.ndarray, list[str]]:
+def _class_centroids(structure, name: str) -> tuple[np.ndarray, list[str | None]]:
     """(N, 3) Å: per nucleotide, the centroid of its sugar, phosphate or base atoms (hydrogens left out); and each
-    one's parent base letter (A, C, G, U, T or N)."""
-    points, letters = [], []
+    one's base-type channel (``oracle_maps.base_type``: A, UT, C or G; None for an unknown parent)."""
+    points, types = [], []
     for chain in structure[0]:
         for residue in chain:
-            parent = parent_base(residue)
-            if parent is None:
+            if parent_base(residue) is None:
                 continue
             atoms = [a for a in residue if a.element.name != "H"
                      and (a.name in SUGAR_ATOMS if name == "sugar" else a.name in PHOSPHATE_ATOMS if name == "phosphate"
                           else a.name not in SUGAR_ATOMS and a.name not in PHOSPHATE_ATOMS)]
             if atoms:
                 points.append(np.mean([a.pos.tolist() for a in atoms], axis=0))
-                letters.append(parent[0])
-    return np.array(points).reshape(-1, 3), letters
+                types.append(base_type(residue))
+    return np.array(points).reshape(-1, 3), types
 
 
 def _type_metrics(stage2: np.ndarray, origin, structure) -> dict[str, float | int | None]:
     """At each nucleotide's base centroid (nearest voxel), whether the largest of the four base-type maps names its
     base (type accuracy) and its class (purine A/G or pyrimidine C/U/T: purine_pyrimidine accuracy)."""
-    centres, letters = _class_centroids(structure, "base")
-    kept = [k for k, letter in enumerate(letters) if letter in "ACGUT"]
+    centres, types = _class_centroids(structure, "base")
+    kept = [k for k, channel in enumerate(types) if channel is not None]
     if not kept:
         return {"bases": 0, "type_accuracy": None, "purine_pyrimidine_accuracy": None}
-    voxels = np.clip(np.rint(centres[kept] - np.asarray(origin)).astype(int)[:, ::-1], 0,
-                     np.array(stage2.shape[1:]) - 1)
-    channels = [STAGE2_CLASSES.index(name) for name in BASE_TYPES]
-    called = np.argmax(stage2[channels][:, voxels[:, 0], voxels[:, 1], voxels[:, 2]], axis=0)
-    truth = np.array([BASE_TYPES.index("UT" if letters[k] in "UT" else letters[k]) for k in kept])
+    called = np.argmax(base_vectors(centres[kept], stage2, origin), axis=1)
+    truth = np.array([BASE_TYPES.index(types[k]) for k in kept])
     purines = [BASE_TYPES.index("A"), BASE_TYPES.index("G")]
     return {"bases": len(kept), "type_accuracy": round(float(np.mean(called == truth)), 3),
             "purine_pyrimidine_accuracy": round(float(np.mean(np.isin(called, purines) == np.isin(truth, purines))),

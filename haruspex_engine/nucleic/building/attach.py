@@ -176,12 +176,12 @@ def _linked_bases(sugar: np.ndarray, bases: np.ndarray, tree: cKDTree, nearest: 
             along = trilinear_values(link_density, segments, origin).mean(axis=1)
             length = np.linalg.norm(bases[candidates] - sugar[k], axis=1)
             score[k, [column_of[int(b)] for b in candidates]] = along - LINK_DISTANCE_WEIGHT * length
-    has = np.isfinite(score).any(axis=1)
-    chosen = np.where(has, np.asarray(columns)[np.argmax(np.where(np.isfinite(score), score, -1e9), axis=1)],
-                      nearest)
-    rows, cols = linear_sum_assignment(np.where(np.isfinite(score), -score, 1e9))
-    paired = np.isfinite(score[rows, cols])
-    chosen[rows[paired]] = np.asarray(columns)[cols[paired]]
+    columns = np.asarray(columns)
+    finite = np.isfinite(score)
+    chosen = np.where(finite.any(axis=1), columns[np.argmax(score, axis=1)], nearest)
+    rows, cols = linear_sum_assignment(np.where(finite, -score, 1e9))  # out of reach: never chosen when avoidable
+    paired = finite[rows, cols]
+    chosen[rows[paired]] = columns[cols[paired]]
     return chosen
 
 
