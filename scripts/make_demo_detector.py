@@ -8,7 +8,9 @@ one's files in WORK):
     data      simulate the training samples (``demo_training.simulated_sample``): random scenes of ideal RNA/DNA
               duplexes and strands among protein helices, sheets and coil (``training.scenes``), and the corpus
               entries TRAIN_ENTRIES (../shared/data/na-corpus); resolution 2.5–5 Å, correlated density noise
-    train     train on them (state in WORK/train; a killed run resumes: rerun the same command)
+    train     train the U-Net on them (state in WORK/train; a killed run resumes: rerun the same command)
+    types     fine-tune the base-type network from the trained U-Net (``demo_training.train_base_type_network``;
+              state in WORK/train-types, resumable the same way; ``--type-steps``)
     evaluate  on held-out maps (corpus HELD_OUT_ENTRIES and 6v5b, never trained on; 3.5 Å, noise 0.25): per class
               voxel precision / recall at 0.5 against the targets, then detection -> build-na (with and without the
               sequence) -> evaluate-na, with the detection time
@@ -41,14 +43,23 @@ from haruspex_engine.nucleic.building.nucleotides import PHOSPHATE_ATOMS, SUGAR_
 from haruspex_engine.nucleic.building.parent_bases import parent_base  # noqa: E402
 from haruspex_engine.nucleic.building.sequences import parse_fasta  # noqa: E402
 from haruspex_engine.nucleic.classes import BASE_TYPES, STAGE2_CLASSES  # noqa: E402
-from haruspex_engine.nucleic.detection.demo_detector import DEMO_DETECTOR_CARD, DEMO_DETECTOR_WEIGHTS  # noqa: E402
-from haruspex_engine.nucleic.detection.demo_network import DemoPredictor, load_demo_detector  # noqa: E402
+from haruspex_engine.nucleic.detection.demo_detector import (  # noqa: E402
+    DEMO_BASE_TYPE_WEIGHTS,
+    DEMO_DETECTOR_CARD,
+    DEMO_DETECTOR_WEIGHTS,
+)
+from haruspex_engine.nucleic.detection.demo_network import (  # noqa: E402
+    demo_predictor,
+    load_base_type_network,
+    load_demo_detector,
+)
 from haruspex_engine.nucleic.detection.demo_training import (  # noqa: E402
     POSITIVE_WEIGHT,
     TARGET_BLOB_SIGMA_A,
     TARGET_SCALE,
     Sample,
     simulated_sample,
+    train_base_type_network,
     train_demo_detector,
 )
 from haruspex_engine.nucleic.detection.detect import detect_with_one_network  # noqa: E402
@@ -58,7 +69,7 @@ from haruspex_engine.testing.oracle_maps import base_type  # noqa: E402
 from haruspex_engine.testing.rna_models import DEPOSITED_RNA  # noqa: E402
 from haruspex_engine.training.scenes import SceneSettings, random_scene  # noqa: E402
 
-STAGES = ("data", "train", "evaluate", "install")
+STAGES = ("data", "train", "types", "evaluate", "install")
 #: Corpus entries trained on (protein–RNA and protein–DNA complexes among them); the others are held out.
 TRAIN_ENTRIES = ("1GID", "4P5J", "1D66", "1ASY", "6POM")
 HELD_OUT_ENTRIES = ("1EHZ", "1BNA", "3SIU", "1KF1")
@@ -105,7 +116,7 @@ def held_out_structures() -> dict[str, object]:
 
 
 def evaluate(work: Path) -> dict:
-    predictor = DemoPredictor(load_demo_detector(work / "demo_detector.pt"))
+    predictor = demo_predictor(weights=work / "demo_detector.pt", base_type_weights=work / "demo_base_types.pt")
     results = {}
     for index, (name, structure) in enumerate(held_out_structures().items()):
         rng = np.random.default_rng(20_000 + index)
@@ -202,6 +213,8 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=60, help="simulated scenes (default: 60)")
     parser.add_argument("--corpus-samples", type=int, default=2, help="samples per training entry (default: 2)")
     parser.add_argument("--steps", type=int, default=2500, help="training steps (default: 2500)")
+    parser.add_argument("--type-steps", type=int, default=2000,
+                        help="fine-tuning steps of the base-type network (default: 2000)")
     parser.add_argument("--batch-size", type=int, default=4, help="crops per step (default: 4)")
     parser.add_argument("--crop", type=int, default=40, help="crop edge, voxels, divisible by 8 (default: 40)")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
@@ -209,8 +222,8 @@ def main() -> None:
     args = parser.parse_args()
     stages = args.stage or list(STAGES)
     work = args.work
-    settings = {key: getattr(args, key) for key in ("scenes", "corpus_samples", "steps", "batch_size", "crop",
-                                                     "learning_rate", "seed")}
+    settings = {key: getattr(args, key) for key in ("scenes", "corpus_samples", "steps", "type_steps", "batch_size",
+                                                     "crop", "learning_rate", "seed")}
     if "data" in stages:
         make_data(work, args.scenes, args.corpus_samples)
     if "train" in stages:
@@ -219,16 +232,32 @@ def main() -> None:
                                               batch_size=args.batch_size, crop=args.crop,
                                               learning_rate=args.learning_rate, seed=args.seed)
         torch.save(network.state_dict(), work / "demo_detector.pt")
-        losses = report.losses
         (work / "training.json").write_text(json.dumps({
-            "settings": settings, "samples": len(samples), "steps": report.steps,
-            "seconds_this_run": round(report.seconds, 1), "resumed_from": report.resumed_from,
-            "peak_rss_gb": round(peak_rss_gb(), 2), "loss_first_100": round(float(np.mean(losses[:100])), 4),
-            "loss_last_100": round(float(np.mean(losses[-100:])), 4)}, indent=1))
+            "settings": settings, "samples": len(samples), **_report_figures(report)}, indent=1))
+    if "types" in stages:
+        samples = load_samples(work)
+        network, report = train_base_type_network(samples, work / "train-types",
+                                                  load_demo_detector(work / "demo_detector.pt"),
+                                                  steps=args.type_steps, batch_size=args.batch_size, crop=args.crop,
+                                                  learning_rate=args.learning_rate, seed=args.seed)
+        torch.save({name: value.half() if value.is_floating_point() else value
+                    for name, value in network.state_dict().items()}, work / "demo_base_types.pt")
+        training = json.loads((work / "training.json").read_text())
+        training["settings"]["type_steps"] = args.type_steps
+        training["base_types"] = _report_figures(report)
+        (work / "training.json").write_text(json.dumps(training, indent=1))
     if "evaluate" in stages:
         (work / "evaluation.json").write_text(json.dumps(evaluate(work), indent=1))
     if "install" in stages:
         install(work)
+
+
+def _report_figures(report) -> dict:
+    """What the card keeps of a ``demo_training.TrainingReport``."""
+    losses = report.losses
+    return {"steps": report.steps, "seconds_this_run": round(report.seconds, 1), "resumed_from": report.resumed_from,
+            "peak_rss_gb": round(peak_rss_gb(), 2), "loss_first_100": round(float(np.mean(losses[:100])), 4),
+            "loss_last_100": round(float(np.mean(losses[-100:])), 4)}
 
 
 def install(work: Path) -> None:
@@ -237,12 +266,15 @@ def install(work: Path) -> None:
     evaluation = json.loads((work / "evaluation.json").read_text())
     DEMO_DETECTOR_WEIGHTS.parent.mkdir(parents=True, exist_ok=True)
     DEMO_DETECTOR_WEIGHTS.write_bytes((work / "demo_detector.pt").read_bytes())
+    DEMO_BASE_TYPE_WEIGHTS.write_bytes((work / "demo_base_types.pt").read_bytes())
     card = {
         "what": "Demo detection network: NOT CryoREAD's published networks. One small U-Net from the working map to "
-                "the eight stage-2 classes, trained by scipion-em-haruspex on simulated maps, for trying "
-                "nucleic-acid building without the published weights.",
-        "bytes": DEMO_DETECTOR_WEIGHTS.stat().st_size,
+                "the eight stage-2 classes, and a copy fine-tuned for the base types (P(type | base)), trained by "
+                "scipion-em-haruspex on simulated maps, for trying nucleic-acid building without the published "
+                "weights.",
+        "bytes": DEMO_DETECTOR_WEIGHTS.stat().st_size + DEMO_BASE_TYPE_WEIGHTS.stat().st_size,
         "parameters": sum(p.numel() for p in load_demo_detector().parameters()),
+        "base_type_parameters": sum(p.numel() for p in load_base_type_network().parameters()),
         "data": {"scenes": settings["scenes"], "train_entries": list(TRAIN_ENTRIES),
                  "corpus_samples_per_entry": settings["corpus_samples"], "held_out": [*HELD_OUT_ENTRIES, "6v5b"],
                  "resolution_A": [2.5, 5.0], "density_noise": [0.1, 0.5], "target_blob_sigma_A": TARGET_BLOB_SIGMA_A,
@@ -257,11 +289,15 @@ def install(work: Path) -> None:
     }
     DEMO_DETECTOR_CARD.write_text(json.dumps(card, indent=1) + "\n")
     results = save_results("demo-detector", card)
+    types = training["base_types"]
     lines = ["", f"## Demo detection network ({card['date']})", "",
              f"`{card['command']}` on {card['machine'].get('cpu', 'this machine')}; raw: `{results}`.",
-             f"{card['parameters']} parameters ({card['bytes'] / 1e6:.2f} MB); {training['steps']} steps of "
+             f"U-Net {card['parameters']} parameters ({card['bytes'] / 1e6:.2f} MB with the base-type network, "
+             f"stored in half precision); {training['steps']} steps of "
              f"{settings['batch_size']} crops of {settings['crop']}³ on {training['samples']} samples; loss "
-             f"{training['loss_first_100']} -> {training['loss_last_100']} (means of the first / last 100 steps).",
+             f"{training['loss_first_100']} -> {training['loss_last_100']} (means of the first / last 100 steps); "
+             f"base-type network {card['base_type_parameters']} parameters, {types['steps']} fine-tuning steps, "
+             f"loss {types['loss_first_100']} -> {types['loss_last_100']} (cross-entropy; 1.39 at chance).",
              "", "Held-out maps at 3.5 Å (density noise 0.25); voxels above 0.5 (precision / recall), the largest "
              "base-type map at each base's centre (base type / purine-pyrimidine right), then the whole chain "
              "detection -> build-na -> evaluate-na:", "",

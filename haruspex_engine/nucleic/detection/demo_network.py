@@ -18,6 +18,13 @@ moves the loss's optimum from the target probability t to the odds w·t / (1 −
 (0.8 where the target is 0.5, 0.5 where it is 0.2), and its maps come out wide (sugar voxels above 0.5: precision
 0.07–0.34 at recall 0.96–0.99 on held-out maps). ``DemoPredictor`` removes it exactly: probabilities are
 sigmoid(logit − ln w).
+
+Base types: the U-Net's own four base-type maps never learnt the types (at each base's centre the largest names its
+type no more often than the types' frequencies; fine-tuning the whole network on a base-type term broke its sugar
+and phosphate maps). A second network of the same architecture, its head cut to the four BASE_TYPES logits and
+fine-tuned from the U-Net's weights on a softmax cross-entropy over base voxels (``demo_training``), gives the
+probability of each type given a base; the predictor's type maps are the U-Net's base probability × that softmax:
+P(base of type t) = P(base) · P(t | base).
 """
 from __future__ import annotations
 
@@ -29,13 +36,16 @@ import torch
 from torch import nn
 
 from haruspex_engine.devices import DeviceOutOfMemory
-from haruspex_engine.nucleic.classes import STAGE2_CLASSES
-from haruspex_engine.nucleic.detection.demo_detector import DEMO_DETECTOR_WEIGHTS
+from haruspex_engine.nucleic.classes import BASE_TYPES, STAGE2_CLASSES
+from haruspex_engine.nucleic.detection.demo_detector import DEMO_BASE_TYPE_WEIGHTS, DEMO_DETECTOR_WEIGHTS
 
 #: Channels per level, finest first.
 WIDTHS = (12, 24, 48, 64)
 #: Weight of the positive term of the training loss; the predictor subtracts its log from the logits.
 POSITIVE_WEIGHT = 4.0
+#: STAGE2_CLASSES channels of the four base types, in BASE_TYPES order.
+BASE_TYPE_CHANNELS = [STAGE2_CLASSES.index(name) for name in BASE_TYPES]
+_BASE_CHANNEL = STAGE2_CLASSES.index("base")
 
 
 def _block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -46,13 +56,14 @@ def _block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class DemoDetector(nn.Module):
-    """The demo U-Net (module docstring): (B, 1, n, n, n) normalised density -> (B, 8, n, n, n) logits."""
+    """The demo U-Net (module docstring): (B, 1, n, n, n) normalised density -> (B, outputs, n, n, n) logits; 8
+    outputs (STAGE2_CLASSES) for the detector, 4 (BASE_TYPES) for the base-type network."""
 
-    def __init__(self, widths: tuple[int, ...] = WIDTHS):
+    def __init__(self, widths: tuple[int, ...] = WIDTHS, outputs: int = len(STAGE2_CLASSES)):
         super().__init__()
         self.down = nn.ModuleList(_block(c_in, c_out) for c_in, c_out in zip((1, *widths[:-1]), widths))
         self.up = nn.ModuleList(_block(widths[k + 1] + widths[k], widths[k]) for k in range(len(widths) - 1))
-        self.head = nn.Conv3d(widths[0], len(STAGE2_CLASSES), 1)
+        self.head = nn.Conv3d(widths[0], outputs, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
@@ -72,13 +83,36 @@ def load_demo_detector(path: str | Path = DEMO_DETECTOR_WEIGHTS) -> DemoDetector
     return network.eval()
 
 
+def base_type_network_from(detector: DemoDetector) -> DemoDetector:
+    """A base-type network to fine-tune: a copy of ``detector`` whose head keeps only its four base-type rows."""
+    network = copy.deepcopy(detector)
+    head = nn.Conv3d(detector.head.in_channels, len(BASE_TYPES), 1)
+    with torch.no_grad():
+        head.weight.copy_(detector.head.weight[BASE_TYPE_CHANNELS])
+        head.bias.copy_(detector.head.bias[BASE_TYPE_CHANNELS])
+    network.head = head
+    return network
+
+
+def load_base_type_network(path: str | Path = DEMO_BASE_TYPE_WEIGHTS) -> DemoDetector:
+    """The base-type network (module docstring) with the weights at ``path``, in eval mode; the file may hold them
+    in half precision (the shipped one does), they are used in single."""
+    network = DemoDetector(outputs=len(BASE_TYPES))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    network.load_state_dict({name: value.float() if value.is_floating_point() else value
+                             for name, value in state.items()})
+    return network.eval()
+
+
 class DemoPredictor:
     """Stage-2 class probabilities of the demo network on batches of boxes (a ``detect.PredictFn``): the sigmoid of
-    its logits less ln POSITIVE_WEIGHT (the module docstring)."""
+    its logits less ln POSITIVE_WEIGHT (the module docstring); with a base-type network, the four base-type maps are
+    the base probability × the softmax of that network's logits."""
 
-    def __init__(self, network: DemoDetector, device: str = "cpu"):
+    def __init__(self, network: DemoDetector, base_types: DemoDetector | None = None, device: str = "cpu"):
         self.device = torch.device(device)
         self.network = copy.deepcopy(network).to(self.device).eval()
+        self.base_types = None if base_types is None else copy.deepcopy(base_types).to(self.device).eval()
 
     def __call__(self, boxes: np.ndarray) -> np.ndarray:
         """boxes: float32 (B, n, n, n) normalised density (n divisible by 8) -> float32 (B, 8, n, n, n) in
@@ -89,10 +123,20 @@ class DemoPredictor:
                              f"{boxes.shape}")
         try:
             with torch.inference_mode():
-                logits = self.network(torch.from_numpy(np.ascontiguousarray(boxes))[:, None].to(self.device))
-                return torch.sigmoid(logits - float(np.log(POSITIVE_WEIGHT))).cpu().numpy()
+                density = torch.from_numpy(np.ascontiguousarray(boxes))[:, None].to(self.device)
+                probabilities = torch.sigmoid(self.network(density) - float(np.log(POSITIVE_WEIGHT)))
+                if self.base_types is not None:
+                    base = probabilities[:, _BASE_CHANNEL:_BASE_CHANNEL + 1]
+                    probabilities[:, BASE_TYPE_CHANNELS] = base * torch.softmax(self.base_types(density), dim=1)
+                return probabilities.cpu().numpy()
         except torch.cuda.OutOfMemoryError as exc:
             message = (f"{len(boxes)} boxes of {boxes.shape[1:]} voxels do not fit in {self.device} memory "
                        f"({exc!s:.200})")
         torch.cuda.empty_cache()
         raise DeviceOutOfMemory(message)
+
+
+def demo_predictor(device: str = "cpu", weights: str | Path = DEMO_DETECTOR_WEIGHTS,
+                   base_type_weights: str | Path = DEMO_BASE_TYPE_WEIGHTS) -> DemoPredictor:
+    """The shipped demo detector (or the networks at the paths given) as a predictor on ``device``."""
+    return DemoPredictor(load_demo_detector(weights), load_base_type_network(base_type_weights), device=device)

@@ -9,13 +9,15 @@ nucleic-acid voxels (most), protein voxels and anywhere, turned by random multip
 mirrored nucleotide has the wrong hand). The loss is the binary cross-entropy of each class map against its target,
 its positive term weighted POSITIVE_WEIGHT: a class covers a few per cent of the voxels, and unweighted the network
 settles on timid maps (peaks of 0.2-0.3 after 1,500 steps, below every threshold the builder applies); the
-predictor takes the weight out again (``demo_network``). The loop saves its whole state (network, optimizer, step,
+predictor takes the weight out again (``demo_network``). The base-type network is fine-tuned from the trained
+detector on ``base_type_loss`` (``train_base_type_network``). The loop saves its whole state (network, optimizer, step,
 losses, random generator) every ``checkpoint_every`` steps, so a killed run resumes where it was.
 """
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +27,12 @@ import torch
 
 from haruspex_engine.atomic_files import atomic_path
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
-from haruspex_engine.nucleic.detection.demo_network import POSITIVE_WEIGHT, DemoDetector
+from haruspex_engine.nucleic.detection.demo_network import (
+    BASE_TYPE_CHANNELS,
+    POSITIVE_WEIGHT,
+    DemoDetector,
+    base_type_network_from,
+)
 from haruspex_engine.progress import Progress
 from haruspex_engine.testing.oracle_maps import Corruption, oracle_maps
 
@@ -35,6 +42,8 @@ TARGET_SCALE = 255
 TARGET_BLOB_SIGMA_A = 1.5
 #: Share of crops centred on a nucleic-acid voxel and on a protein voxel (the rest anywhere in the map).
 NUCLEIC_CENTRED, PROTEIN_CENTRED = 0.6, 0.2
+#: The same shares for the base-type network, which learns only on base voxels.
+NUCLEIC_CENTRED_TYPES = (0.9, 0.05)
 _NUCLEIC_CHANNELS = [STAGE2_CLASSES.index(name) for name in ("sugar", "phosphate", "base")]
 _PROTEIN_CHANNEL = STAGE2_CLASSES.index("protein")
 #: File of the loop's saved state in its work folder.
@@ -66,15 +75,17 @@ def simulated_sample(structure: gemmi.Structure, rng: np.random.Generator,
     return Sample(maps.density.astype(np.float32), targets, maps.origin, resolution, noise)
 
 
-def random_crop(sample: Sample, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A (size³) crop of the density and the (8, size³) float32 targets in [0, 1], centred as the module docstring
-    says and turned by random multiples of 90°; maps smaller than the crop are padded with 0."""
+def random_crop(sample: Sample, size: int, rng: np.random.Generator,
+                centred: tuple[float, float] = (NUCLEIC_CENTRED, PROTEIN_CENTRED)) -> tuple[np.ndarray, np.ndarray]:
+    """A (size³) crop of the density and the (8, size³) float32 targets in [0, 1], centred on a nucleic-acid voxel,
+    a protein voxel or anywhere with the shares ``centred`` (nucleic, protein; the rest anywhere) and turned by
+    random multiples of 90°; maps smaller than the crop are padded with 0."""
     pad = [(0, max(0, size - n)) for n in sample.density.shape]
     density = np.pad(sample.density, pad)
     targets = np.pad(sample.targets, [(0, 0), *pad])
     draw = rng.random()
-    if draw < NUCLEIC_CENTRED + PROTEIN_CENTRED:
-        channels = _NUCLEIC_CHANNELS if draw < NUCLEIC_CENTRED else [_PROTEIN_CHANNEL]
+    if draw < sum(centred):
+        channels = _NUCLEIC_CHANNELS if draw < centred[0] else [_PROTEIN_CHANNEL]
         candidates = np.argwhere(targets[channels].max(axis=0) > TARGET_SCALE // 2)
     else:
         candidates = np.zeros((0, 3), int)
@@ -108,14 +119,50 @@ def train_demo_detector(samples: list[Sample], work: str | os.PathLike, *, steps
     """Train a DemoDetector for ``steps`` steps of ``batch_size`` crops (edge ``crop`` voxels, divisible by 8) with
     Adam, saving the loop's state to ``work``/STATE_NAME every ``checkpoint_every`` steps and at the end; a saved
     state there is resumed (the same settings are assumed). Returns the network (eval mode) and the report."""
+    torch.manual_seed(seed)
+    positive_weight = torch.full((len(STAGE2_CLASSES), 1, 1, 1), POSITIVE_WEIGHT)
+
+    def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, pos_weight=positive_weight)
+
+    return _train(DemoDetector(), loss, samples, work, steps=steps, batch_size=batch_size, crop=crop,
+                  learning_rate=learning_rate, seed=seed, checkpoint_every=checkpoint_every, progress=progress,
+                  centred=(NUCLEIC_CENTRED, PROTEIN_CENTRED))
+
+
+def base_type_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Softmax cross-entropy of the four base-type logits (B, 4, n, n, n; BASE_TYPES order) on the voxels where the
+    base target and one base type's target exceed 1/2 (targets: (B, 8, n, n, n) in STAGE2_CLASSES order, in [0, 1]);
+    zero (with a gradient) when a batch has no such voxel."""
+    types = targets[:, BASE_TYPE_CHANNELS]
+    on_base = (targets[:, STAGE2_CLASSES.index("base")] > 0.5) & (types.amax(dim=1) > 0.5)
+    if not on_base.any():
+        return logits.sum() * 0.0
+    return torch.nn.functional.cross_entropy(logits.permute(0, 2, 3, 4, 1)[on_base], types.argmax(dim=1)[on_base])
+
+
+def train_base_type_network(samples: list[Sample], work: str | os.PathLike, detector: DemoDetector, *, steps: int,
+                            batch_size: int = 4, crop: int = 40, learning_rate: float = 1e-3, seed: int = 0,
+                            checkpoint_every: int = 100, progress: bool = True) -> tuple[DemoDetector, TrainingReport]:
+    """Fine-tune the base-type network (``demo_network`` module docstring) from ``detector``'s weights on
+    ``base_type_loss``, with crops centred on nucleic acid (NUCLEIC_CENTRED_TYPES); otherwise as
+    ``train_demo_detector`` (same saving and resuming, in ``work``)."""
+    torch.manual_seed(seed)
+    return _train(base_type_network_from(detector), base_type_loss, samples, work, steps=steps,
+                  batch_size=batch_size, crop=crop, learning_rate=learning_rate, seed=seed,
+                  checkpoint_every=checkpoint_every, progress=progress, centred=NUCLEIC_CENTRED_TYPES)
+
+
+def _train(network: DemoDetector, loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+           samples: list[Sample], work: str | os.PathLike, *, steps: int, batch_size: int, crop: int,
+           learning_rate: float, seed: int, checkpoint_every: int, progress: bool,
+           centred: tuple[float, float]) -> tuple[DemoDetector, TrainingReport]:
+    """The resumable Adam loop of both trainings: ``loss_of(logits, targets)`` on random crops (``random_crop``)."""
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    network = DemoDetector()
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
     rng = np.random.default_rng(seed)
     report = TrainingReport(steps=0)
-    positive_weight = torch.full((len(STAGE2_CLASSES), 1, 1, 1), POSITIVE_WEIGHT)
     state_path = work / STATE_NAME
     if state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=False)  # our own file
@@ -129,12 +176,11 @@ def train_demo_detector(samples: list[Sample], work: str | os.PathLike, *, steps
         bar.update(report.steps)
     t0 = time.perf_counter()
     while report.steps < steps:
-        crops = [random_crop(samples[int(rng.integers(len(samples)))], crop, rng) for _ in range(batch_size)]
+        crops = [random_crop(samples[int(rng.integers(len(samples)))], crop, rng, centred) for _ in range(batch_size)]
         density = torch.from_numpy(np.stack([c[0] for c in crops]))[:, None]
         targets = torch.from_numpy(np.stack([c[1] for c in crops]))
         optimizer.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(network(density), targets,
-                                                                    pos_weight=positive_weight)
+        loss = loss_of(network(density), targets)
         loss.backward()
         optimizer.step()
         report.losses.append(float(loss.detach()))

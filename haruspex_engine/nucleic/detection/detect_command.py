@@ -9,6 +9,7 @@ from pathlib import Path
 from haruspex_engine import __version__, weights
 from haruspex_engine.commands import CommandError, default_prefix
 from haruspex_engine.nucleic.detection.demo_detector import (
+    DEMO_BASE_TYPE_WEIGHTS,
     DEMO_DETECTOR_LABEL,
     DEMO_DETECTOR_WEIGHTS,
     DEMO_RESOLUTION_A,
@@ -105,7 +106,7 @@ def run_detect(args: argparse.Namespace) -> int:
     from haruspex_engine.devices import loud_warning, select_torch_device
     from haruspex_engine.map_checks import report_map_warnings
     from haruspex_engine.maps import read_map
-    from haruspex_engine.nucleic.detection.demo_network import DemoPredictor, load_demo_detector
+    from haruspex_engine.nucleic.detection.demo_network import demo_predictor
     from haruspex_engine.nucleic.detection.detect import detect_nucleic_acids, detect_with_one_network
     from haruspex_engine.nucleic.detection.networks import DetectionNetwork
     from haruspex_engine.nucleic.detection.preprocess import prepare_map
@@ -120,7 +121,7 @@ def run_detect(args: argparse.Namespace) -> int:
     if args.demo_model:
         _check_demo_options(args)
         key, reason, weight_dir, weight_files = "demo", "--demo-model", DEMO_DETECTOR_WEIGHTS.parent, [
-            DEMO_DETECTOR_WEIGHTS]
+            DEMO_DETECTOR_WEIGHTS, DEMO_BASE_TYPE_WEIGHTS]
     else:
         key, reason = _choose_weights(args)
         weight_dir = args.weights_dir.expanduser() if args.weights_dir else weights.locate_checkpoint(key)
@@ -145,7 +146,7 @@ def run_detect(args: argparse.Namespace) -> int:
 
     if args.demo_model:
         notes += _demo_notes(args.resolution)
-        demo = DemoPredictor(load_demo_detector(), device=device.name)
+        demo = demo_predictor(device.name)
 
         def detect(**options):
             return detect_with_one_network(working, demo, **options)
