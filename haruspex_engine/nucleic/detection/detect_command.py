@@ -83,8 +83,10 @@ does: below 3 Å the 0-3 Å model, 3-5 Å the default model, 5-10 Å the 5-10 Å
                           "set's location)")
     networks.add_argument(
         "--demo-model", action="store_true",
-        help="use the bundled demo detector instead of the published networks: one small network trained by this "
-        "project on simulated maps at 2.5-5 Å (nucleic acids among protein), to try nucleic-acid building offline. "
+        help="use the bundled demo detector instead of the published networks: a small U-Net and a base-type network "
+        "trained by this project on simulated maps at 2.5-5 Å (nucleic acids among protein), to try nucleic-acid "
+        "building offline. Its base types tell purines from pyrimidines only where bases are sharp (not on maps "
+        "blurred beyond about 5 Å by high B-factors). "
         "Its outputs are labelled DEMO MODEL; its metrics are in "
         "haruspex_engine/nucleic/detection/demo_detector/demo_detector.json. No stage-1 maps; fp32 only. Expect "
         "fewer and less accurate nucleotides than with the published networks, more so on real maps, whose noise "
