@@ -130,7 +130,7 @@ def evaluate(work: Path) -> dict:
         dna = all(record.kind == "DNA" for record in records)
         entry = {"detection_s": round(seconds, 2), "voxels": _voxel_metrics(detection.stage2, sample.targets),
                  "nodes": _node_metrics(detection.stage2, sample.density, origin, structure, dna),
-                 "base_types": _type_metrics(detection.stage2, origin, structure)}
+                 "base_types": type_metrics(detection.stage2, origin, structure)}
         for label, sequences in (("with_sequence", records), ("no_sequence", None)):
             built = build_nucleic_model(detection.stage2, sample.density, origin, sequences=sequences)
             entry[label] = (evaluate_model(built.structure, structure) if built.structure is not None
@@ -191,7 +191,7 @@ def _class_centroids(structure, name: str) -> tuple[np.ndarray, list[str | None]
     return np.array(points).reshape(-1, 3), types
 
 
-def _type_metrics(stage2: np.ndarray, origin, structure) -> dict[str, float | int | None]:
+def type_metrics(stage2: np.ndarray, origin, structure) -> dict[str, float | int | None]:
     """At each nucleotide's base centroid (nearest voxel), whether the largest of the four base-type maps names its
     base (type accuracy) and its class (purine A/G or pyrimidine C/U/T: purine_pyrimidine accuracy)."""
     centres, types = _class_centroids(structure, "base")
