@@ -23,18 +23,13 @@ from bench_common import append_to_benchmarks, machine, save_results  # noqa: E4
 from make_demo_detector import (  # noqa: E402
     EVALUATION_NOISE,
     EVALUATION_RESOLUTION_A,
+    detect_and_build,
     held_out_structures,
     type_metrics,
 )
 
-from haruspex_engine.nucleic.building.build import build_nucleic_model  # noqa: E402
-from haruspex_engine.nucleic.building.evaluate import evaluate_model  # noqa: E402
-from haruspex_engine.nucleic.building.sequences import parse_fasta  # noqa: E402
 from haruspex_engine.nucleic.detection.demo_network import demo_predictor  # noqa: E402
 from haruspex_engine.nucleic.detection.demo_training import simulated_sample  # noqa: E402
-from haruspex_engine.nucleic.detection.detect import detect_with_one_network  # noqa: E402
-from haruspex_engine.nucleic.detection.preprocess import WorkingMap  # noqa: E402
-from haruspex_engine.testing.corpus import fasta_from_structure  # noqa: E402
 
 ENTRY = "6v5b"
 FIGURES = ("backbone_coverage_3A", "backbone_precision_3A", "sequence_recall", "register_recall")
@@ -50,14 +45,10 @@ def run_case(structure, index: int, b_factor: float | None, k: int, predictor) -
                     atom.b_iso = b_factor
     rng = np.random.default_rng(20_000 + index + 1000 * k)  # k = 0: the card's map
     sample = simulated_sample(model, rng, (EVALUATION_RESOLUTION_A,) * 2, (EVALUATION_NOISE,) * 2)
-    working = WorkingMap(sample.density, sample.origin, 0.0, (0, 0, 0), sample.density.shape, 1.0)
-    detection = detect_with_one_network(working, predictor, progress=False)
-    records = parse_fasta(fasta_from_structure(structure, ENTRY), ENTRY)
+    detection, _, _, built = detect_and_build(structure, ENTRY, sample, predictor)
     case = {"b_factor": b_factor, "k": k, "base_types": type_metrics(detection.stage2, sample.origin, structure)}
-    for label, sequences in (("with_sequence", records), ("no_sequence", None)):
-        built = build_nucleic_model(detection.stage2, sample.density, sample.origin, sequences=sequences)
-        scores = evaluate_model(built.structure, structure) if built.structure is not None else {}
-        case[label] = {name: scores.get(name, 0.0) for name in FIGURES}
+    for label, scores in built.items():
+        case[label] = {name: scores.get(name) or 0.0 for name in FIGURES}
     return case
 
 

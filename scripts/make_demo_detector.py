@@ -121,25 +121,33 @@ def evaluate(work: Path) -> dict:
     for index, (name, structure) in enumerate(held_out_structures().items()):
         rng = np.random.default_rng(20_000 + index)
         sample = simulated_sample(structure, rng, (EVALUATION_RESOLUTION_A,) * 2, (EVALUATION_NOISE,) * 2)
-        origin = sample.origin
-        working = WorkingMap(sample.density, origin, 0.0, (0, 0, 0), sample.density.shape, 1.0)
-        t0 = time.perf_counter()
-        detection = detect_with_one_network(working, predictor, progress=False)
-        seconds = time.perf_counter() - t0
-        records = parse_fasta(fasta_from_structure(structure, name), name)
+        detection, seconds, records, built = detect_and_build(structure, name, sample, predictor)
         dna = all(record.kind == "DNA" for record in records)
         entry = {"detection_s": round(seconds, 2), "voxels": _voxel_metrics(detection.stage2, sample.targets),
-                 "nodes": _node_metrics(detection.stage2, sample.density, origin, structure, dna),
-                 "base_types": type_metrics(detection.stage2, origin, structure)}
-        for label, sequences in (("with_sequence", records), ("no_sequence", None)):
-            built = build_nucleic_model(detection.stage2, sample.density, origin, sequences=sequences)
-            entry[label] = (evaluate_model(built.structure, structure) if built.structure is not None
-                            else {"backbone_coverage_3A": 0.0, "backbone_precision_3A": None, "sequence_recall": 0.0})
+                 "nodes": _node_metrics(detection.stage2, sample.density, sample.origin, structure, dna),
+                 "base_types": type_metrics(detection.stage2, sample.origin, structure), **built}
         results[name] = entry
         w = entry["with_sequence"]
         print(f"evaluate: {name}: detection {seconds:.1f} s; with sequence coverage {w['backbone_coverage_3A']:.3f} "
               f"precision {w['backbone_precision_3A']} sequence recall {w['sequence_recall']:.3f}", flush=True)
     return results
+
+
+def detect_and_build(structure, name: str, sample: Sample, predictor) -> tuple[object, float, list, dict]:
+    """The chain on one simulated map of ``structure`` (entry ``name``): detection with ``predictor``, its seconds,
+    the sequences (from the structure's own residues), and evaluate-na's figures of the model built with them and
+    without them ({"with_sequence": …, "no_sequence": …}; zero coverage when nothing is built)."""
+    working = WorkingMap(sample.density, sample.origin, 0.0, (0, 0, 0), sample.density.shape, 1.0)
+    t0 = time.perf_counter()
+    detection = detect_with_one_network(working, predictor, progress=False)
+    seconds = time.perf_counter() - t0
+    records = parse_fasta(fasta_from_structure(structure, name), name)
+    built = {}
+    for label, sequences in (("with_sequence", records), ("no_sequence", None)):
+        model = build_nucleic_model(detection.stage2, sample.density, sample.origin, sequences=sequences).structure
+        built[label] = (evaluate_model(model, structure) if model is not None
+                        else {"backbone_coverage_3A": 0.0, "backbone_precision_3A": None, "sequence_recall": 0.0})
+    return detection, seconds, records, built
 
 
 def _voxel_metrics(predicted: np.ndarray, targets: np.ndarray) -> dict[str, dict[str, float | None]]:
@@ -289,15 +297,16 @@ def install(work: Path) -> None:
     }
     DEMO_DETECTOR_CARD.write_text(json.dumps(card, indent=1) + "\n")
     results = save_results("demo-detector", card)
-    types = training["base_types"]
+    type_training = training["base_types"]
     lines = ["", f"## Demo detection network ({card['date']})", "",
              f"`{card['command']}` on {card['machine'].get('cpu', 'this machine')}; raw: `{results}`.",
              f"U-Net {card['parameters']} parameters ({card['bytes'] / 1e6:.2f} MB with the base-type network, "
              f"stored in half precision); {training['steps']} steps of "
              f"{settings['batch_size']} crops of {settings['crop']}³ on {training['samples']} samples; loss "
              f"{training['loss_first_100']} -> {training['loss_last_100']} (means of the first / last 100 steps); "
-             f"base-type network {card['base_type_parameters']} parameters, {types['steps']} fine-tuning steps, "
-             f"loss {types['loss_first_100']} -> {types['loss_last_100']} (cross-entropy; 1.39 at chance).",
+             f"base-type network {card['base_type_parameters']} parameters, {type_training['steps']} fine-tuning "
+             f"steps, loss {type_training['loss_first_100']} -> {type_training['loss_last_100']} (cross-entropy; 1.39 "
+             "at chance).",
              "", "Held-out maps at 3.5 Å (density noise 0.25); voxels above 0.5 (precision / recall), the largest "
              "base-type map at each base's centre (base type / purine-pyrimidine right), then the whole chain "
              "detection -> build-na -> evaluate-na:", "",

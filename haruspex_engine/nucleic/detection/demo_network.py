@@ -78,9 +78,7 @@ class DemoDetector(nn.Module):
 
 def load_demo_detector(path: str | Path = DEMO_DETECTOR_WEIGHTS) -> DemoDetector:
     """The demo network with the weights at ``path`` (a state dict saved by the training script), in eval mode."""
-    network = DemoDetector()
-    network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return network.eval()
+    return _load_network(path, len(STAGE2_CLASSES))
 
 
 def base_type_network_from(detector: DemoDetector) -> DemoDetector:
@@ -95,9 +93,15 @@ def base_type_network_from(detector: DemoDetector) -> DemoDetector:
 
 
 def load_base_type_network(path: str | Path = DEMO_BASE_TYPE_WEIGHTS) -> DemoDetector:
-    """The base-type network (module docstring) with the weights at ``path``, in eval mode; the file may hold them
-    in half precision (the shipped one does), they are used in single."""
-    network = DemoDetector(outputs=len(BASE_TYPES))
+    """The base-type network (module docstring) with the weights at ``path``, in eval mode; the shipped file holds
+    them in half precision."""
+    return _load_network(path, len(BASE_TYPES))
+
+
+def _load_network(path: str | Path, outputs: int) -> DemoDetector:
+    """A DemoDetector with ``outputs`` logits and the state dict at ``path``, floating-point tensors used in single
+    precision whatever they were saved in; in eval mode."""
+    network = DemoDetector(outputs=outputs)
     state = torch.load(path, map_location="cpu", weights_only=True)
     network.load_state_dict({name: value.float() if value.is_floating_point() else value
                              for name, value in state.items()})
