@@ -151,6 +151,21 @@ def test_a_sugar_call_on_protein_or_on_a_base_is_dropped() -> None:
     assert all(_near(result.nodes["sugar"].xyz, s, 1.5) == 1 for s in SUGARS)
 
 
+def test_a_phosphate_call_on_a_base_is_dropped() -> None:
+    """A phosphate call (peak 0.6, σ 1 Å) on the middle base, called base over a σ 2 Å blob (a large base), becomes a
+    phosphate node in dense density, away from protein and from every other phosphate; the base probability there
+    exceeds its own by more than PHOSPHATE_BASE_MARGIN, so it goes. The true phosphates stay."""
+    stage2, density = _scene()
+    phosphate, base = STAGE2_CLASSES.index("phosphate"), STAGE2_CLASSES.index("base")
+    stage2[phosphate] = np.maximum(stage2[phosphate], 0.6 * _blob(BASES[1], 1.0))
+    stage2[base] = np.maximum(stage2[base], _blob(BASES[1], 2.0))
+    nodes, result = _filtered(stage2, density)
+    assert _near(nodes["phosphate"].xyz, BASES[1], 1.0) == 1
+    assert _near(result.nodes["phosphate"].xyz, BASES[1], 3.0) == 0
+    assert all(_near(result.nodes["phosphate"].xyz, p, 1.0) == 1 for p in PHOSPHATES)
+    assert result.report["phosphate_after_base"] < result.report["phosphate_clustered"]
+
+
 def test_a_split_sugar_is_one_node_that_keeps_both_sets_of_voxels() -> None:
     """A second, lighter sugar mode 3.1 Å from the middle sugar (one sugar split in two) is absorbed by it, voxels
     included; true neighbours 6 Å apart stay."""

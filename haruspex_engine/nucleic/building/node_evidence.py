@@ -52,10 +52,27 @@ within 3 Å of a reference C4′ atom. Realistic: 1,153 true and 18,403 false su
    detector's 6v5b map 0.77 / 0.87 → 0.94 / 0.87, realistic 1GID (seed 0) 0.67 / 0.87 → 0.74 / 0.84. False
    phosphates make false phosphate pairs for ``sugar_anchors``.
 
-Phosphate nodes go by rules 1, 2 and 6, base nodes by rules 1–2 only: also dropping those with no kept sugar node
-within reach changed no built residue (6v5b, 1EHZ, 3SIU, 1D66, realistic seed 0), and neither did a rule against sugar
-fragments (nodes under 5 % of the median sugar node mass) help: it removed real nucleotides whose blob fell mostly
-into their neighbours' nodes (built coverage on clean maps 0.87 → 0.81).
+7. phosphate on a base (phosphate nodes): the smoothed base probability must not exceed the phosphate probability by
+   more than PHOSPHATE_BASE_MARGIN (0.25): a phosphate bump on a base is part of the base, and a false phosphate
+   makes false phosphate pairs, so false anchored sugars (``sugar_anchors``). Phosphate nodes left by rules 1–2, true
+   within 2 Å of a P atom, false 3 Å or more from every P (base − phosphate probability): oracle maps of 6POM, 1EHZ,
+   1GID, 3SIU, 6v5b and 1D66 (seeds 0–1), realistic 1,352 true (99th percentile −0.01, largest 0.15) and 499 false
+   (median 0.10; on 6POM seed 0, 56 of its 308 kept phosphate nodes lay on sugar or base atoms, 4 Å or more from
+   every P), clean 1,570 true (largest −0.04) and 7 false; the demo detector's maps of its five held-out entries
+   (3.5 Å, noise 0.25) 223 true (largest 0.19) and 50 false (median −0.13: its false phosphates are not on bases), and
+   nodes 2–3.5 Å off a P up to 0.22 (1KF1, 6v5b). At 0.25 the rule drops no node within 3.5 Å of a P on the demo
+   maps, no true node on the oracle maps and 119 false realistic ones; at 0.2 it drops 153, but also a node 2.7 Å off
+   a P of the demo detector's 1KF1 (a nucleotide lost); at 0.1, 253 and 3 true. The sugar probability is no test: a
+   confident detector paints C5′ and O3′ as sugar, so a true phosphate often sits in sugar probability above its own
+   (the larger of sugar and base at 0.2 drops 8 true realistic nodes, and true ones on such a saturated sugar map).
+   Built models (``bench_na_corpus.py``, ten entries × seeds 0–2, realistic, coverage / precision / sequence recall /
+   register recall): 0.866 / 0.875 / 0.665 / 0.319 → 0.868 / 0.884 / 0.669 / 0.329; the clean maps and the demo
+   detector's held-out maps give the same models as without the rule.
+
+Phosphate nodes go by rules 1, 2, 7 and 6 (in that order), base nodes by rules 1–2 only: also dropping those with
+no kept sugar node within reach changed no built residue (6v5b, 1EHZ, 3SIU, 1D66, realistic seed 0), and neither did
+a rule against sugar fragments (nodes under 5 % of the median sugar node mass) help: it removed real nucleotides
+whose blob fell mostly into their neighbours' nodes (built coverage on clean maps 0.87 → 0.81).
 
 Realistic maps end with 981 true and 174 false sugar nodes (from 18,403 false), clean ones with 1,011 and 15.
 """
@@ -87,6 +104,8 @@ SOLVENT_NOISE_FACTOR = 8.0
 MOLECULE_FRACTION = 0.4
 #: A sugar node is dropped where the base probability exceeds the sugar probability by more than this.
 BASE_MARGIN = 0.1
+#: A phosphate node is dropped where the base probability exceeds the phosphate probability by more than this.
+PHOSPHATE_BASE_MARGIN = 0.25
 #: Å: a sugar node needs a base node and a phosphate node within these distances.
 BASE_REACH_A = 9.0
 PHOSPHATE_REACH_A = 7.0
@@ -100,6 +119,8 @@ DUPLICATE_MASS_RATIO = 0.3
 #: clustered for nothing: on a realistic map of 3SIU (a protein–DNA complex) 2,612 sugar nodes came out of 194,535
 #: voxels and rule 1 kept 309 of them.
 DENSE_REGION_REACH_A = 6.0
+#: Rules 3 and 7: how far the base probability may exceed the own probability of a sugar or phosphate node.
+_BASE_MARGINS = {"sugar": BASE_MARGIN, "phosphate": PHOSPHATE_BASE_MARGIN}
 #: The stage-2 channel that is each node class's own probability.
 _OWN_CHANNEL = {"sugar": "sugar", "phosphate": "phosphate", **{name: "base" for name in BASE_NODE_CLASSES}}
 
@@ -118,9 +139,9 @@ class DensityLevels:
 
 @dataclass(frozen=True)
 class FilteredNodes:
-    """nodes: the kept node sets by class. report: sugar node counts before and after each rule, phosphate and base
-    node counts (all base classes together) before and after, and the density levels (rounded; molecule_level
-    None without one)."""
+    """nodes: the kept node sets by class. report: sugar node counts before and after each rule, phosphate node counts
+    before, after rule 7 and at the end, base node counts (all base classes together) before and after, and the
+    density levels (rounded; molecule_level None without one)."""
 
     nodes: dict[str, NodeSet]
     report: dict[str, int | float | None]
@@ -256,8 +277,9 @@ def filter_nodes(nodes: Mapping[str, NodeSet], stage2: np.ndarray, density: np.n
         if name == "sugar":
             report["sugar_after_density"] = int(dense.sum())
             report["sugar_after_protein"] = int(keep[name].sum())
-            keep[name] &= trilinear_values(channel["base"], node_set.xyz, origin) <= own + BASE_MARGIN
-            report["sugar_after_base"] = int(keep[name].sum())
+        if name in _BASE_MARGINS:  # rules 3 and 7
+            keep[name] &= trilinear_values(channel["base"], node_set.xyz, origin) <= own + _BASE_MARGINS[name]
+            report[f"{name}_after_base"] = int(keep[name].sum())
 
     sugar = nodes["sugar"]
     kept_bases = np.concatenate([nodes[name].xyz[keep[name]] for name in bases]).reshape(-1, 3)
