@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from haruspex_engine.nucleic.building import register_posterior
 from haruspex_engine.nucleic.building.sequence_register import PathRegister, place_paths
 
 RNG = np.random.default_rng(7)
@@ -126,6 +127,25 @@ def test_a_ring_that_closes_on_its_own_ends_in_a_repeat_is_placed_whole():
     order = np.r_[16:22, 0:16]
     register = place_path(_line([6.0] * 21), _scores(codes[order]), [], [codes])
     np.testing.assert_array_equal(register.index, order)
+
+
+def test_a_ring_that_closes_on_its_own_ends_is_read_across_its_ends_with_a_lost_residue_and_a_confused_call(
+        monkeypatch):
+    """The same ring as traced on a clean 1KF1 map: residues 14..21, then 0, then (a 9.5 Å step that loses residue
+    1) 2..13, residue 0's A called G. Crossing the chain's end onto its first residue is the likely continuation
+    (``_after_end``), so the whole ring keeps its numbers; entering the first residue only at the chance of entering
+    anywhere, the path read residues 2..13 six off (as 8..19, the TTAGGG repeat) and left most of the rest
+    unplaced."""
+    codes = np.array(["AUCG".index(b) for b in "AGGGUUAGGGUUAGGGUUAGGG"])
+    order = np.r_[14:22, 0, 2:14]
+    calls = codes[order]
+    calls[8] = 3
+    steps = [6.0] * 20
+    steps[8] = 9.5
+    np.testing.assert_array_equal(place_path(_line(steps), _scores(calls), [], [codes]).index, order)
+    monkeypatch.setattr(register_posterior, "_after_end",
+                        lambda group_of: np.full(len(group_of), register_posterior.ENTER / len(group_of)))
+    assert (place_path(_line(steps), _scores(calls), [], [codes]).index[9:] != order[9:]).all()
 
 
 def test_a_path_that_runs_from_one_chains_end_onto_another_chains_start_loses_no_residue():
