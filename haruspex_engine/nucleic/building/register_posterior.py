@@ -83,6 +83,16 @@ States = tuple[np.ndarray, np.ndarray, float]
 
 
 @dataclass(frozen=True)
+class _Chains:
+    """The concatenated sequences, fixed for a whole reading: group_of (N,) the sequence of each residue
+    (``sequence_of``); after_end (N,) each residue's weight as the next residue of a step past a chain's end
+    (``_after_end``), computed once rather than at every step."""
+
+    group_of: np.ndarray
+    after_end: np.ndarray
+
+
+@dataclass(frozen=True)
 class _Pass:
     """One forward–backward pass over a path: posterior (R, N) of M; end: the forward state distribution at its last
     residue (sums to 1); start: the likelihood of its residues given each state of its first residue, up to a
@@ -124,19 +134,20 @@ def path_posteriors(xyz: list[np.ndarray], calls: list[np.ndarray], codes: list[
     (R, N) weights of its residues' M states (a sequence residue other residues hold, less than 1)."""
     total = sum(len(c) for c in codes)
     group_of = sequence_of(codes)
+    chains = _Chains(group_of, _after_end(group_of))
     emits = [emission_ratios(c, codes, accuracy) if len(c) and total else np.ones((len(c), total)) for c in calls]
     if free is not None:
         emits = [e * f for e, f in zip(emits, free)]
     moves = [[_step_weights(d) for d in np.linalg.norm(np.diff(x, axis=0), axis=1).tolist()] for x in xyz]
     default: States = (np.full(total, (1 - START_UNPLACED) / max(total, 1)), np.zeros(total), START_UNPLACED)
-    passes = [_forward_backward(e, m, group_of, default, None) for e, m in zip(emits, moves)]
+    passes = [_forward_backward(e, m, chains, default, None) for e, m in zip(emits, moves)]
     if not linked:
         return [p.posterior for p in passes]
     before, after = _neighbours(xyz)
     for _ in range(LINK_ROUNDS):
-        starts = [_linked_start(default, [(passes[a].end, d) for a, d in before[b]], group_of) for b in range(len(xyz))]
-        ends = [_linked_end(default, [(passes[c].start, d) for c, d in after[b]], group_of) for b in range(len(xyz))]
-        passes = [_forward_backward(e, m, group_of, s, t) for e, m, s, t in zip(emits, moves, starts, ends)]
+        starts = [_linked_start(default, [(passes[a].end, d) for a, d in before[b]], chains) for b in range(len(xyz))]
+        ends = [_linked_end(default, [(passes[c].start, d) for c, d in after[b]], chains) for b in range(len(xyz))]
+        passes = [_forward_backward(e, m, chains, s, t) for e, m, s, t in zip(emits, moves, starts, ends)]
     return [p.posterior for p in passes]
 
 
@@ -164,7 +175,7 @@ def _neighbours(xyz: list[np.ndarray]) -> tuple[list[list[tuple[int, float]]], l
     return before, after
 
 
-def _linked_start(default: States, previous: list[tuple[States, float]], group_of: np.ndarray) -> States:
+def _linked_start(default: States, previous: list[tuple[States, float]], chains: _Chains) -> States:
     """Prior of a path's first residue: the default start, with weight LINK spread over continuing each path that
     ends near it (its end distribution carried across the break)."""
     if not previous:
@@ -172,27 +183,27 @@ def _linked_start(default: States, previous: list[tuple[States, float]], group_o
     share = LINK / len(previous)
     m, i, u = (1 - LINK) * default[0], (1 - LINK) * default[1], (1 - LINK) * default[2]
     for (end_m, end_i, end_u), distance in previous:
-        step_m, step_i, step_u = _advance(end_m, end_i, end_u, _step_weights(distance), group_of)
+        step_m, step_i, step_u = _advance(end_m, end_i, end_u, _step_weights(distance), chains)
         m, i, u = m + share * step_m, i + share * step_i, u + share * step_u
     return m, i, u
 
 
-def _linked_end(default: States, following: list[tuple[States, float]], group_of: np.ndarray) -> States:
+def _linked_end(default: States, following: list[tuple[States, float]], chains: _Chains) -> States:
     """Backward weights of a path's last residue: 1 − LINK, plus LINK spread over the likelihood ratio of each path
     starting near it, continuing it against starting afresh."""
-    total = len(group_of)
+    total = len(chains.group_of)
     if not following:
         return np.ones(total), np.ones(total), 1.0
     share = LINK / len(following)
     m, i, u = np.full(total, 1 - LINK), np.full(total, 1 - LINK), 1 - LINK
     for (start_m, start_i, start_u), distance in following:
         fresh = float(default[0] @ start_m + default[1] @ start_i + default[2] * start_u)
-        on_m, on_i, on_u = _retreat(start_m, start_i, start_u, _step_weights(distance), group_of)
+        on_m, on_i, on_u = _retreat(start_m, start_i, start_u, _step_weights(distance), chains)
         m, i, u = m + share * on_m / fresh, i + share * on_i / fresh, u + share * on_u / fresh
     return m, i, u
 
 
-def _forward_backward(emit: np.ndarray, moves: list[np.ndarray], group_of: np.ndarray, start: States,
+def _forward_backward(emit: np.ndarray, moves: list[np.ndarray], chains: _Chains, start: States,
                       end: States | None) -> _Pass:
     """Forward–backward over one path: emit (R, N) emission ratios of M, moves the lost-residue weights of each
     step, start the prior of the first residue's states, end the backward weights of the last (None: all 1)."""
@@ -204,7 +215,7 @@ def _forward_backward(emit: np.ndarray, moves: list[np.ndarray], group_of: np.nd
     m, i, u = start[0] * emit[0], start[1].copy(), start[2]
     for k in range(length):
         if k:
-            m, i, u = _advance(*forward[-1], moves[k - 1], group_of)
+            m, i, u = _advance(*forward[-1], moves[k - 1], chains)
             m = m * emit[k]
         scale = float(m.sum() + i.sum() + u)
         forward.append((m / scale, i / scale, u / scale))
@@ -212,7 +223,7 @@ def _forward_backward(emit: np.ndarray, moves: list[np.ndarray], group_of: np.nd
     posterior = np.zeros((length, total))
     for k in range(length - 1, -1, -1):
         if k < length - 1:
-            back_m, back_i, back_u = _retreat(back_m * emit[k + 1], back_i, back_u, moves[k], group_of)
+            back_m, back_i, back_u = _retreat(back_m * emit[k + 1], back_i, back_u, moves[k], chains)
         f_m, f_i, f_u = forward[k]
         norm = float(f_m @ back_m + f_i @ back_i + f_u * back_u)
         back_m, back_i, back_u = back_m / norm, back_i / norm, back_u / norm
@@ -228,8 +239,9 @@ def _step_weights(distance: float) -> np.ndarray:
     return weights / weights.sum()
 
 
-def _advance(m: np.ndarray, i: np.ndarray, u: float, skips: np.ndarray, group_of: np.ndarray) -> States:
+def _advance(m: np.ndarray, i: np.ndarray, u: float, skips: np.ndarray, chains: _Chains) -> States:
     """State weights at the next residue from those at this one (before the next emission)."""
+    group_of = chains.group_of
     total = len(group_of)
     on = m + i
     go = 1 - EXTRA_NODE - LEAVE
@@ -239,16 +251,17 @@ def _advance(m: np.ndarray, i: np.ndarray, u: float, skips: np.ndarray, group_of
             break
         same = group_of[shift:] == group_of[:-shift]
         new_m[shift:] += go * weight * on[:-shift] * same
-    new_m += go * float(on @ _past_end(skips, group_of)) * _after_end(group_of)
+    new_m += go * float(on @ _past_end(skips, group_of)) * chains.after_end
     return new_m, EXTRA_NODE * on, u * (1 - ENTER) + LEAVE * float(on.sum())
 
 
-def _retreat(m: np.ndarray, i: np.ndarray, u: float, skips: np.ndarray, group_of: np.ndarray) -> States:
+def _retreat(m: np.ndarray, i: np.ndarray, u: float, skips: np.ndarray, chains: _Chains) -> States:
     """Backward weights at this residue from those at the next (``m`` already times the next emission); M and I
     leave a residue alike."""
+    group_of = chains.group_of
     total = len(group_of)
     go = 1 - EXTRA_NODE - LEAVE
-    on = EXTRA_NODE * i + LEAVE * u + go * float(m @ _after_end(group_of)) * _past_end(skips, group_of)
+    on = EXTRA_NODE * i + LEAVE * u + go * float(m @ chains.after_end) * _past_end(skips, group_of)
     for shift, weight in enumerate(skips.tolist(), start=1):
         if shift >= total:
             break
