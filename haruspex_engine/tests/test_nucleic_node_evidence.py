@@ -8,7 +8,7 @@ from scipy.spatial import cKDTree
 
 from haruspex_engine.nucleic.building import node_evidence
 from haruspex_engine.nucleic.building.build import build_nucleic_model, find_nodes
-from haruspex_engine.nucleic.building.nodes import BASE_NODE_CLASSES, cluster_nodes
+from haruspex_engine.nucleic.building.nodes import BASE_NODE_CLASSES, class_weights, cluster_nodes, moved_onto_density
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
 from haruspex_engine.testing.oracle_maps import oracle_maps, preset
 from haruspex_engine.testing.rna_models import ideal_rna
@@ -91,9 +91,14 @@ def test_a_correlated_noise_blob_in_solvent_gives_no_node() -> None:
 def test_sugar_and_phosphate_are_clustered_only_near_dense_density() -> None:
     """The far false sugar call above, with the build's node finding (``find_nodes``): sugar and phosphate are
     clustered only within DENSE_REGION_REACH_A of density above the node threshold, so the call makes no node at
-    all, and every class keeps the nodes that clustering every voxel keeps."""
+    all, and every class keeps the nodes that clustering every voxel keeps (the phosphate and base nodes moved onto
+    the density, as ``find_nodes`` moves them)."""
     stage2, density = _scene_with_a_far_sugar_call()
-    _, everywhere = _filtered(stage2, density)
+    weights = class_weights(stage2, density)
+    clustered = cluster_nodes(stage2, density, ORIGIN)
+    moved = {name: node_set if name == "sugar" else moved_onto_density(node_set, weights[name], density, ORIGIN)
+             for name, node_set in clustered.items()}
+    everywhere = node_evidence.filter_nodes(moved, stage2, density, ORIGIN)
     near_molecule, _ = find_nodes(stage2, density, ORIGIN, "mean-shift")
     assert near_molecule.report["sugar_clustered"] == everywhere.report["sugar_clustered"] - 1
     for name, kept in everywhere.nodes.items():

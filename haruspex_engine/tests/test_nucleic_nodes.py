@@ -1,6 +1,7 @@
 """Node clustering (mean shift + merge) on self-made probability maps."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import gemmi
@@ -94,6 +95,43 @@ def test_mean_shift_matches_brute_force(monkeypatch, max_iterations):
     assert len(points) == (weights > 0).sum() > 2 * 16
     np.testing.assert_allclose(points, expected_points, rtol=0, atol=1e-6)
     np.testing.assert_allclose(density, expected_density, rtol=1e-9)
+
+
+def test_mean_shift_from_given_starts_moves_those_points_as_from_voxels():
+    rng = np.random.default_rng(11)
+    weights = rng.random((6, 7, 8))
+    weights[weights < 0.55] = 0
+    weights = np.pad(weights, ((2, 1), (0, 3), (1, 0)))
+    voxels = np.argwhere(weights > 0)
+    pick = voxels[::5]
+    points, density = nodes.mean_shift(weights, starts=pick)
+    all_points, all_density = nodes.mean_shift(weights)
+    np.testing.assert_allclose(points, all_points[::5], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(density, all_density[::5], rtol=1e-12)
+    with pytest.raises(ValueError, match="bounding box"):
+        nodes.mean_shift(weights, starts=np.array([[0.0, 0.0, 0.0]]))  # in the empty margin
+    with pytest.raises(ValueError, match="share_paths"):
+        nodes.mean_shift(weights, share_paths=True, starts=pick)
+
+
+def test_a_node_moves_to_where_its_class_and_the_density_agree():
+    """A phosphate blob at x = 10 and a density peak at x = 12 (same σ): the product peaks half-way, at x = 11; a
+    second blob far away keeps its own node, and the node's density, voxels and members do not change."""
+    shape = (20, 20, 40)
+    weights = blobs(shape, [(10.0, 10.0, 10.0), (10.0, 10.0, 30.0)])
+    weights[weights < 0.05] = 0
+    density = blobs(shape, [(10.0, 10.0, 12.0), (10.0, 10.0, 30.0)])
+    origin = (-3.0, 2.0, 5.0)
+    found = nodes.nodes_from_weights("phosphate", weights, origin)
+    moved = nodes.moved_onto_density(found, weights, density, origin)
+    expected = np.array([[11.0, 10.0, 10.0], [30.0, 10.0, 10.0]]) + origin
+    order = np.argsort(found.xyz[:, 0])
+    np.testing.assert_allclose(found.xyz[order], expected - [[1.0, 0, 0], [0, 0, 0]], atol=0.05)
+    np.testing.assert_allclose(moved.xyz[order], expected, atol=0.1)
+    assert moved.density is found.density and moved.members is found.members and moved.voxels is found.voxels
+    assert len(nodes.moved_onto_density(found.regrouped(np.full(2, -1)), weights, density, origin)) == 0
+    stray = dataclasses.replace(found, xyz=np.concatenate([found.xyz, [origin]]))  # outside the blobs' box
+    np.testing.assert_array_equal(nodes.moved_onto_density(stray, weights, density, origin).xyz[-1], origin)
 
 
 def test_merge_matches_brute_force():

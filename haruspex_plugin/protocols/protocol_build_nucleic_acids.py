@@ -10,7 +10,7 @@ import pyworkflow.utils as pwutils
 from pwem.objects import AtomStruct, Sequence, SetOfAtomStructs, SetOfVolumes, Transform, Volume
 from pyworkflow.constants import BETA
 
-from haruspex_engine.nucleic.building import SUGAR_NODE_SOURCES
+from haruspex_engine.nucleic.building import SOLUTION_LIMIT, SUGAR_NODE_SOURCES
 from haruspex_engine.nucleic.building.sequences import SequenceError, parse_fasta
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
 from haruspex_engine.nucleic.detection.detect_command import DEFAULT_STRIDE, WEIGHT_SET_CHOICES
@@ -154,7 +154,7 @@ class ProtHaruspexBuildNucleicAcids(MapStreamProtocol):
                            "sugar map is largest (the sugar map's own modes where no phosphate pair gives one); it "
                            "copes with sugar maps that run as one tube along the backbone. mean-shift: the modes of "
                            "the sugar map, as CryoREAD does.")
-        form.addParam("traceSolutions", params.IntParam, default=300, validators=[params.Positive],
+        form.addParam("traceSolutions", params.IntParam, default=SOLUTION_LIMIT, validators=[params.Positive],
                       expertLevel=params.LEVEL_ADVANCED,
                       label="Tracing solutions",
                       help="The backbone tracing (vehicle routing) stops after this many solutions: the result "

@@ -34,7 +34,12 @@ from haruspex_engine.nucleic.building.node_evidence import (
     filter_nodes,
     node_levels,
 )
-from haruspex_engine.nucleic.building.nodes import BASE_NODE_CLASSES, class_weights, nodes_from_weights
+from haruspex_engine.nucleic.building.nodes import (
+    BASE_NODE_CLASSES,
+    class_weights,
+    moved_onto_density,
+    nodes_from_weights,
+)
 from haruspex_engine.nucleic.building.residue_fit import FitMaps, fit_maps, fit_residues, follow_fit
 from haruspex_engine.nucleic.building.sequence_assign import SequenceAssignment, group_sequences
 from haruspex_engine.nucleic.building.sequence_model import (
@@ -106,6 +111,7 @@ def build_nucleic_model(
 
     t0 = time.perf_counter()
     graph = build_sugar_graph(nodes["sugar"], stage2, weights["sugar"], origin, phosphate_xyz=nodes["phosphate"].xyz)
+    del weights  # seven maps the size of the density: freed before the sequence step, the build's peak of memory
     timings["graph"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     trace = trace_backbone(graph.xyz, graph.edges, graph.cost, solution_limit=solution_limit,
@@ -156,11 +162,14 @@ def find_nodes(stage2: np.ndarray, density: np.ndarray, origin: Vec3, sugar_node
     """The nodes the builder traces and their class weights (``nodes.class_weights``, (Z, Y, X) per class).
 
     Mean-shift nodes of every class (``nodes``; sugar and phosphate only in the dense region the base nodes give,
-    ``node_evidence.dense_region``), the node evidence rules (``node_evidence``); with sugar_nodes
-    "anchored" the sugar nodes are then anchored on the kept phosphates (``sugar_anchors``, DNA geometry when
-    ``dna``) and the rules run again. The report gains "sugar_nodes" and, anchored, "sugar_mean_shift" (the
-    mean-shift count). stage2: (8, Z, Y, X) in STAGE2_CLASSES order, density (Z, Y, X), on the 1 Å grid whose voxel
-    (0, 0, 0) is at ``origin`` (x, y, z) Å.
+    ``node_evidence.dense_region``), the phosphate and base nodes moved onto the density
+    (``nodes.moved_onto_density``), the node evidence rules (``node_evidence``); with sugar_nodes "anchored" the
+    sugar nodes are then anchored on the kept phosphates (``sugar_anchors``, DNA geometry when ``dna``), moved onto
+    the density, and the rules run again. The mean-shift sugar nodes stay where they are: they are modes of a tube
+    (``sugar_anchors``), and moving them as well cost realistic register recall 0.564 → 0.509 (BENCHMARKS.md,
+    2026-12-07). The report gains "sugar_nodes" and, anchored, "sugar_mean_shift" (the mean-shift count). stage2:
+    (8, Z, Y, X) in STAGE2_CLASSES order, density (Z, Y, X), on the 1 Å grid whose voxel (0, 0, 0) is at
+    ``origin`` (x, y, z) Å.
     """
     if sugar_nodes not in SUGAR_NODE_SOURCES:
         raise ValueError(f"sugar_nodes must be one of {', '.join(SUGAR_NODE_SOURCES)}, not {sugar_nodes!r}")
@@ -170,11 +179,14 @@ def find_nodes(stage2: np.ndarray, density: np.ndarray, origin: Vec3, sugar_node
     region = dense_region(maps, node_levels(bases, maps, origin))
     clustered = {name: bases[name] if name in bases else nodes_from_weights(name, w, origin, region=region)
                  for name, w in weights.items()}
+    for name in ("phosphate", *BASE_NODE_CLASSES):
+        clustered[name] = moved_onto_density(clustered[name], weights[name], density, origin)
     filtered = filter_nodes(clustered, stage2, density, origin, maps)
     if sugar_nodes == "anchored":
         mean_shift = filtered.report["sugar_clustered"]
-        clustered["sugar"] = anchored_sugars(filtered.nodes["sugar"], filtered.nodes["phosphate"].xyz,
-                                             stage2[STAGE2_CLASSES.index("sugar")], origin, dna)
+        anchored = anchored_sugars(filtered.nodes["sugar"], filtered.nodes["phosphate"].xyz,
+                                   stage2[STAGE2_CLASSES.index("sugar")], origin, dna)
+        clustered["sugar"] = moved_onto_density(anchored, weights["sugar"], density, origin)
         filtered = filter_nodes(clustered, stage2, density, origin, maps)
         filtered.report["sugar_mean_shift"] = mean_shift
     filtered.report["sugar_nodes"] = sugar_nodes

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from haruspex_engine.commands import CommandError
-from haruspex_engine.nucleic.building import SUGAR_NODE_SOURCES
+from haruspex_engine.nucleic.building import SOLUTION_LIMIT, SUGAR_NODE_SOURCES
 from haruspex_engine.output_prefix import claim_prefix
 
 
@@ -61,9 +61,9 @@ When no nucleic acid is found, no model is written and the summary says so (exit
     p.add_argument("--dna", action="store_true",
                    help="name residues DA/DC/DG/DT (default: RNA, A/C/G/U); with --sequence only for traced "
                    "pieces with no residue placed in a chain (the FASTA decides the others)")
-    p.add_argument("--trace-solutions", type=int, default=300,
+    p.add_argument("--trace-solutions", type=int, default=SOLUTION_LIMIT,
                    help="tracing stops after this many routing solutions: deterministic, machine-independent "
-                   "(default: 300; the original stops after 1000)")
+                   f"(default: {SOLUTION_LIMIT}; the original stops after 1000)")
     p.add_argument("--trace-time-limit", type=float, default=120.0,
                    help="safety limit on tracing, seconds; when it is what stops the search the result depends on "
                    "the machine's speed and the summary says so (default: 120; the original waits ≥ 3600)")

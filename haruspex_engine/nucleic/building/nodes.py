@@ -6,6 +6,8 @@ Re-implemented from a description of the published behaviour, not from its sourc
 2. :func:`mean_shift` moves a point from every non-zero voxel uphill on the kernel-smoothed map until it stops;
 3. :func:`merge_points` drops weak points and merges points closer than 2 Å into denser ones; the roots are the nodes.
 
+The builder then moves the nodes onto the working density (:func:`moved_onto_density`, an addition to the method).
+
 Everything works on the 1 Å working grid, so distances in voxels are distances in Å. Arrays and array indices
 are (z, y, x); node coordinates are model coordinates (x, y, z) in Å: origin + (k, j, i) for array index (i, j, k).
 
@@ -26,6 +28,7 @@ Choices where the description leaves room (the original's exact behaviour could 
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +67,8 @@ MAX_ITERATIONS = 1000
 #: 0.6 %), in 0.55 of the time. ``mean_shift`` itself keeps the original window unless told otherwise.
 WINDOW_REACH = 4
 MERGE_DISTANCE = 2.0  # Å
+#: Å: mean-shift bandwidth of :func:`moved_onto_density` (kernel σ 0.58 Å).
+DENSITY_MODE_BANDWIDTH = 2.0
 FILTER_FRACTION = 0.05
 DENSITY_OFFSET = 0.01
 #: Points moved together in one mean-shift step (about 25 kB each, for the default bandwidth).
@@ -175,13 +180,15 @@ def mean_shift(
     max_iterations: int = MAX_ITERATIONS,
     share_paths: bool = False,
     window_reach: int | None = None,
+    starts: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean shift from every non-zero voxel of ``weights`` (Z, Y, X) on a 1 Å grid.
 
-    One point starts at each voxel with weight > 0, in ``np.argwhere`` (C, voxel) order. A step moves a point at
-    p to the weighted centroid of the voxels v in the box floor(p) ± floor(2 bandwidth) (per axis), each weighing
-    weights[v] * exp(-1.5 |v - p|² / (bandwidth / 2)²); a point stops when its squared move falls below
-    ``tolerance`` (Å²); window_reach: a box of ± this many voxels instead (see WINDOW_REACH). Returns
+    One point starts at each voxel with weight > 0, in ``np.argwhere`` (C, voxel) order; or, given ``starts``
+    (P, 3) (z, y, x) fractional indices inside the bounding box of the non-zero voxels, one at each of those. A step
+    moves a point at p to the weighted centroid of the voxels v in the box floor(p) ± floor(2 bandwidth) (per
+    axis), each weighing weights[v] * exp(-1.5 |v - p|² / (bandwidth / 2)²); a point stops when its squared move
+    falls below ``tolerance`` (Å²); window_reach: a box of ± this many voxels instead (see WINDOW_REACH). Returns
     (points, density): float64 (V, 3) final positions as (z, y, x) fractional
     indices (Å from voxel (0, 0, 0)) and float64 (V,) the weight sum of each point's last step.
 
@@ -197,17 +204,21 @@ def mean_shift(
     weights = np.asarray(weights)
     if weights.ndim != 3:
         raise ValueError(f"expected a (Z, Y, X) map, got shape {weights.shape}")
-    starts = np.argwhere(weights > 0)
-    points = starts.astype(np.float64)
+    if starts is not None and share_paths:
+        raise ValueError("share_paths starts a point at every non-zero voxel; it cannot take starts")
+    nonzero = np.argwhere(weights > 0)
+    points = (nonzero if starts is None else np.asarray(starts).reshape(-1, 3)).astype(np.float64)
     density = np.zeros(len(points))
-    if len(starts) == 0:
+    if len(nonzero) == 0 or len(points) == 0:
         return points, density
     reach = int(2 * bandwidth) if window_reach is None else window_reach
     size = 2 * reach + 1
     # Points never leave the bounding box of the non-zero voxels, so only that box (zero-padded) is kept:
     # windows[c - low] is the window centred on voxel c.
-    low = starts.min(axis=0)
-    box = weights[tuple(slice(a, b + 1) for a, b in zip(low, starts.max(axis=0)))]
+    low, high = nonzero.min(axis=0), nonzero.max(axis=0)
+    if starts is not None and (np.any(points < low) or np.any(points >= high + 1)):
+        raise ValueError("every start must lie inside the bounding box of the non-zero voxels")
+    box = weights[tuple(slice(a, b + 1) for a, b in zip(low, high))]
     windows = sliding_window_view(np.pad(box.astype(np.float64), reach), (size,) * 3)
     offsets = np.arange(-reach, reach + 1, dtype=np.float64)
     sharpness = 1.5 / (bandwidth / 2) ** 2
@@ -226,7 +237,7 @@ def mean_shift(
     if not share_paths:
         move(np.arange(len(points)))
         return points, density
-    leaders = _block_leaders(starts, box[tuple((starts - low).T)])
+    leaders = _block_leaders(nonzero, box[tuple((nonzero - low).T)])
     leader_of = np.full(box.shape, -1, dtype=np.intp)  # box voxel -> leader whose path crossed it first
 
     def mark(moving: np.ndarray) -> np.ndarray:
@@ -379,6 +390,40 @@ def nodes_from_weights(
     xyz = points[roots][:, ::-1] + np.asarray(origin, dtype=np.float64)
     return NodeSet(name, xyz.reshape(-1, 3), normalised_densities(point_density[roots]), voxels, members,
                    tuple(weights.shape))
+
+
+def moved_onto_density(nodes: NodeSet, weights: np.ndarray, density: np.ndarray, origin: Vec3,
+                       bandwidth: float = DENSITY_MODE_BANDWIDTH) -> NodeSet:
+    """The nodes, each moved by mean shift from where it stands to the nearest mode of weights × density.
+
+    weights: the class's thresholded map (``class_weights``), density: the normalised working density, both
+    (Z, Y, X) on the 1 Å grid whose voxel (0, 0, 0) lies at ``origin`` (x, y, z) Å. An addition to the original
+    method. The detector's errors are smooth, so a class map's mode sits off its atoms by noise correlated over
+    1–2 Å; the density's errors are independent of the detector's, and the product peaks where both agree. Distance
+    from each node to its atoms (P atom; sugar-atom and base-atom centroid), median (90th percentile), Å, before →
+    after, ``build.find_nodes``'s nodes of seed 0:
+
+    * phosphate: realistic oracle maps 6v5b 1.17 (1.92) → 0.71 (1.81), 1GID 1.06 (2.03) → 0.38 (1.32); clean
+      6v5b 0.36 (0.64) → 0.31 (0.60); the demo detector's held-out maps 6v5b 0.81 (1.29) → 0.50 (0.87), 1EHZ 0.65
+      (1.00) → 0.30 (0.70);
+    * base (every base class): realistic 1GID 1.36 (2.22) → 0.86 (1.53), 6v5b 1.27 (2.20) → 1.04 (1.94); clean
+      6v5b 1.01 (1.51) → 0.88 (1.34); demo 6v5b 2.30 (2.95) → 0.90 (2.73);
+    * sugar (anchored, ``sugar_anchors``): realistic 1GID 1.15 (2.04) → 0.92 (1.66), 6v5b 1.23 (2.14) → 1.12
+      (1.82); clean 6v5b 0.89 (1.26) → 0.88 (1.22); demo 6v5b 0.99 (1.80) → 0.84 (1.35).
+
+    Bandwidth 2.5 or 3 Å moved the realistic and demo phosphates as far, but the clean ones off their P (0.40 and
+    0.53 Å). Densities, voxels and members stay the node's; a node outside the box of the non-zero product stays
+    where it is.
+    """
+    product = np.asarray(weights) * np.clip(density, 0, None)
+    nonzero = np.argwhere(product > 0)
+    start = (nodes.xyz - np.asarray(origin, dtype=np.float64))[:, ::-1]
+    if len(nodes) == 0 or len(nonzero) == 0:
+        return nodes
+    inside = np.all((start >= nonzero.min(axis=0)) & (start < nonzero.max(axis=0) + 1), axis=1)
+    points = start.copy()
+    points[inside], _ = mean_shift(product, bandwidth, window_reach=WINDOW_REACH, starts=start[inside])
+    return dataclasses.replace(nodes, xyz=points[:, ::-1] + np.asarray(origin, dtype=np.float64))
 
 
 def normalised_densities(values: np.ndarray) -> np.ndarray:
