@@ -120,13 +120,14 @@ def measure(entry: str, path: str, sugar_nodes: str) -> dict:
 
 def _scores(model, ref) -> dict:
     """The METRICS of ``model`` against ``ref`` (None where evaluate_model gives none; NOTHING_BUILT when there is
-    no model), built residues, chains."""
+    no model), built residues, chains, backward jumps (steps)."""
     from haruspex_engine.nucleic.building.evaluate import evaluate_model
 
     scores = evaluate_model(model, ref) if model is not None else NOTHING_BUILT
     residues = sum(len(chain) for chain in model[0]) if model is not None else 0
     return {**{key: scores.get(key) for key in METRICS}, "built_residues": residues,
-            "chains": len(model[0]) if model is not None else 0}
+            "chains": len(model[0]) if model is not None else 0,
+            "backward_jump_steps": scores.get("counts", {}).get("backward_jump_steps", 0)}
 
 
 _SKIP = object()
@@ -294,6 +295,7 @@ def _row(label: str, nt: str, runs: list[dict]) -> str:
     cells = [label, nt, _pair(runs, COVERAGE), _pair(runs, PRECISION), _pair(runs, RECALL),
              _cell(_values(runs, "with_sequence", REGISTER)),
              _cell([100 * v for v in reversed_pct] if reversed_pct else None, 1, worst=max),
+             _cell(_values(runs, "with_sequence", "backward_jump_steps"), 1, worst=max),
              _cell(_values(runs, "with_sequence", "built_residues"), 0),
              _cell(_values(runs, "with_sequence", "chains"), 1),
              _cell(_values(runs, "build_s"), 1, worst=max), _cell(_values(runs, "s_per_nt"), 3, worst=max),
@@ -309,13 +311,15 @@ def report(results: dict, raw: str) -> list[str]:
     lines = [f"\n## Nucleic-acid model building over the corpus (oracle maps) — {m['date']}",
              f"Machine: {m['cpu']}, {m['cores']} cores. Command: `{results['command']}`. Raw: `{raw}`. "
              f"Seeds {', '.join(map(str, results['seeds']))}: each cell is the mean over seeds with the worst seed in "
-             "brackets (min for scores, max for reversed %, s, s/nt); \"seq / no seq\": the model built with the "
-             "FASTA / without it (same build). s: the whole build (nodes → model with sequence) in a fresh process; "
+             "brackets (min for scores, max for reversed %, back jumps, s, s/nt); \"seq / no seq\": the model built "
+             "with the FASTA / without it (same build). Reversed %: residues in steps one to three residues back "
+             "(built 3′→5′); back jumps: steps further back (the trace went on to an earlier part of its chain). "
+             "s: the whole build (nodes → model with sequence) in a fresh process; "
              f"peak GB: its peak RSS (max over seeds).{shared}"]
     header = ("| entry | nt | coverage seq / no seq | precision seq / no seq | seq. recall seq / no seq | "
-              "register recall | reversed % | built res. | chains | s | s/nt | peak GB |")
+              "register recall | reversed % | back jumps | built res. | chains | s | s/nt | peak GB |")
     for preset_name in results["presets"]:
-        lines += ["", f"**{preset_name}**", "", header, "|---" * 12 + "|"]
+        lines += ["", f"**{preset_name}**", "", header, "|---" * 13 + "|"]
         every = []
         for entry, info in results["entries"].items():
             runs = _runs_of(results, entry, preset_name)

@@ -334,6 +334,18 @@ def test_a_reversed_stretch_counts_its_residues_and_steps():
     assert result["reversed_fraction"] == pytest.approx(0.4)
 
 
+def test_a_chain_that_runs_on_from_its_3_end_to_its_5_end_jumps_back_without_reversing():
+    """Residues 6-10 then 1-5 in one model chain (a trace round a ring, or across a junction): every step runs
+    5′→3′ but the one from 10 to 1, which jumps back nine positions: no residue is reversed."""
+    result = evaluate_model(reordered(strand(RNA), [5, 6, 7, 8, 9, 0, 1, 2, 3, 4]), strand(RNA))
+    assert result["reversed_residues"] == 0 and result["counts"]["reversed_steps"] == 0
+    assert result["counts"]["backward_jump_steps"] == 1 and result["counts"]["matched_steps"] == 9
+    back_by_three = evaluate_model(reordered(strand(RNA), [0, 1, 2, 3, 7, 4, 5, 6, 8, 9]), strand(RNA))["counts"]
+    assert (back_by_three["reversed_steps"], back_by_three["backward_jump_steps"]) == (1, 0)  # 8 → 5
+    back_by_four = evaluate_model(reordered(strand(RNA), [0, 1, 2, 3, 8, 4, 5, 6, 7, 9]), strand(RNA))["counts"]
+    assert (back_by_four["reversed_steps"], back_by_four["backward_jump_steps"]) == (0, 1)  # 9 → 5
+
+
 def test_steps_across_model_chains_or_unmatched_residues_are_not_steps():
     model = strand(RNA[5:], shift=(0, 5 * RISE_A, 0))  # chain A on reference residues 6-10
     model[0].add_chain(strand(RNA[:5], chain_id="B")[0][0])  # then chain B on 1-5: A10 -> B1 is no step

@@ -56,14 +56,14 @@ def test_a_node_without_phosphates_or_base_gives_no_evidence() -> None:
     assert direction_stretches(np.zeros(0), np.zeros(0, bool)) == []
 
 
-@pytest.mark.parametrize(("bridged", "cuts"), [(True, []), (False, [3, 5])])
+@pytest.mark.parametrize(("bridged", "cuts"), [(True, []), (False, [3, 6])])
 def test_a_few_contrary_nodes_cut_a_path_only_where_no_phosphate_bridges_it(bridged: bool, cuts: list[int]) -> None:
-    """Two contrary nodes in the middle: setting them apart takes two flips, worth it (gain 2 × 1.3) only when
+    """Three contrary nodes in the middle: setting them apart takes two flips, worth it (gain 2 × 2.5) only when
     neither step into and out of them is bridged (2 × FLIP_COST_OPEN), not when both are (2 × FLIP_COST_BRIDGED)."""
-    evidence = np.array([0.9, 0.9, 0.9, -0.7, -0.6, 0.9, 0.9, 0.9])
-    steps = np.ones(7, bool)
-    steps[[2, 4]] = bridged
-    assert 2 * FLIP_COST_OPEN < 2 * 1.3 < 2 * FLIP_COST_BRIDGED
+    evidence = np.array([0.9, 0.9, 0.9, -0.9, -0.8, -0.8, 0.9, 0.9, 0.9])
+    steps = np.ones(8, bool)
+    steps[[2, 5]] = bridged
+    assert 2 * FLIP_COST_OPEN < 2 * 2.5 < 2 * FLIP_COST_BRIDGED
     stretches = direction_stretches(evidence, steps)
     assert [s.start for s in stretches[1:]] == cuts
     assert [s.reverse for s in stretches] == ([False] if bridged else [False, True, False])

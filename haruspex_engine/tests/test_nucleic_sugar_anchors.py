@@ -13,7 +13,7 @@ from haruspex_engine.nucleic.building.evaluate import evaluate_model
 from haruspex_engine.nucleic.building.node_evidence import filter_nodes
 from haruspex_engine.nucleic.building.nodes import NodeSet, cluster_nodes
 from haruspex_engine.nucleic.building.nucleotides import SUGAR_ATOMS
-from haruspex_engine.nucleic.building.sugar_anchors import anchored_sugars
+from haruspex_engine.nucleic.building.sugar_anchors import MOVED_MERGE_A, anchored_sugars, one_per_sugar
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
 from haruspex_engine.testing.oracle_maps import Corruption, oracle_maps
 from haruspex_engine.testing.rna_models import ideal_rna
@@ -114,3 +114,17 @@ def test_a_step_whose_phosphate_nodes_lie_off_their_atoms_still_anchors_its_suga
                             np.empty(0, dtype=int), shape)
     nodes = anchored_sugars(no_mean_shift, phosphates, probability, (0.0, 0.0, 0.0))
     assert len(nodes) == 1 and np.linalg.norm(nodes.xyz[0] - sugar) < 1.0
+
+
+def test_moved_sugar_nodes_that_met_are_one_sugar_and_the_heavier_keeps_its_place():
+    """Nodes 0 and 1 end 1.5 Å apart (two candidates of one nucleotide that climbed to one mode): one node, where the
+    heavier (three voxels against one) stands, holding all four voxels. Node 2, 3 Å from node 0 (farther than
+    MOVED_MERGE_A), and node 3 stay."""
+    xyz = np.array([[10.0, 10.0, 10.0], [11.5, 10.0, 10.0], [10.0, 13.0, 10.0], [20.0, 20.0, 20.0]])
+    voxels = np.array([[10, 10, 10], [10, 10, 9], [10, 9, 10], [10, 10, 11], [10, 13, 10], [20, 20, 20]])
+    members = np.array([0, 0, 0, 1, 2, 3])
+    nodes = NodeSet("sugar", xyz, np.ones(4), voxels, members, (24, 24, 24))
+    assert 1.5 < MOVED_MERGE_A < 3.0
+    merged = one_per_sugar(nodes, np.ones((24, 24, 24)))
+    np.testing.assert_array_equal(merged.xyz, xyz[[0, 2, 3]])
+    np.testing.assert_array_equal(merged.members, [0, 0, 0, 0, 1, 2])

@@ -50,7 +50,7 @@ from haruspex_engine.nucleic.building.sequence_model import (
 )
 from haruspex_engine.nucleic.building.sequences import FastaRecords
 from haruspex_engine.nucleic.building.strand_direction import split_strands
-from haruspex_engine.nucleic.building.sugar_anchors import anchored_sugars
+from haruspex_engine.nucleic.building.sugar_anchors import anchored_sugars, one_per_sugar
 from haruspex_engine.nucleic.building.trace import SOLUTION_LIMIT, TraceResult, trace_backbone
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
 
@@ -165,11 +165,11 @@ def find_nodes(stage2: np.ndarray, density: np.ndarray, origin: Vec3, sugar_node
     ``node_evidence.dense_region``), the phosphate and base nodes moved onto the density
     (``nodes.moved_onto_density``), the node evidence rules (``node_evidence``); with sugar_nodes "anchored" the
     sugar nodes are then anchored on the kept phosphates (``sugar_anchors``, DNA geometry when ``dna``), moved onto
-    the density, and the rules run again. The mean-shift sugar nodes stay where they are: they are modes of a tube
-    (``sugar_anchors``), and moving them as well cost realistic register recall 0.564 → 0.509 (BENCHMARKS.md,
-    2026-12-07). The report gains "sugar_nodes" and, anchored, "sugar_mean_shift" (the mean-shift count). stage2:
-    (8, Z, Y, X) in STAGE2_CLASSES order, density (Z, Y, X), on the 1 Å grid whose voxel (0, 0, 0) is at
-    ``origin`` (x, y, z) Å.
+    the density, those that met merged (``sugar_anchors.one_per_sugar``), and the rules run again. The mean-shift
+    sugar nodes stay where they are: they are modes of a tube (``sugar_anchors``), and moving them as well cost
+    realistic register recall 0.564 → 0.509 (BENCHMARKS.md, 2026-12-07). The report gains "sugar_nodes" and,
+    anchored, "sugar_mean_shift" (the mean-shift count). stage2: (8, Z, Y, X) in STAGE2_CLASSES order, density (Z,
+    Y, X), on the 1 Å grid whose voxel (0, 0, 0) is at ``origin`` (x, y, z) Å.
     """
     if sugar_nodes not in SUGAR_NODE_SOURCES:
         raise ValueError(f"sugar_nodes must be one of {', '.join(SUGAR_NODE_SOURCES)}, not {sugar_nodes!r}")
@@ -186,7 +186,8 @@ def find_nodes(stage2: np.ndarray, density: np.ndarray, origin: Vec3, sugar_node
         mean_shift = filtered.report["sugar_clustered"]
         anchored = anchored_sugars(filtered.nodes["sugar"], filtered.nodes["phosphate"].xyz,
                                    stage2[STAGE2_CLASSES.index("sugar")], origin, dna)
-        clustered["sugar"] = moved_onto_density(anchored, weights["sugar"], density, origin)
+        clustered["sugar"] = one_per_sugar(moved_onto_density(anchored, weights["sugar"], density, origin),
+                                           weights["sugar"])
         filtered = filter_nodes(clustered, stage2, density, origin, maps)
         filtered.report["sugar_mean_shift"] = mean_shift
     filtered.report["sugar_nodes"] = sugar_nodes

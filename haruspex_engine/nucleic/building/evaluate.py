@@ -36,13 +36,18 @@ assignment). Two model residues on one reference residue: only one is matched.
   residues.
 - reversed_residues: model residues in a reversed step. A step is two consecutive nucleotides of one model chain
   (residue i and the next in the file) both matched to residues of one reference chain; it is reversed when the
-  reference position of residue i + 1's partner is lower than that of residue i's partner (a stretch built 3′→5′).
+  reference position of residue i + 1's partner is 1 to POLARITY_SPAN (3) lower than that of residue i's partner
+  (a stretch built 3′→5′ passes each residue backwards, two back where it lacks a residue). A step further back is
+  a backward jump, not a reversal: the trace went on from one place of the chain to an earlier one (from a 3′ end
+  to the 5′ end beside it where a chain closes on itself, or across a junction), each side built in its own
+  direction; it is counted apart (backward_jump_steps).
 - reversed_fraction: reversed_residues / model residues.
 - rmsd_c4_A: root-mean-square C4′-C4′ distance over the pairs; None without pairs.
 - rmsd_all_atoms_A: root-mean-square distance between same-named non-hydrogen atoms (backbone and base) of the
   pairs; None when there is no such atom pair.
 - counts: residues and backbone atoms of each structure, residues without C4′, matched_pairs, register_pairs
-  (pairs in register), matched_steps (steps as defined above), reversed_steps and rmsd_atom_pairs (atom pairs of
+  (pairs in register), matched_steps (steps as defined above), reversed_steps, backward_jump_steps and
+  rmsd_atom_pairs (atom pairs of
   rmsd_all_atoms_A).
 CryoREAD matches nucleotides by an average atom-pair distance below 5 Å; a single C4′ distance is used here so
 that every residue metric rests on one matching that needs no atom names, and 3 Å (half a C4′-C4′ step) cannot
@@ -69,6 +74,8 @@ from haruspex_engine.nucleic.building.parent_bases import UNKNOWN_BASE, modres_p
 
 RESIDUE_CUTOFF_A = 3.0
 ATOM_CUTOFF_A = 5.0
+#: Reference positions a step may go back and count as reversed (polarity) rather than as a backward jump.
+POLARITY_SPAN = 3
 BACKBONE_ATOMS = SUGAR_ATOMS + PHOSPHATE_ATOMS
 _OLD_ATOM_NAMES = {"O1P": "OP1", "O2P": "OP2", "O3P": "OP3"}
 
@@ -199,7 +206,7 @@ def _compare(model: _Nucleotides, reference: _Nucleotides) -> dict[str, Any]:
     n_pairs = len(pairs.reference)
     same_base = int(np.count_nonzero(_same_base(reference.bases[pairs.reference], model.bases[pairs.model])))
     in_register = int(np.count_nonzero(_in_register(model, reference, pairs)))
-    reversed_steps, matched_steps = _steps(model, reference, pairs)
+    reversed_steps, jump_steps, matched_steps = _steps(model, reference, pairs)
     reversed_residues = int(np.count_nonzero(np.pad(reversed_steps, (0, 1)) | np.pad(reversed_steps, (1, 0))))
     rmsd_atoms, atom_pairs = _atom_rmsd(model, reference, pairs)
 
@@ -231,6 +238,7 @@ def _compare(model: _Nucleotides, reference: _Nucleotides) -> dict[str, Any]:
             "register_pairs": in_register,
             "matched_steps": int(np.count_nonzero(matched_steps)),
             "reversed_steps": int(np.count_nonzero(reversed_steps)),
+            "backward_jump_steps": int(np.count_nonzero(jump_steps)),
             "rmsd_atom_pairs": atom_pairs,
         },
     }
@@ -305,17 +313,18 @@ def _in_register(model: _Nucleotides, reference: _Nucleotides, pairs: _Pairs) ->
     return (model.number[pairs.model] == reference.position[pairs.reference]) & (model_sequence == ref_sequence)
 
 
-def _steps(model: _Nucleotides, reference: _Nucleotides, pairs: _Pairs) -> tuple[np.ndarray, np.ndarray]:
-    """(model residues - 1,) bool arrays over model steps i → i + 1: reversed, and matched (both residues of one
-    model chain, consecutive in the file, matched to residues of one reference chain)."""
+def _steps(model: _Nucleotides, reference: _Nucleotides,
+           pairs: _Pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(model residues - 1,) bool arrays over model steps i → i + 1: reversed, backward jump and matched (both
+    residues of one model chain, consecutive in the file, matched to residues of one reference chain)."""
     partner = np.full(len(model.bases), -1)
     partner[pairs.model] = pairs.reference
     first, second = partner[:-1], partner[1:]
     matched = (model.chain[:-1] == model.chain[1:]) & (first >= 0) & (second >= 0)
     matched[matched] = reference.chain[first[matched]] == reference.chain[second[matched]]
-    reversed_steps = np.zeros_like(matched)
-    reversed_steps[matched] = reference.position[second[matched]] < reference.position[first[matched]]
-    return reversed_steps, matched
+    back = np.zeros(len(matched), dtype=np.int64)
+    back[matched] = reference.position[first[matched]] - reference.position[second[matched]]
+    return matched & (back > 0) & (back <= POLARITY_SPAN), matched & (back > POLARITY_SPAN), matched
 
 
 def _atom_rmsd(model: _Nucleotides, reference: _Nucleotides, pairs: _Pairs) -> tuple[float | None, int]:

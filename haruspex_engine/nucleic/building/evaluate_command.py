@@ -35,12 +35,14 @@ one reference residue: only one is matched.
                          (its ordinal among its chain's nucleotides; the reference's own sequence is the FASTA)
                          in the reference chain, or in a reference chain of identical sequence / reference residues
   reversed_residues      model residues in a reversed step: two consecutive residues of one model chain matched
-                         to one reference chain with the second's reference position lower (built 3'->5')
+                         to one reference chain with the second's reference position 1 to 3 lower (built 3'->5');
+                         a step further back is a backward jump (the trace went on to an earlier part of the
+                         chain, each side in its own direction), counted apart
   reversed_fraction      reversed_residues / model residues
   rmsd_c4_A              RMSD (Å) of the C4' atoms of the pairs
   rmsd_all_atoms_A       RMSD (Å) of same-named non-hydrogen atoms (backbone and base) of the pairs
   counts                 residues, backbone atoms, residues without C4', matched_pairs, register_pairs,
-                         matched_steps, reversed_steps, rmsd_atom_pairs
+                         matched_steps, reversed_steps, backward_jump_steps, rmsd_atom_pairs
 These follow CryoREAD's evaluation (Wang, Terashi & Kihara, Nat. Methods 2023), which matches residues by
 average atom-pair distance below 5 Å instead of the C4' distance.""",
     )
