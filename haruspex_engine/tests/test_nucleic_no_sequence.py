@@ -99,3 +99,17 @@ def test_empty_and_malformed_paths() -> None:
     assert choose_residues(np.empty((0, 3)), np.empty((0, 4))).nodes.size == 0
     with pytest.raises(ValueError):
         choose_residues(np.zeros((3, 3)), np.zeros((2, 4)))
+
+
+def test_two_nodes_under_4_A_apart_are_both_residues_only_where_they_share_a_phosphate():
+    """Nodes 3.6 Å apart (node errors on two consecutive nucleotides): the second lies on top of the first and is
+    left out, unless the two sugars share a phosphate (a bridged step), which makes them two nucleotides. Nodes 2 Å
+    apart are one nucleotide either way."""
+    scores = np.full((4, 4), 1.0)
+    close = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 0.0], [9.6, 0.0, 0.0], [15.6, 0.0, 0.0]])
+    assert choose_residues(close, scores).nodes.tolist() == [0, 1, 3]
+    assert choose_residues(close, scores, np.array([False, True, False])).nodes.tolist() == [0, 1, 2, 3]
+    on_top = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 0.0], [8.0, 0.0, 0.0], [14.0, 0.0, 0.0]])
+    assert choose_residues(on_top, scores, np.array([True, True, True])).nodes.tolist() == [0, 1, 3]
+    with pytest.raises(ValueError, match="bridged"):
+        choose_residues(close, scores, np.array([True]))

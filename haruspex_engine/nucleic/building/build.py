@@ -50,6 +50,7 @@ from haruspex_engine.nucleic.building.sequence_model import (
 )
 from haruspex_engine.nucleic.building.sequences import FastaRecords
 from haruspex_engine.nucleic.building.strand_direction import split_strands
+from haruspex_engine.nucleic.building.strand_hops import shared_phosphate
 from haruspex_engine.nucleic.building.sugar_anchors import anchored_sugars, one_per_sugar
 from haruspex_engine.nucleic.building.trace import SOLUTION_LIMIT, TraceResult, trace_backbone
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
@@ -130,7 +131,7 @@ def build_nucleic_model(
     for whole_sugar, whole_attached, direction in pieces:
         if np.isnan(whole_attached.base_xyz).any():
             continue
-        runs = choose_residues(whole_sugar, whole_attached.scores).runs()
+        runs = choose_residues(whole_sugar, whole_attached.scores, shared_phosphate(whole_attached)).runs()
         strands["cut_no_step"] += len(runs) - 1
         for run in runs:
             start, stop = int(run.min()), int(run.max()) + 1
