@@ -36,6 +36,7 @@ from pyworkflow.protocol import STATUS_ABORTED, STATUS_FAILED, STATUS_FINISHED
 from pyworkflow.template import Template, TemplateList
 from pyworkflow.tests import BaseTest, setupTestProject
 
+from haruspex_engine.nucleic.building import SOLUTION_LIMIT
 from haruspex_plugin.constants import (
     BATCH_OUTPUT_NAMES,
     HARUSPEX_CHECKPOINT,
@@ -188,6 +189,10 @@ class TestWorkflowTemplate(BaseTest):
             self.assertTrue(prot.useGpu.get(), prot.getRunName())  # the template keeps Scipion's GPU default
             self.assertEqual(prot.inputVolume.get().getObjId(), imported.outputVolume.getObjId())
 
+    def test_the_build_traces_with_the_engine_default_budget(self):
+        """The template writes its tracing budget as a number: it must be build-na's default."""
+        self.assertEqual(self.runs[ProtHaruspexBuildNucleicAcids].traceSolutions.get(), SOLUTION_LIMIT)
+
     def test_annotation_outputs_lie_on_the_imported_map(self):
         imported, annotate = self.runs[ProtImportVolumes].outputVolume, self.runs[ProtHaruspexAnnotate]
         shape = read_mrc(self.mapPath)[0].shape
@@ -280,6 +285,10 @@ class TestStreamingWorkflowTemplate(BaseTest):
                 self.assertTrue(cls.worksInStreaming())
                 self.assertEqual(run.inputVolume.get().getObjId(), imported.getObjId())
         self.assertEqual(self.runs[ProtHaruspexBuildNucleicAcids].resolution.get(), float(RESOLUTION))
+
+    def test_the_build_traces_with_the_engine_default_budget(self):
+        """The template writes its tracing budget as a number: it must be build-na's default."""
+        self.assertEqual(self.runs[ProtHaruspexBuildNucleicAcids].traceSolutions.get(), SOLUTION_LIMIT)
 
     def test_every_map_has_its_item_in_every_output_set(self):
         ids = {volume.getObjId(): name for name, volume in self.maps.items()}

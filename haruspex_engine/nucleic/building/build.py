@@ -20,7 +20,7 @@ import gemmi
 import numpy as np
 
 from haruspex_engine.maps import Vec3
-from haruspex_engine.nucleic.building import SUGAR_NODE_SOURCES, nucleotides
+from haruspex_engine.nucleic.building import SOLUTION_LIMIT, SUGAR_NODE_SOURCES, nucleotides
 from haruspex_engine.nucleic.building.atoms import ChainResidues, build_model, residue_coordinates
 from haruspex_engine.nucleic.building.attach import PathAttachment, attach_path, linking_density
 from haruspex_engine.nucleic.building.fit_direction import fit_direction_evidence
@@ -52,7 +52,7 @@ from haruspex_engine.nucleic.building.sequences import FastaRecords
 from haruspex_engine.nucleic.building.strand_direction import split_strands
 from haruspex_engine.nucleic.building.strand_hops import shared_phosphate
 from haruspex_engine.nucleic.building.sugar_anchors import anchored_sugars, one_per_sugar
-from haruspex_engine.nucleic.building.trace import SOLUTION_LIMIT, TraceResult, trace_backbone
+from haruspex_engine.nucleic.building.trace import TraceResult, trace_backbone
 from haruspex_engine.nucleic.classes import STAGE2_CLASSES
 
 

@@ -107,8 +107,7 @@ def _best_residues(xyz: np.ndarray, scores: np.ndarray,
         for j in range(max(0, i - MAX_SKIPPED - 1), i):
             skipped = np.arange(j + 1, i)
             d_jk = np.linalg.norm(xyz[skipped] - xyz[j], axis=1)
-            on_top_allowed = np.ones(len(skipped), bool)
-            on_top_allowed[:1] = not plain[j]  # node j+1, a bridged step on, is no duplicate of node j
+            on_top_allowed = (skipped != j + 1) | ~plain[j]  # node j+1, a bridged step on, is no duplicate of j
             skip_cost = float(np.sum(skip_penalty(d_jk, next_step[skipped], on_top_allowed)))
             step = 0.0 if i == j + 1 and plain[j] else float(step_penalty(np.linalg.norm(xyz[i] - xyz[j])))
             value = best[j] + reward[i] - step - skip_cost
