@@ -256,3 +256,19 @@ def test_a_map_that_tells_only_purines_from_pyrimidines_still_places_a_path():
     scores[np.arange(16), partner[truth]] = np.where(first, 0.8, 1.0)
     register = place_path(_line([6.0] * 15), scores, [], codes)
     np.testing.assert_array_equal(register.index, np.arange(30, 46))
+
+
+def test_a_path_that_jumps_where_no_phosphate_joins_two_residues_keeps_both_readings_whole():
+    """A path reads residues 5..12, then, across a 6 Å step no phosphate bridges (the trace went on along another
+    strand), residues 35..42 of a 60-nt sequence. Told the step is not bridged, the reading may jump there (JUMP)
+    and every residue is placed; read as if every step were bridged, the jump goes through the unplaced state and
+    costs the residues beside it."""
+    codes = np.random.default_rng(3).integers(0, 4, 60)
+    truth = np.r_[5:13, 35:43]
+    xyz, scores = _line([6.0] * 15), _scores(codes[truth])
+    bridged = np.ones(15, dtype=bool)
+    bridged[7] = False
+    told = place_paths([xyz], [scores], [[]], [codes], [1], [bridged]).paths[0]
+    np.testing.assert_array_equal(told.index, truth)
+    untold = place_paths([xyz], [scores], [[]], [codes], [1]).paths[0]
+    assert np.count_nonzero(untold.index == truth) < len(truth)

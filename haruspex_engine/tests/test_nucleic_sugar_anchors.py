@@ -52,11 +52,33 @@ def test_anchored_sugars_find_one_node_per_sugar_on_a_backbone_tube(tube):
     anchored = anchored_sugars(nodes["sugar"], nodes["phosphate"].xyz, maps.stage2[SUGAR], maps.origin)
     assert mean_shift[1] < 0.9  # the scene has the problem: extra modes along the tube
     assert _recall_precision(anchored.xyz, truth) >= (1.0, 0.95)
-    assert len(anchored) == len(truth)
+    # one node per sugar, and one more: the 5′-terminal phosphate has one sugar, so its shells are searched for the
+    # other (``_one_sided``), and this saturated tube reaches the threshold 5.3 Å from the first sugar
+    assert len(anchored) == len(truth) + 1
     # every voxel of the thresholded map belongs to a node within reach or to none
     assigned = anchored.members >= 0
     voxel_xyz = anchored.voxels[assigned][:, ::-1] + np.asarray(maps.origin)
     assert np.linalg.norm(voxel_xyz - anchored.xyz[anchored.members[assigned]], axis=1).max() <= 3.5
+
+
+def test_the_sugars_beside_a_phosphate_that_was_not_found_are_looked_for_round_the_phosphates_left(tube, monkeypatch):
+    """Three phosphate nodes of the tube removed (a detector missing them): the six sugars beside them have no
+    phosphate pair, and on this plateau no mean-shift mode of their own. They are found on the shells round their
+    other phosphates (SHELL_RADII_A), as the pairs alone do not."""
+    structure, maps = tube
+    nodes = filter_nodes(cluster_nodes(maps.stage2, maps.density, maps.origin), maps.stage2, maps.density,
+                         maps.origin).nodes
+    truth = _sugar_centroids(structure)
+    phosphate = nodes["phosphate"].xyz
+    atoms = np.array([residue["P"][0].pos.tolist() for chain in structure[0] for residue in chain
+                      if residue.find_atom("P", "*")])
+    _, missed = cKDTree(phosphate).query(atoms[[8, 15, 22]])
+    kept = np.delete(phosphate, missed, axis=0)
+    anchored = anchored_sugars(nodes["sugar"], kept, maps.stage2[SUGAR], maps.origin)
+    assert _recall_precision(anchored.xyz, truth) >= (1.0, 0.95)
+    monkeypatch.setattr(sugar_anchors, "_one_sided", lambda *_: (np.empty((0, 3)), np.empty(0)))
+    pairs_only = anchored_sugars(nodes["sugar"], kept, maps.stage2[SUGAR], maps.origin)
+    assert _recall_precision(pairs_only.xyz, truth)[0] < 1.0
 
 
 def test_anchored_sugars_keep_mean_shift_nodes_without_phosphates(tube):

@@ -44,6 +44,7 @@ from haruspex_engine.nucleic.building.sequence_assign import (
 )
 from haruspex_engine.nucleic.building.sequence_register import PathRegister, fragment_labels, place_paths
 from haruspex_engine.nucleic.building.sequences import UNKNOWN_CODE
+from haruspex_engine.nucleic.building.strand_hops import shared_phosphate
 from haruspex_engine.nucleic.classes import BASE_TYPES
 
 MIN_CHAIN_RESIDUES = 2
@@ -96,7 +97,8 @@ def sequenced_model(paths: list[TracedPath], groups: list[SequenceGroup], dna: b
     placement = place_paths([p.sugar[n] for p, n in zip(paths, nodes)],
                             [p.attached.scores[n] for p, n in zip(paths, nodes)],
                             [fragment_labels(n, f) for n, f in zip(nodes, assignment.fragments)], codes,
-                            [len(g.chain_ids) for g in groups])
+                            [len(g.chain_ids) for g in groups],
+                            [_bridged_steps(p.attached, n) for p, n in zip(paths, nodes)])
     registers = placement.paths
     kept = [~a | (r.group >= 0) for a, r in zip(added, registers)]
     nodes = [n[k] for n, k in zip(nodes, kept)]
@@ -149,6 +151,14 @@ def _with_matched_nodes(path: TracedPath, fragments: list[Fragment]) -> tuple[np
             nodes.insert(at, node)
     order = np.array(nodes[::-1] if path.reverse else nodes, dtype=int)
     return order, np.array([n not in own for n in order.tolist()], dtype=bool)
+
+
+def _bridged_steps(attached: PathAttachment, nodes: np.ndarray) -> np.ndarray:
+    """(R − 1,) bool per step between consecutive residues at path ``nodes`` (chain order): whether every path step
+    between their nodes shares a phosphate (``strand_hops.shared_phosphate``)."""
+    shared = shared_phosphate(attached)
+    low, high = np.minimum(nodes[:-1], nodes[1:]), np.maximum(nodes[:-1], nodes[1:])
+    return np.array([bool(shared[a:b].all()) for a, b in zip(low.tolist(), high.tolist())], dtype=bool)
 
 
 def _distribute(paths: list[TracedPath], nodes: list[np.ndarray], registers: list[PathRegister],

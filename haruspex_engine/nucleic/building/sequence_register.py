@@ -113,21 +113,22 @@ class Registers:
 
 
 def place_paths(xyz: list[np.ndarray], scores: list[np.ndarray], labels: list[Labels], codes: list[np.ndarray],
-                copies: list[int]) -> Registers:
+                copies: list[int], bridged: list[np.ndarray] | None = None) -> Registers:
     """The register of every path's residues (see the module docstring). Per path: xyz (R, 3) sugar node positions
     of its residues in chain order, Å; scores (R, 4) their base-type scores (A, UT, C, G); labels: its chosen
     fragments' readings (``fragment_labels``). codes: each group's sequence as base codes (A=0, U/T=1, C=2, G=3,
     N=4);
-    copies: each group's number of chains."""
+    copies: each group's number of chains; bridged: per path, (R − 1,) bool, whether a phosphate joins the two
+    residues of each step (``register_posterior``; None: all are joined)."""
     calls = [_calls(np.asarray(s).reshape(-1, 4)) for s in scores]
-    accuracy, alone = _estimate_accuracy(xyz, calls, codes)
-    linked = path_posteriors(xyz, calls, codes, accuracy, linked=True)
+    accuracy, alone = _estimate_accuracy(xyz, calls, codes, bridged)
+    linked = path_posteriors(xyz, calls, codes, accuracy, linked=True, bridged=bridged)
     offsets = np.cumsum([0] + [len(c) for c in codes])
     group_of = sequence_of(codes)
     capacity = np.concatenate([np.full(len(c), n) for c, n in zip(codes, copies)])
     free = _free_for_each(linked, capacity)
     if free is not None:
-        linked = path_posteriors(xyz, calls, codes, accuracy, linked=True, free=free)
+        linked = path_posteriors(xyz, calls, codes, accuracy, linked=True, free=free, bridged=bridged)
     placements = [_most_probable(p, offsets, group_of) for p in linked]
     _limit_copies(placements, copies)
     registers = []
@@ -162,12 +163,12 @@ def _calls(scores: np.ndarray) -> np.ndarray:
     return (scores >= CALL_SHARE * best[:, None] - MIN_CALL_SCORE) & (best[:, None] > MIN_CALL_SCORE)
 
 
-def _estimate_accuracy(xyz: list[np.ndarray], calls: list[np.ndarray],
-                       codes: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
+def _estimate_accuracy(xyz: list[np.ndarray], calls: list[np.ndarray], codes: list[np.ndarray],
+                       bridged: list[np.ndarray] | None) -> tuple[float, list[np.ndarray]]:
     """Step 2: the call accuracy and, at that accuracy, each path's posterior read on its own."""
     letters = np.concatenate(codes)
     accuracy = START_ACCURACY
-    alone = path_posteriors(xyz, calls, codes, accuracy)
+    alone = path_posteriors(xyz, calls, codes, accuracy, bridged=bridged)
     for _ in range(ACCURACY_ROUNDS):
         agree = counted = 0.0
         for posterior, path_calls in zip(alone, calls):
@@ -175,7 +176,7 @@ def _estimate_accuracy(xyz: list[np.ndarray], calls: list[np.ndarray],
             agree += float((posterior * agreement(path_calls, letters))[has].sum())
             counted += float(posterior[has][:, letters != UNKNOWN_CODE].sum())
         accuracy = float(np.clip((agree + 1) / (counted + 2), *ACCURACY_RANGE))
-        alone = path_posteriors(xyz, calls, codes, accuracy)
+        alone = path_posteriors(xyz, calls, codes, accuracy, bridged=bridged)
     return accuracy, alone
 
 

@@ -27,6 +27,23 @@ detector 6v5b 0.32 / 0.41 → 0.83 / 0.88, 3SIU 0.50 / 0.42 → 0.79 / 0.64, 1EH
 maps (``testing.oracle_maps``) clean 6v5b 0.94 / 0.91 → 1.00 / 0.99, clean 3JBV_A 0.98 / 0.94 → 0.98 / 0.96,
 realistic 1GID 0.70 / 0.64 → 0.74 / 0.71.
 
+A sugar whose other phosphate was not found has no pair. Every one of the 12 nucleotides of 6v5b that the demo
+detector's build missed lacked a phosphate node on at least one side (the network finds 88 % of them there), and
+a tube gives no mean-shift mode of its own there. So every phosphate node with fewer than two candidates within
+SIDE_REACH_A has its missing sugars looked for on two shells round it (SHELL_RADII_A: the distances from a
+phosphate to its own sugar and to the previous nucleotide's), at least DISTINCT_SUGARS_A from every candidate, where
+the smoothed probability reaches SHELL_MIN_PROBABILITY. Demo detector, held-out maps (``make_demo_detector.py``,
+with the sequence), backbone coverage / precision before → after: 6v5b 0.846 / 0.943 → 0.897 / 0.972, 1EHZ 0.882 /
+0.931 → 0.895 / 0.919, 3SIU 0.821 / 0.807 → 0.875 / 0.790, 1KF1 0.773 / 0.773 → 0.864 / 0.760, 1BNA 0.875 / 1.000
+→ 0.917 / 0.846 (two residues at a duplex end on the other strand's bases, two at the 3′ end on a phosphate). Corpus
+oracle maps (``bench_na_corpus.py``, 30 builds each, BENCHMARKS.md 2026-12-08): realistic coverage 0.907 → 0.914,
+precision 0.953 → 0.947, register recall 0.586 → 0.592; clean unchanged within 0.003. Of the shell candidates, 40–60
+% lie within 2 Å of a sugar (realistic and demo maps); the node evidence rules and the trace drop most of the rest.
+A 5′-terminal phosphate has one sugar, so its shells are searched too: a tube painted beyond its sugar gives a
+false node there. Requiring 0.45 instead of 0.3 kept fewer true ones and lowered realistic register recall to 0.572;
+excluding only MERGE_A (3.5 Å) round the candidates built more false residues (realistic precision 0.946, clean
+register recall 0.969).
+
 Each voxel of the thresholded sugar map belongs to the nearest node within ABSORB_A (else to none), so node masses
 and touching voxels (the sugar graph's first edges) follow the new nodes. Positions (x, y, z) Å; arrays (z, y, x)
 on the 1 Å grid whose voxel (0, 0, 0) is at ``origin``.
@@ -73,6 +90,21 @@ SNAP_A = 1.5
 MOVED_MERGE_A = 2.5
 #: Å: a mean-shift node this close to a candidate is that candidate's sugar; voxels join nodes this close.
 ABSORB_A = 3.5
+#: Å: radii of the shells round a phosphate on which a sugar whose other phosphate was not found is looked for.
+#: Sugar to phosphate centroid over the corpus (2,596 RNA and 79 DNA nucleotides): the nucleotide's own phosphate
+#: 4.46 Å (median; 5th–95th percentile 4.05–4.71; DNA 4.05), the next nucleotide's 3.73 Å (3.61–3.78; DNA 3.78).
+SHELL_RADII_A = (3.75, 4.45)
+#: Points per shell (a Fibonacci sphere).
+SHELL_POINTS = 64
+#: Å: a phosphate node with two candidates this near has both its sugars (the 99th percentile of the distance to
+#: its own sugar, 4.84 Å, plus a little for node error).
+SIDE_REACH_A = 5.0
+#: Least smoothed sugar probability of a sugar looked for on the shells: with one phosphate to anchor it instead of
+#: two, the map must say more.
+SHELL_MIN_PROBABILITY = 0.3
+#: Å: a sugar looked for on the shells lies at least this far from every candidate (the sugar centres of distinct
+#: nucleotides, ``node_evidence`` rule 5).
+DISTINCT_SUGARS_A = 4.4
 
 
 def anchored_sugars(sugar: NodeSet, phosphate_xyz: np.ndarray, sugar_probability: np.ndarray,
@@ -82,9 +114,10 @@ def anchored_sugars(sugar: NodeSet, phosphate_xyz: np.ndarray, sugar_probability
     map (Z, Y, X); dna: the circle of DNA's geometry (PERPENDICULAR_A). Densities: the smoothed sugar probability at
     each node, min-max normalised as mean-shift densities are."""
     smooth = ndimage.gaussian_filter(np.asarray(sugar_probability, dtype=np.float32), SMOOTH_SIGMA_A)
-    xyz, value = _candidates(np.asarray(phosphate_xyz, dtype=float).reshape(-1, 3), smooth, origin,
-                             PERPENDICULAR_A["DNA" if dna else "RNA"])
-    xyz, value = _merged(xyz, value)
+    phosphate = np.asarray(phosphate_xyz, dtype=float).reshape(-1, 3)
+    xyz, value = _merged(*_candidates(phosphate, smooth, origin, PERPENDICULAR_A["DNA" if dna else "RNA"]))
+    lone_xyz, lone_value = _one_sided(phosphate, xyz, smooth, origin)
+    xyz, value = _merged(np.concatenate([xyz, lone_xyz]), np.concatenate([value, lone_value]))
     if len(xyz) and len(sugar):
         to_candidate, candidate = cKDTree(xyz).query(sugar.xyz, distance_upper_bound=ABSORB_A)
         snapped = to_candidate <= SNAP_A
@@ -128,6 +161,48 @@ def _candidates(phosphate: np.ndarray, smooth: np.ndarray, origin: Vec3,
     point, value = circle[np.arange(len(a)), best], values[np.arange(len(a)), best]
     found = value >= MIN_PROBABILITY
     return point[found], value[found]
+
+
+def _one_sided(phosphate: np.ndarray, found: np.ndarray, smooth: np.ndarray,
+               origin: Vec3) -> tuple[np.ndarray, np.ndarray]:
+    """Sugars of the phosphate nodes (M, 3) Å that have fewer than two of the ``found`` candidates (K, 3) Å within
+    SIDE_REACH_A (a neighbouring phosphate was not found): for each, the most probable points of its shells
+    (SHELL_RADII_A) at least DISTINCT_SUGARS_A from every candidate, as many as it lacks, where the smoothed sugar
+    probability reaches SHELL_MIN_PROBABILITY. Returns (J, 3) Å and the probabilities (J,)."""
+    if not len(phosphate):
+        return np.empty((0, 3)), np.empty(0)
+    have = (np.array([len(near) for near in cKDTree(found).query_ball_point(phosphate, SIDE_REACH_A)])
+            if len(found) else np.zeros(len(phosphate), dtype=int))
+    lacking = np.flatnonzero(have < 2)
+    if not len(lacking):
+        return np.empty((0, 3)), np.empty(0)
+    shell = np.concatenate([radius * _sphere(SHELL_POINTS) for radius in SHELL_RADII_A])
+    points = phosphate[lacking][:, None, :] + shell[None, :, :]
+    values = trilinear_values(smooth, points.reshape(-1, 3), origin).reshape(points.shape[:2])
+    chosen: list[np.ndarray] = []
+    chosen_value: list[float] = []
+    taken = list(found)
+    for row, missing in zip(range(len(lacking)), (2 - have[lacking]).tolist()):
+        candidates, probability = points[row], values[row].copy()
+        for _ in range(missing):
+            if taken:
+                near = np.min(np.linalg.norm(candidates[:, None, :] - np.asarray(taken)[None], axis=2), axis=1)
+                probability[near < DISTINCT_SUGARS_A] = -np.inf
+            best = int(np.argmax(probability))
+            if probability[best] < SHELL_MIN_PROBABILITY:
+                break
+            chosen.append(candidates[best])
+            chosen_value.append(float(probability[best]))
+            taken.append(candidates[best])
+    return np.asarray(chosen).reshape(-1, 3), np.asarray(chosen_value)
+
+
+def _sphere(count: int) -> np.ndarray:
+    """(count, 3) unit vectors spread evenly over the sphere (a Fibonacci lattice)."""
+    k = np.arange(count) + 0.5
+    polar = np.arccos(1 - 2 * k / count)
+    azimuth = np.pi * (1 + 5 ** 0.5) * k
+    return np.stack([np.cos(azimuth) * np.sin(polar), np.sin(azimuth) * np.sin(polar), np.cos(polar)], axis=1)
 
 
 def one_per_sugar(sugar: NodeSet, weights: np.ndarray) -> NodeSet:
