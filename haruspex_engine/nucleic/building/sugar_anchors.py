@@ -32,8 +32,9 @@ detector's build missed lacked a phosphate node on at least one side (the networ
 a tube gives no mean-shift mode of its own there. So every phosphate node with fewer than two candidates within
 SIDE_REACH_A has its missing sugars looked for on two shells round it (SHELL_RADII_A: the distances from a
 phosphate to its own sugar and to the previous nucleotide's), at least DISTINCT_SUGARS_A from every candidate, where
-the smoothed probability reaches SHELL_MIN_PROBABILITY. Demo detector, held-out maps (``make_demo_detector.py``,
-with the sequence), backbone coverage / precision before → after: 6v5b 0.846 / 0.943 → 0.897 / 0.972, 1EHZ 0.882 /
+the smoothed probability reaches MIN_PROBABILITY, as between a pair. Demo detector, held-out maps
+(``make_demo_detector.py``, with the sequence), backbone coverage / precision before → after: 6v5b 0.846 / 0.943 →
+0.897 / 0.972, 1EHZ 0.882 /
 0.931 → 0.895 / 0.919, 3SIU 0.821 / 0.807 → 0.875 / 0.790, 1KF1 0.773 / 0.773 → 0.864 / 0.760, 1BNA 0.875 / 1.000
 → 0.917 / 0.846 (two residues at a duplex end on the other strand's bases, two at the 3′ end on a phosphate). Corpus
 oracle maps (``bench_na_corpus.py``, 30 builds each, BENCHMARKS.md 2026-12-08): realistic coverage 0.907 → 0.914,
@@ -99,9 +100,6 @@ SHELL_POINTS = 64
 #: Å: a phosphate node with two candidates this near has both its sugars (the 99th percentile of the distance to
 #: its own sugar, 4.84 Å, plus a little for node error).
 SIDE_REACH_A = 5.0
-#: Least smoothed sugar probability of a sugar looked for on the shells: with one phosphate to anchor it instead of
-#: two, the map must say more.
-SHELL_MIN_PROBABILITY = 0.3
 #: Å: a sugar looked for on the shells lies at least this far from every candidate (the sugar centres of distinct
 #: nucleotides, ``node_evidence`` rule 5).
 DISTINCT_SUGARS_A = 4.4
@@ -168,7 +166,7 @@ def _one_sided(phosphate: np.ndarray, found: np.ndarray, smooth: np.ndarray,
     """Sugars of the phosphate nodes (M, 3) Å that have fewer than two of the ``found`` candidates (K, 3) Å within
     SIDE_REACH_A (a neighbouring phosphate was not found): for each, the most probable points of its shells
     (SHELL_RADII_A) at least DISTINCT_SUGARS_A from every candidate, as many as it lacks, where the smoothed sugar
-    probability reaches SHELL_MIN_PROBABILITY. Returns (J, 3) Å and the probabilities (J,)."""
+    probability reaches MIN_PROBABILITY. Returns (J, 3) Å and the probabilities (J,)."""
     if not len(phosphate):
         return np.empty((0, 3)), np.empty(0)
     have = (np.array([len(near) for near in cKDTree(found).query_ball_point(phosphate, SIDE_REACH_A)])
@@ -182,14 +180,14 @@ def _one_sided(phosphate: np.ndarray, found: np.ndarray, smooth: np.ndarray,
     chosen: list[np.ndarray] = []
     chosen_value: list[float] = []
     taken = list(found)
-    for row, missing in zip(range(len(lacking)), (2 - have[lacking]).tolist()):
+    for row, missing in enumerate((2 - have[lacking]).tolist()):
         candidates, probability = points[row], values[row].copy()
         for _ in range(missing):
             if taken:
                 near = np.min(np.linalg.norm(candidates[:, None, :] - np.asarray(taken)[None], axis=2), axis=1)
                 probability[near < DISTINCT_SUGARS_A] = -np.inf
             best = int(np.argmax(probability))
-            if probability[best] < SHELL_MIN_PROBABILITY:
+            if probability[best] < MIN_PROBABILITY:
                 break
             chosen.append(candidates[best])
             chosen_value.append(float(probability[best]))
